@@ -1,0 +1,37 @@
+/* cli.h - the `twin` command line: git-style subcommands, one file per command.
+ *
+ * A command file declares itself with
+ *
+ *     TW_COMMAND(import, "import documents from files, folders and exports")
+ *     {
+ *         ... argc/argv as for main, argv[0] is "import" ...
+ *         return 0;   // the process exit status
+ *     }
+ *
+ * The Makefile collects every TW_COMMAND line of src/cli/cmd_*.c into the command table, so adding
+ * a command touches no other file. Only cli/ writes to the terminal (STYLE §7).
+ */
+#ifndef TW_CLI_H
+#define TW_CLI_H
+
+#include <stdio.h>
+
+struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+#define TW_COMMAND(name, summary)                                                                  \
+    static int cmd_##name(int argc, char **argv);                                                  \
+    const struct cli_command cli_command_##name = {#name, summary, cmd_##name};                    \
+    static int cmd_##name(int argc, char **argv)
+
+/* Prints "twin: <msg>\n" to stderr; returns 1 so commands can 'return cli_fail(...)'. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* True when argv has "-h" or "--help" before any "--". */
+int cli_wants_help(int argc, char **argv);
+/* The program version string ("0.1.0"). */
+extern const char cli_version[];
+
+#endif
