@@ -34,4 +34,24 @@ int cli_wants_help(int argc, char **argv);
 /* The program version string ("0.1.0"). */
 extern const char cli_version[];
 
+
+
+/* Benchmarks: `twin bench NAME` runs one, `twin bench all` runs every one. A file
+ * src/cli/bench_<area>.c declares its benchmarks like commands:
+ *
+ *     TW_BENCH(import, "documents/s and MB/s importing a corpus; change-log events/s")
+ *     { ... argc/argv after "bench", argv[0] is "import" ...; return 0; }
+ *
+ * A benchmark prints throughput and, where a peer exists, the ratio to it measured in the same
+ * run. The Makefile collects TW_BENCH lines of src/cli/bench_*.c like TW_COMMAND lines. */
+struct cli_bench {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+#define TW_BENCH(name, summary)                                                                    \
+    static int bench_##name(int argc, char **argv);                                                \
+    const struct cli_bench cli_bench_##name = {#name, summary, bench_##name};                      \
+    static int bench_##name(int argc, char **argv)
 #endif

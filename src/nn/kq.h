@@ -1,0 +1,43 @@
+/* kq.h - tensor types and kernels: conversion, quantization, fused dot products, matmul.
+ *
+ * Every kernel has a plain reference version (the definition, kq_*_ref) and fast versions for
+ * AVX2 and AVX-512 in src/nn/arch/<isa>/, picked at run time from the CPU's features. The public
+ * entry points below dispatch. Quantized formats are ggml's (engine-notes §7); blocks are decoded
+ * exactly as ggml decodes them.
+ *
+ * Matmul convention (ggml's): a weight W of GGUF shape ne=[n_in, n_out] is n_out rows of n_in
+ * values of its type. kq_matmul computes, for every token t < n_tok and output o < n_out,
+ *     y[t*n_out + o] = sum_i W[o, i] * x[t*n_in + i]
+ * with x and y in f32. Thread-safety: kernels are pure; kq_init() is idempotent and thread-safe.
+ */
+#ifndef TW_KQ_H
+#define TW_KQ_H
+
+#include "base/pool.h"
+#include "nn/gguf.h"
+
+#include <stdint.h>
+
+/* Detects CPU features and fills the dispatch table (called implicitly by the kernels). */
+void kq_init(void);
+/* "avx512", "avx2" or "scalar": the kernel set in use (TWIN_KQ=scalar|avx2 forces a lower one). */
+const char *kq_isa(void);
+
+float kq_f16_to_f32(uint16_t h);
+uint16_t kq_f32_to_f16(float f);
+float kq_bf16_to_f32(uint16_t h);
+uint16_t kq_f32_to_bf16(float f);
+
+/* True if the type can be dequantized/used in kq_matmul (F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K). */
+int kq_type_supported(enum gguf_ttype t);
+/* Decodes n values (n a multiple of the block size) of type t at src into dst. */
+void kq_dequant(enum gguf_ttype t, const void *src, float *dst, int64_t n);
+/* Encodes n floats as type t, the way llama.cpp's quantizer does (no importance matrix). */
+void kq_quant(enum gguf_ttype t, const float *src, void *dst, int64_t n);
+/* Dot product of one row of type t (n values) with n floats. */
+float kq_dot(enum gguf_ttype t, const void *row, const float *x, int64_t n);
+/* y = W x for n_tok tokens, split across the pool's threads by output rows. */
+void kq_matmul(enum gguf_ttype t, const void *w, int64_t n_in, int64_t n_out, const float *x,
+               int64_t n_tok, float *y, struct tw_pool *pool);
+
+#endif
