@@ -32,4 +32,19 @@ struct src_opts {
     bool include_drafts;       // Medium/Substack: drafts and unpublished posts too
 };
 
+
+
+/* ---- local sources: files, folders, official exports (src/collect/{files,medium,substack,
+ * linkedin,csv,zip}.c) ---- */
+
+/* ---- end of local sources ---- */
+
+/* ---- network sources: http, feeds, crawlers, git (src/collect/{http,feed,crawl,github,git}.c) */
+
+/* Imports a git repository (a local path, file:// URL or https URL) as one `code` document per
+ * text file (url = blob URL at the commit, title = repo/path). */
+int src_git_import(const char *url_or_path, const struct src_opts *o, struct src_sink *sink,
+                   struct tw_err *err);
+
+/* ---- end of network sources ---- */
 #endif
