@@ -104,7 +104,12 @@ $(B)/gen/benches.h: $(CLI_SRCS) Makefile
 	@mkdir -p $(@D)
 	@sed -n 's/^TW_BENCH(\([a-z_0-9]*\),.*/X(\1)/p' $(CLI_SRCS) | sort > $@.tmp && mv $@.tmp $@
 
+$(B)/gen/subcommands.h: $(CLI_SRCS) Makefile
+	@mkdir -p $(@D)
+	@sed -n 's/^TW_SUBCOMMAND(\([a-z_0-9]*\), *\([a-z_0-9]*\),.*/X(\1, \2)/p' $(CLI_SRCS) | sort > $@.tmp && mv $@.tmp $@
+
 $(B)/src/cli/main.o: $(B)/gen/commands.h
+$(B)/src/cli/subcommand.o: $(B)/gen/subcommands.h
 $(B)/src/cli/cmd_bench.o: $(B)/gen/benches.h
 
 $(B)/src/nn/%.o: src/nn/%.c

@@ -54,4 +54,28 @@ struct cli_bench {
     static int bench_##name(int argc, char **argv);                                                \
     const struct cli_bench cli_bench_##name = {#name, summary, bench_##name};                      \
     static int bench_##name(int argc, char **argv)
+
+/* Subcommands of a command group (`twin model info`, `twin model quantize`, …), declared in any
+ * src/cli/ file and collected by the Makefile like TW_COMMAND lines:
+ *
+ *     TW_SUBCOMMAND(model, quantize, "IN OUT TYPE: quantize a model")
+ *     { ... argv[0] is "quantize" ... }
+ *
+ * The group's command runs them with cli_run_subcommand("model", argc, argv). */
+struct cli_subcommand {
+    const char *group;
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+#define TW_SUBCOMMAND(group, name, summary)                                                        \
+    static int subcmd_##group##_##name(int argc, char **argv);                                     \
+    const struct cli_subcommand cli_subcommand_##group##_##name = {#group, #name, summary,         \
+                                                                   subcmd_##group##_##name};       \
+    static int subcmd_##group##_##name(int argc, char **argv)
+
+/* Dispatches argv[1] among the group's subcommands (argv[0] is the group); prints the group's
+ * usage for --help or no argument. Returns the exit status. */
+int cli_run_subcommand(const char *group, int argc, char **argv);
 #endif
