@@ -1,3 +1,4 @@
+MAKEFLAGS += --no-print-directory
 # twin - one binary, four pipelines. See README.md and docs/.
 #
 #   make                 debug build (-O0 -g; src/nn at -O2), binary at ./twin
