@@ -1,3 +1,4 @@
+MAKEFLAGS += --no-print-directory
 # twin - one binary, four pipelines. See README.md and docs/.
 #
 #   make                 debug build (-O0 -g; src/nn at -O2), binary at ./twin
@@ -146,9 +147,11 @@ unit-tests: $(B)/twin $(UNIT_BINS) $(REPLAY_BINS)
 test: unit-tests
 	@B=$(B) tests/run.sh
 
+# The fuzz runs come first so that the test summary ("N passed, N failed") is the last line.
 check: check-deps check-headers check-banned
-	$(MAKE) SANITIZE=address,undefined test
 	$(MAKE) fuzz-run FUZZ_TIME=$${FUZZ_TIME:-5}
+	$(MAKE) -j2 SANITIZE=address,undefined unit-tests
+	$(MAKE) SANITIZE=address,undefined test
 
 check-deps:
 	@scripts/check-deps
