@@ -238,6 +238,413 @@ TEST(vec_hnsw_recall_at_10_on_10k_benchmark_vectors)
     tw_free(qs);
 }
 
+/* ---- deletes ---- */
+
+static int id_is_deleted(uint64_t id)
+{
+    // Ids are 1000 + 3*i; every slot i with i % 3 != 0 is deleted below.
+    return ((id - 1000) / 3) % 3 != 0;
+}
+
+TEST(vec_deleted_ids_are_never_returned_and_compaction_drops_them)
+{
+    struct tw_err err = TW_ERR_INIT;
+    const uint32_t n = 3000, nq = 100, dim = 64;
+    float *base = synth(3, n, dim), *qs = synth(4, nq, dim);
+    struct vec_index *idx;
+    struct vec_hit hits[20];
+    uint32_t nh;
+    double r;
+    CHECK(base && qs);
+    idx = build(base, n, dim, VEC_METRIC_COSINE, 0);
+    CHECK(idx != NULL);
+    for (uint32_t i = 0; i < n; i++)
+        if (id_is_deleted(1000 + (uint64_t)i * 3))
+            CHECK_OK(vec_index_delete(idx, 1000 + (uint64_t)i * 3, &err), &err);
+    CHECK_EQ_INT(vec_index_count(idx), n / 3);
+    CHECK_EQ_INT(vec_index_n_deleted(idx), n - n / 3);
+    for (uint32_t i = 0; i < nq; i++) {
+        CHECK_OK(vec_index_search(idx, qs + (size_t)i * dim, 20, 0, NULL, NULL, 0, hits, &nh, &err),
+                 &err);
+        CHECK_EQ_INT(nh, 20);
+        for (uint32_t j = 0; j < nh; j++)
+            CHECK_MSG(!id_is_deleted(hits[j].id), "deleted id %llu returned",
+                      (unsigned long long)hits[j].id);
+        // The query's own base vector, if live, is its nearest neighbour: the delete must not
+        // have hidden live vectors.
+        CHECK_OK(vec_index_search(idx, base + (size_t)i * 3 * dim, 1, 0, NULL, NULL, 0, hits, &nh,
+                                  &err), &err);
+        CHECK_EQ_INT(hits[0].id, 1000 + (uint64_t)i * 9);
+    }
+    r = recall_at(idx, qs, nq, dim, 10, 0, NULL, NULL);
+    CHECK_MSG(r >= 0.9, "recall with 2/3 deleted %.4f", r);
+    CHECK_OK(vec_index_compact(idx, &err), &err);
+    CHECK_EQ_INT(vec_index_n_deleted(idx), 0);
+    CHECK_EQ_INT(vec_index_count(idx), n / 3);
+    CHECK(vec_index_has(idx, 1000, NULL));
+    CHECK(!vec_index_has(idx, 1003, NULL));
+    r = recall_at(idx, qs, nq, dim, 10, 0, NULL, NULL);
+    CHECK_MSG(r >= 0.95, "recall after compaction %.4f", r);
+    vec_index_free(idx);
+    tw_free(base);
+    tw_free(qs);
+}
+
+/* ---- filters ---- */
+
+struct mod_filter {
+    uint64_t mod, rem;
+    long calls;
+};
+
+static int mod_admit(void *ctx, uint64_t id)
+{
+    struct mod_filter *f = ctx;
+    f->calls++;
+    return (id - 1000) / 3 % f->mod == f->rem;
+}
+
+TEST(vec_filters_apply_during_search_and_still_return_k)
+{
+    struct tw_err err = TW_ERR_INIT;
+    const uint32_t n = 5000, nq = 50, dim = 96;
+    float *base = synth(5, n, dim), *qs = synth(6, nq, dim);
+    struct vec_index *idx;
+    struct vec_hit hits[10];
+    uint32_t nh;
+    uint64_t mods[] = {2, 10, 50, 1000, 4000};
+    CHECK(base && qs);
+    // exact_below 0: 1/2 and 1/10 walk the graph, the rarer filters switch to a scan.
+    idx = build(base, n, dim, VEC_METRIC_COSINE, 0);
+    CHECK(idx != NULL);
+    for (size_t m = 0; m < sizeof(mods) / sizeof(mods[0]); m++) {
+        struct mod_filter f = {mods[m], 1, 0};
+        uint32_t matching = 0;
+        double r;
+        for (uint32_t i = 0; i < n; i++)
+            matching += i % mods[m] == 1;
+        for (uint32_t i = 0; i < nq; i++) {
+            CHECK_OK(vec_index_search(idx, qs + (size_t)i * dim, 10, 0, mod_admit, &f, 0, hits,
+                                      &nh, &err), &err);
+            CHECK_EQ_INT(nh, matching < 10 ? matching : 10);
+            for (uint32_t j = 0; j < nh; j++)
+                CHECK_EQ_INT((hits[j].id - 1000) / 3 % mods[m], 1);
+        }
+        r = recall_at(idx, qs, nq, dim, 10, 0, mod_admit, &f);
+        fprintf(stderr, "  filter 1/%llu: recall@10 %.4f\n", (unsigned long long)mods[m], r);
+        CHECK_MSG(r >= 0.95, "filtered recall 1/%llu: %.4f", (unsigned long long)mods[m], r);
+    }
+    vec_index_free(idx);
+    tw_free(base);
+    tw_free(qs);
+}
+
+/* ---- persistence ---- */
+
+static int same_results(struct vec_index *a, struct vec_index *b, const float *qs, uint32_t nq,
+                        uint32_t dim)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct vec_hit ha[10], hb[10];
+    for (uint32_t i = 0; i < nq; i++) {
+        uint32_t na, nb;
+        if (vec_index_search(a, qs + (size_t)i * dim, 10, 0, NULL, NULL, 0, ha, &na, &err) < 0 ||
+            vec_index_search(b, qs + (size_t)i * dim, 10, 0, NULL, NULL, 0, hb, &nb, &err) < 0 ||
+            na != nb)
+            return 0;
+        for (uint32_t j = 0; j < na; j++)
+            if (ha[j].id != hb[j].id || ha[j].dist != hb[j].dist)
+                return 0;
+    }
+    return 1;
+}
+
+static char *path_in_tmp(const char *name)
+{
+    static char path[8][512];
+    static int slot;
+    char *p = path[slot++ % 8];
+    snprintf(p, sizeof(path[0]), "%s/%s", test_tmpdir(), name);
+    return p;
+}
+
+TEST(vec_save_open_round_trip_gives_identical_results)
+{
+    struct tw_err err = TW_ERR_INIT;
+    const uint32_t n = 2000, nq = 50, dim = 48;
+    float *base = synth(7, n + 10, dim), *qs = synth(8, nq, dim);
+    struct vec_index *idx, *back = NULL, *fresh = NULL;
+    struct vec_params p;
+    const char *path = path_in_tmp("a.twvec");
+    CHECK(base && qs);
+    idx = build(base, n, dim, VEC_METRIC_L2, 0);
+    CHECK(idx != NULL);
+    CHECK_OK(vec_index_delete(idx, 1000 + 3 * 5, &err), &err);
+    vec_index_set_max_seq(idx, 123456789012345ULL);
+    CHECK_OK(vec_index_save(idx, path, &err), &err);
+    CHECK_OK(vec_index_open(path, &back, &err), &err);
+    CHECK_EQ_INT(vec_index_count(back), n - 1);
+    CHECK_EQ_INT(vec_index_n_deleted(back), 1);
+    CHECK(vec_index_max_seq(back) == 123456789012345ULL);
+    vec_index_params(back, &p);
+    CHECK_EQ_INT(p.dim, dim);
+    CHECK_EQ_INT(p.metric, VEC_METRIC_L2);
+    CHECK_EQ_INT(p.M, 16);
+    CHECK(same_results(idx, back, qs, nq, dim));
+    // Changes after open (the mapped file is copied first) match the same changes in memory.
+    for (uint32_t i = n; i < n + 10; i++) {
+        CHECK_OK(vec_index_add(idx, 1000 + (uint64_t)i * 3, base + (size_t)i * dim, &err), &err);
+        CHECK_OK(vec_index_add(back, 1000 + (uint64_t)i * 3, base + (size_t)i * dim, &err), &err);
+    }
+    CHECK_OK(vec_index_delete(idx, 1000, &err), &err);
+    CHECK_OK(vec_index_delete(back, 1000, &err), &err);
+    CHECK(same_results(idx, back, qs, nq, dim));
+    // Saving over the old file replaces it; the reopened copy still agrees.
+    CHECK_OK(vec_index_save(back, path, &err), &err);
+    CHECK_OK(vec_index_open(path, &fresh, &err), &err);
+    CHECK(same_results(idx, fresh, qs, nq, dim));
+    vec_index_free(fresh);
+    vec_index_free(back);
+    vec_index_free(idx);
+    tw_free(base);
+    tw_free(qs);
+}
+
+TEST(vec_empty_index_round_trips)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct vec_params p = VEC_PARAMS_INIT(3, VEC_METRIC_DOT);
+    struct vec_index *idx, *back;
+    const char *path = path_in_tmp("empty.twvec");
+    const float v[3] = {1, 2, 3};
+    struct vec_hit hit;
+    uint32_t n;
+    CHECK_OK(vec_index_new(&p, &idx, &err), &err);
+    CHECK_OK(vec_index_save(idx, path, &err), &err);
+    CHECK_OK(vec_index_open(path, &back, &err), &err);
+    CHECK_EQ_INT(vec_index_count(back), 0);
+    CHECK_OK(vec_index_add(back, 5, v, &err), &err);
+    CHECK_OK(vec_index_search(back, v, 1, 0, NULL, NULL, 0, &hit, &n, &err), &err);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(hit.id, 5);
+    vec_index_free(back);
+    vec_index_free(idx);
+}
+
+/* Recomputes both checksums of an index image, as a hostile writer would. */
+static void reseal(uint8_t *img, size_t len)
+{
+    uint64_t off[6], h = 0x7477766563696478ULL, n, stride, upper_len, hh;
+    uint64_t sizes[6];
+    uint32_t n32;
+    TW_ASSERT(len >= 256);
+    memcpy(&n32, img + 44, 4);
+    n = n32;
+    memcpy(&stride, img + 72, 8);
+    memcpy(&upper_len, img + 80, 8);
+    memcpy(off, img + 104, sizeof(off));
+    sizes[0] = n * stride;
+    sizes[1] = n * 8;
+    sizes[2] = n;
+    sizes[3] = n;
+    sizes[4] = n * 4;
+    sizes[5] = upper_len * 4;
+    for (int i = 0; i < 6; i++)
+        h = vec__hash64(img + off[i], sizes[i], h);
+    memcpy(img + 160, &h, 8);
+    hh = vec__hash64(img, 248, 0);
+    memcpy(img + 248, &hh, 8);
+}
+
+TEST(vec_corrupt_truncated_and_hostile_files_are_rejected)
+{
+    struct tw_err err = TW_ERR_INIT;
+    const uint32_t n = 300, dim = 20;
+    float *base = synth(9, n, dim);
+    struct vec_index *idx, *back;
+    const char *path = path_in_tmp("c.twvec"), *bad = path_in_tmp("bad.twvec");
+    uint8_t *img, *mut;
+    size_t len;
+    uint64_t s = 99;
+    uint32_t v;
+    CHECK(base);
+    idx = build(base, n, dim, VEC_METRIC_COSINE, 0);
+    CHECK(idx != NULL);
+    CHECK_OK(vec_index_save(idx, path, &err), &err);
+    img = (uint8_t *)test_read_file(path, &len);
+    CHECK(img != NULL);
+    mut = tw_malloc(len);
+    CHECK(mut != NULL);
+
+    // Every truncation, sampled, is rejected by vec_index_open with a size message.
+    for (size_t cut = 0; cut < len; cut += 1 + cut / 3) {
+        CHECK_EQ_INT(test_write_file(bad, img, cut), 0);
+        tw_err_clear(&err);
+        CHECK_MSG(vec_index_open(bad, &back, &err) < 0, "truncated at %zu accepted", cut);
+        CHECK(back == NULL);
+        CHECK(strstr(err.msg, bad) != NULL);
+    }
+    // Single-byte corruption anywhere is caught (checksums, then structure).
+    for (int t = 0; t < 400; t++) {
+        size_t at = t < 256 ? (size_t)t : (size_t)(lcg(&s) % len);
+        memcpy(mut, img, len);
+        mut[at] ^= (uint8_t)(1 + lcg(&s) % 255);
+        tw_err_clear(&err);
+        CHECK_MSG(vec_index_load_mem(mut, len, "m", &back, &err) < 0, "flip at %zu accepted", at);
+    }
+    // Not an index at all.
+    tw_err_clear(&err);
+    CHECK_EQ_INT(vec_index_load_mem("hello world", 11, "x.txt", &back, &err), TW_EFORMAT);
+    CHECK_EQ_STR(err.msg, "'x.txt' is 11 bytes, shorter than the 256-byte header");
+    // A newer format version is named.
+    memcpy(mut, img, len);
+    v = 2;
+    memcpy(mut + 8, &v, 4);
+    reseal(mut, len);
+    tw_err_clear(&err);
+    CHECK_EQ_INT(vec_index_load_mem(mut, len, "v2", &back, &err), TW_EUNSUP);
+    CHECK(strstr(err.msg, "version 2") != NULL);
+    // Valid checksums over a link that points outside the graph: caught by validation.
+    memcpy(mut, img, len);
+    {
+        uint64_t stride, off_nodes;
+        memcpy(&stride, mut + 72, 8);
+        memcpy(&off_nodes, mut + 104, 8);
+        v = 1;
+        memcpy(mut + off_nodes + 7 * stride + dim * 4, &v, 4); // slot 7: one link
+        v = 1u << 29;
+        memcpy(mut + off_nodes + 7 * stride + dim * 4 + 4, &v, 4); // to a slot that is not there
+    }
+    reseal(mut, len);
+    tw_err_clear(&err);
+    CHECK_EQ_INT(vec_index_load_mem(mut, len, "h", &back, &err), TW_EFORMAT);
+    CHECK_MSG(strstr(err.msg, "slot 7 links to slot 536870912") != NULL, "%s", err.msg);
+    // Sealed but with a duplicate live id.
+    memcpy(mut, img, len);
+    {
+        uint64_t off_ids, id0;
+        memcpy(&off_ids, mut + 112, 8);
+        memcpy(&id0, mut + off_ids, 8);
+        memcpy(mut + off_ids + 8, &id0, 8);
+    }
+    reseal(mut, len);
+    tw_err_clear(&err);
+    CHECK_EQ_INT(vec_index_load_mem(mut, len, "d", &back, &err), TW_EFORMAT);
+    CHECK(strstr(err.msg, "live in two slots") != NULL);
+    // The untouched image still loads.
+    tw_err_clear(&err);
+    CHECK_OK(vec_index_load_mem(img, len, "ok", &back, &err), &err);
+    vec_index_free(back);
+    tw_free(mut);
+    tw_free(img);
+    vec_index_free(idx);
+    tw_free(base);
+}
+
+TEST(vec_open_missing_file_names_it)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct vec_index *idx;
+    const char *path = path_in_tmp("nope.twvec");
+    CHECK_EQ_INT(vec_index_open(path, &idx, &err), TW_ENOENT);
+    CHECK(strstr(err.msg, "nope.twvec") != NULL);
+}
+
+/* ---- concurrency ---- */
+
+struct reader_arg {
+    struct vec_index *idx;
+    const float *qs;
+    uint32_t nq, dim;
+    int failures;
+};
+
+static void *reader(void *p)
+{
+    struct reader_arg *a = p;
+    struct tw_err err = TW_ERR_INIT;
+    struct vec_hit hits[5];
+    for (int round = 0; round < 5; round++) {
+        for (uint32_t i = 0; i < a->nq; i++) {
+            uint32_t nh;
+            if (vec_index_search(a->idx, a->qs + (size_t)i * a->dim, 5, 0, NULL, NULL, 0, hits,
+                                 &nh, &err) < 0 ||
+                nh != 5)
+                a->failures++;
+        }
+    }
+    return NULL;
+}
+
+TEST(vec_readers_search_while_one_writer_inserts)
+{
+    struct tw_err err = TW_ERR_INIT;
+    const uint32_t n0 = 500, n1 = 1500, nq = 40, dim = 32;
+    float *base = synth(10, n1, dim), *qs = synth(11, nq, dim);
+    struct vec_index *idx;
+    pthread_t th[2];
+    struct reader_arg ra[2];
+    CHECK(base && qs);
+    idx = build(base, n0, dim, VEC_METRIC_COSINE, 0);
+    CHECK(idx != NULL);
+    for (int t = 0; t < 2; t++) {
+        ra[t] = (struct reader_arg){idx, qs, nq, dim, 0};
+        CHECK_EQ_INT(pthread_create(&th[t], NULL, reader, &ra[t]), 0);
+    }
+    for (uint32_t i = n0; i < n1; i++) {
+        if (vec_index_add(idx, 1000 + (uint64_t)i * 3, base + (size_t)i * dim, &err) < 0)
+            break;
+        if (i % 7 == 0)
+            vec_index_delete(idx, 1000 + (uint64_t)(i - n0) * 3, &err);
+    }
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    CHECK_EQ_INT(err.code, 0);
+    CHECK_EQ_INT(ra[0].failures + ra[1].failures, 0);
+    CHECK_EQ_INT(vec_index_count(idx) + vec_index_n_deleted(idx), n1);
+    vec_index_free(idx);
+    tw_free(base);
+    tw_free(qs);
+}
+
+TEST(vec_survives_allocation_failures)
+{
+    struct tw_err err = TW_ERR_INIT;
+    const uint32_t n = 200, dim = 8;
+    float *base = synth(12, n, dim);
+    CHECK(base);
+    // Fail the k-th allocation in turn: every call fails cleanly or succeeds, nothing leaks.
+    for (long k = 0; k < 60; k++) {
+        struct vec_params p = VEC_PARAMS_INIT(dim, VEC_METRIC_COSINE);
+        struct vec_index *idx = NULL;
+        struct vec_hit hits[5];
+        uint32_t nh;
+        p.exact_below = 0;
+        tw_mem_fail_after(k);
+        if (vec_index_new(&p, &idx, &err) == 0) {
+            for (uint32_t i = 0; i < n; i++)
+                vec_index_add(idx, i, base + (size_t)i * dim, &err);
+            vec_index_search(idx, base, 5, 0, NULL, NULL, 0, hits, &nh, &err);
+            vec_index_compact(idx, &err);
+        }
+        tw_mem_fail_after(-1);
+        if (idx) {
+            // What was added is consistent: every live id finds itself.
+            for (uint32_t i = 0; i < n; i++) {
+                if (!vec_index_has(idx, i, NULL))
+                    continue;
+                tw_err_clear(&err);
+                CHECK_OK(vec_index_search(idx, base + (size_t)i * dim, 1, 0, NULL, NULL, 0, hits,
+                                          &nh, &err), &err);
+                CHECK_EQ_INT(nh, 1);
+            }
+        }
+        vec_index_free(idx);
+        tw_err_clear(&err);
+    }
+    tw_free(base);
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);
