@@ -26,4 +26,8 @@ int vec__cpu_has(const char *isa);
 /* Checksum of the index file: a 64-bit hash of len bytes (any alignment). */
 unsigned long long vec__hash64(const void *data, size_t len, unsigned long long seed);
 
+/* Recomputes the checksums of an index file image in place (tests and fuzzing only: lets hostile
+ * images reach the structural checks). 0, or -1 if the offsets do not fit in 'len'. */
+int vec__file_reseal(unsigned char *img, size_t len);
+
 #endif
