@@ -174,7 +174,7 @@ check-headers:
 
 check-banned:
 	@if grep -nE '\b(strcpy|strcat|strncpy|sprintf|vsprintf|strtok|atoi|gmtime|localtime)[[:space:]]*\(' \
-		$$(find src tests bench -name '*.c' -o -name '*.h') | grep -v 'sorry_'; then \
+		$$(find src tests $$(ls -d bench 2>/dev/null) -name '*.c' -o -name '*.h') | grep -v 'sorry_'; then \
 		echo "banned functions used (see STYLE §4)"; exit 1; fi
 
 FUZZ_B := build-fuzz
