@@ -48,4 +48,27 @@ float kq_dot(enum gguf_ttype t, const void *row, const float *x, int64_t n);
 void kq_matmul(enum gguf_ttype t, const void *w, int64_t n_in, int64_t n_out, const float *x,
                int64_t n_tok, float *y, struct tw_pool *pool);
 
+/* ---- whole models (kq_model.c) ---- */
+
+struct kq_quantize_stats {
+    int64_t n_tensors;   // tensors written
+    int64_t n_quantized; // of which converted to another type
+    uint64_t bytes_in;   // tensor data read
+    uint64_t bytes_out;  // tensor data written
+};
+
+/* Writes a copy of the GGUF model 'in' to 'out' (atomically) with its 2-D weights converted to
+ * 'type': "f32" "f16" "bf16" "q8_0" "q4_0" "q4_k" "q5_k" "q6_k" put every 2-D weight in that type
+ * (llama-quantize --pure); "q4_k_m" "q5_k_m" are llama.cpp's mixes (output.weight and the
+ * attn_v/ffn_down weights of the first and last eighth of the layers and every third layer
+ * between in Q6_K). Other tensors (norms, biases) are copied unchanged; a row length that is
+ * not a multiple of the type's block falls back to Q8_0 (or F16). Quantized bytes are those of
+ * llama-quantize without an importance matrix. Rows are split across 'pool' (may be NULL).
+ * Metadata is copied, with general.file_type set. On failure returns a negative TW_E* code
+ * naming the file and tensor. */
+int kq_quantize_file(const char *in, const char *out, const char *type, struct tw_pool *pool,
+                     struct kq_quantize_stats *st, struct tw_err *err);
+/* The type names kq_quantize_file accepts, space-separated. */
+const char *kq_quantize_types(void);
+
 #endif

@@ -489,6 +489,59 @@ TEST(kq_quant_matches_llama_quantize)
     gguf_close(f32);
 }
 
+/* The whole-model quantizer against llama-quantize's files: every tensor has the type and the
+ * bytes of the reference (tensor order differs: llama-quantize sorts them). */
+TEST(kq_quantize_file_matches)
+{
+    const char *types[] = {"q4_k_m", "q4_0", "q6_k"};
+    struct tw_err err = TW_ERR_INIT;
+    struct tw_pool *pool = NULL;
+    CHECK_OK(tw_pool_new(2, &pool, &err), &err);
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+        char out[4096], ref[128];
+        struct kq_quantize_stats st;
+        struct gguf_file *a = NULL, *b = NULL;
+        snprintf(out, sizeof(out), "%s/%s.gguf", test_tmpdir(), types[k]);
+        snprintf(ref, sizeof(ref), "refs/models/synth-tiny-%s.gguf", types[k]);
+        CHECK_OK(kq_quantize_file(test_shared("refs/models/synth-tiny-f32.gguf"), out, types[k],
+                                  pool, &st, &err),
+                 &err);
+        CHECK_EQ_INT(st.n_tensors, 21);
+        CHECK_EQ_INT(st.n_quantized, 16);
+        CHECK_OK(gguf_open(out, &a, &err), &err);
+        CHECK_OK(gguf_open(test_shared(ref), &b, &err), &err);
+        CHECK_EQ_INT(gguf_n_tensors(a), gguf_n_tensors(b));
+        for (int64_t i = 0; i < gguf_n_tensors(b); i++) {
+            const struct gguf_tensor *tb = gguf_tensor(b, i);
+            char name[128];
+            snprintf(name, sizeof(name), "%.*s", (int)tb->name.len, tb->name.ptr);
+            const struct gguf_tensor *ta = gguf_find_tensor(a, name);
+            CHECK_MSG(ta, "%s: '%s' missing", types[k], name);
+            CHECK_MSG(ta->type == tb->type && ta->nbytes == tb->nbytes &&
+                          !memcmp(ta->data, tb->data, tb->nbytes),
+                      "%s: tensor '%s' differs (type %s vs %s)", types[k], name, tname(ta->type),
+                      tname(tb->type));
+        }
+        uint32_t ft = 0;
+        CHECK_OK(gguf_get_u32(a, "general.file_type", 0, &ft, &err), &err);
+        uint32_t ft_ref = 1;
+        CHECK_OK(gguf_get_u32(b, "general.file_type", 0, &ft_ref, &err), &err);
+        CHECK_EQ_INT(ft, ft_ref);
+        gguf_close(a);
+        gguf_close(b);
+    }
+    struct kq_quantize_stats st;
+    char out[4096];
+    snprintf(out, sizeof(out), "%s/bad.gguf", test_tmpdir());
+    CHECK(kq_quantize_file(test_shared("refs/models/synth-tiny-f32.gguf"), out, "q3_k", pool,
+                           &st, &err) == TW_EINVAL);
+    CHECK(strstr(err.msg, "'q3_k'"));
+    tw_err_clear(&err);
+    CHECK(kq_quantize_file("/nonexistent/m.gguf", out, "q4_0", pool, &st, &err) < 0);
+    CHECK(strstr(err.msg, "/nonexistent/m.gguf"));
+    tw_pool_free(pool);
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);
