@@ -20,10 +20,12 @@
 
 /* Detects CPU features and fills the dispatch table (called implicitly by the kernels). */
 void kq_init(void);
-/* "avx512", "avx2" or "scalar": the kernel set in use (TWIN_KQ=scalar|avx2 forces a lower one). */
+/* "avx512", "avx2" or "scalar" (or what kq_set_isa chose): the kernel set in use
+ * (TWIN_KQ=scalar|avx2 forces a lower one). */
 const char *kq_isa(void);
 
-/* Switches the kernel set to "scalar", "avx2" or "avx512" (for benchmarks and tests; call it
+/* Switches the kernel set to "scalar", "avx2", "avx512" or "avx512-novnni" (AVX-512 without
+ * its 8-bit dot product instructions) (for benchmarks and tests; call it
  * while no kernel runs). Returns 0, or -1 if the CPU or build lacks that set. */
 int kq_set_isa(const char *isa);
 /* Runs 'iters' rounds of independent f32 FMAs in registers with the widest vectors of the kernel

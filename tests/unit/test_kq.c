@@ -63,7 +63,7 @@ static const char *tname(enum gguf_ttype t)
     }
 }
 
-static const char *const isas[] = {"avx2", "avx512"};
+static const char *const isas[] = {"avx2", "avx512", "avx512-novnni"};
 
 static void *quantized(enum gguf_ttype t, const float *x, int64_t n)
 {
@@ -211,7 +211,7 @@ static double dot_scale(enum gguf_ttype t, const void *w, const float *x, int64_
 TEST(kq_isa_matches_ref)
 {
     const struct kq_ops *ref = kq__ops_ref();
-    const int64_t sizes[] = {256, 512, 768, 1024 + 256, 2304};
+    const int64_t sizes[] = {96, 256, 512, 768, 800, 1024 + 256, 2304};
     const int64_t odd[] = {1, 3, 7, 15, 16, 17, 31, 33, 63, 65, 100, 129, 255};
     int tested = 0;
     for (size_t s = 0; s < sizeof(isas) / sizeof(isas[0]); s++) {
@@ -281,10 +281,11 @@ TEST(kq_matmul_shapes)
     struct tw_err err = TW_ERR_INIT;
     struct tw_pool *pool = NULL;
     CHECK_OK(tw_pool_new(3, &pool, &err), &err);
-    const char *sets[] = {"scalar", "avx2", "avx512"};
+    const char *sets[] = {"scalar", "avx2", "avx512", "avx512-novnni"};
     for (size_t k = 0; k < N_TYPES; k++) {
         enum gguf_ttype t = all_types[k];
-        int64_t n_in = kq__block_size(t) == 1 ? 77 : 512;
+        /* odd block counts exercise the pairwise kernels' tails */
+        int64_t n_in = kq__block_size(t) == 1 ? 77 : kq__block_size(t) == 32 ? 544 : 512;
         for (int64_t n_out = 1; n_out <= 13; n_out += 3) {
             for (int64_t n_tok = 1; n_tok <= 17; n_tok += (n_tok < 6 ? 1 : 5)) {
                 float *w = gauss_vec(n_in * n_out, 0.05f), *x = gauss_vec(n_in * n_tok, 1.0f);
@@ -293,7 +294,7 @@ TEST(kq_matmul_shapes)
                 float *y1 = tw_calloc((size_t)(n_out * n_tok), sizeof(float));
                 CHECK(w && x && wq && y0 && y1);
                 matmul_ref(t, wq, n_in, n_out, x, n_tok, y0);
-                for (size_t s = 0; s < 3; s++) {
+                for (size_t s = 0; s < 4; s++) {
                     const struct kq_ops *ops = kq__ops_isa(sets[s]);
                     if (!ops)
                         continue;
