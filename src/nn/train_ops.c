@@ -30,14 +30,6 @@ typedef float treal;
 #define TR_POW(x, y) powf(x, y)
 #endif
 
-/* A NULL pool runs fn(ctx, 0, 1) on the calling thread (pool.h). */
-static void ops_run(struct tw_pool *pool, void (*fn)(void *, int, int), void *ctx)
-{
-    // TODO(train): tw_pool_run(pool, fn, ctx) once base/pool.c is merged from the kernels branch
-    (void)pool;
-    fn(ctx, 0, 1);
-}
-
 /* ---- embedding ---- */
 
 void OP(train_embed_fwd)(const treal *emb, int C, const int32_t *tok, int n_tok, treal *x)
@@ -130,7 +122,7 @@ void OP(train_matmul_fwd)(const treal *x, const treal *w, const treal *b, int n_
 {
     struct mm_ctx c = {.x = x, .w = w, .b = b, .y = y, .n_tok = n_tok, .n_in = n_in,
                        .n_out = n_out};
-    ops_run(pool, mm_fwd_worker, &c);
+    tw_pool_run(pool, mm_fwd_worker, &c);
 }
 
 /* Worker ith owns columns [i0, i1) of dx and rows [o0, o1) of dW and db: no two workers write
@@ -176,7 +168,7 @@ void OP(train_matmul_bwd)(const treal *dy, const treal *x, const treal *w, int n
                        .n_in = n_in, .n_out = n_out};
     if (!dx && !dw && !db)
         return;
-    ops_run(pool, mm_bwd_worker, &c);
+    tw_pool_run(pool, mm_bwd_worker, &c);
 }
 
 /* ---- rope ---- */
@@ -283,7 +275,7 @@ void OP(train_attn_fwd)(const treal *q, const treal *k, const treal *v, int n_se
 {
     struct attn_ctx c = {.q = q, .k = k, .v = v, .att_out = att, .out = out, .n_seq = n_seq,
                          .T = T, .n_head = n_head, .n_head_kv = n_head_kv, .hd = hd};
-    ops_run(pool, attn_fwd_worker, &c);
+    tw_pool_run(pool, attn_fwd_worker, &c);
 }
 
 /* With p = softmax(s), datt_j = dout_i . v_j and ds_j = p_j (datt_j - sum_l p_l datt_l);
@@ -336,7 +328,7 @@ void OP(train_attn_bwd)(const treal *dout, const treal *q, const treal *k, const
     struct attn_ctx c = {.q = q, .k = k, .v = v, .att = att, .dout = dout, .dq = dq, .dk = dk,
                          .dv = dv, .n_seq = n_seq, .T = T, .n_head = n_head,
                          .n_head_kv = n_head_kv, .hd = hd};
-    ops_run(pool, attn_bwd_worker, &c);
+    tw_pool_run(pool, attn_bwd_worker, &c);
 }
 
 /* ---- swiglu, add ---- */

@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include "base/mem.h"
+#include "base/pool.h"
 #include "nn/train.h"
 
 #include <stdint.h>
@@ -400,6 +401,39 @@ TEST(train_model_resume_is_bit_identical)
     train_llama_free(b);
     CHECK(same);
     CHECK(moved);
+}
+
+/* The whole graph over 3 threads: the same loss and gradients to the last bit. */
+TEST(train_model_threads_do_not_change_results)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct train_llama *a = lora_model(&err), *b = lora_model(&err);
+    struct tw_pool *pool = NULL;
+    struct train_rng ra, rb;
+    struct train_param *pa, *pb;
+    float la, lb;
+    int n, same = 1;
+    CHECK(a && b);
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    train_llama_set_pool(b, pool);
+    randomize(a, 17, 1);
+    randomize(b, 17, 1);
+    train_rng_seed(&ra, 8);
+    train_rng_seed(&rb, 8);
+    CHECK_OK(train_llama_forward(a, tok2, tgt2, mask2, 2, SEQ, &ra, &la, &err), &err);
+    CHECK_OK(train_llama_forward(b, tok2, tgt2, mask2, 2, SEQ, &rb, &lb, &err), &err);
+    CHECK_OK(train_llama_backward(a, 1.0f, &err), &err);
+    CHECK_OK(train_llama_backward(b, 1.0f, &err), &err);
+    pa = train_llama_params(a, &n);
+    pb = train_llama_params(b, &n);
+    for (int i = 0; i < n; i++)
+        if (pa[i].g)
+            same &= memcmp(pa[i].g, pb[i].g, pa[i].n * sizeof(float)) == 0;
+    train_llama_free(a);
+    train_llama_free(b);
+    tw_pool_free(pool);
+    CHECK(memcmp(&la, &lb, sizeof(la)) == 0);
+    CHECK(same);
 }
 
 TEST(train_model_rejects_bad_input)
