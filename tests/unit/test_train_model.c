@@ -247,6 +247,52 @@ TEST(train_model_gradient_accumulation_equals_full_batch)
     CHECK(max_diff <= 1e-6 * max_abs);
 }
 
+/* With a loss mask the micro-batches count different numbers of tokens: weighting each by its
+ * share of the counted tokens (dloss = n_i / N) gives the full-batch gradient. */
+TEST(train_model_accumulation_with_masks_weights_by_token_share)
+{
+    static const uint8_t mask3[2 * SEQ] = {0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1};
+    struct train_llama_cfg cfg = tiny_cfg();
+    struct train_llama *m = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_param *p;
+    float loss_full, l0, l1, *full = NULL;
+    size_t total = 0, off = 0;
+    double max_diff = 0, max_abs = 0;
+    int n;
+    CHECK_OK(train_llama_new(&cfg, 4, &m, &err), &err);
+    randomize(m, 18, 0);
+    p = train_llama_params(m, &n);
+    for (int i = 0; i < n; i++)
+        total += p[i].n;
+    full = tw_mallocarray(total, sizeof(float));
+    CHECK(full != NULL);
+    train_grad_zero(p, n);
+    CHECK_OK(train_llama_forward(m, tok2, tgt2, mask3, 2, SEQ, NULL, &loss_full, &err), &err);
+    CHECK_OK(train_llama_backward(m, 1.0f, &err), &err);
+    for (int i = 0; i < n; off += p[i].n, i++)
+        memcpy(full + off, p[i].g, p[i].n * sizeof(float));
+    train_grad_zero(p, n);
+    CHECK_OK(train_llama_forward(m, tok2, tgt2, mask3, 1, SEQ, NULL, &l0, &err), &err);
+    CHECK_OK(train_llama_backward(m, 7.0f / 12, &err), &err);
+    CHECK_OK(train_llama_forward(m, tok2 + SEQ, tgt2 + SEQ, mask3 + SEQ, 1, SEQ, NULL, &l1, &err),
+             &err);
+    CHECK_OK(train_llama_backward(m, 5.0f / 12, &err), &err);
+    CHECK_NEAR(l0 * 7 / 12 + l1 * 5 / 12, loss_full, 1e-6);
+    off = 0;
+    for (int i = 0; i < n; off += p[i].n, i++)
+        for (size_t e = 0; e < p[i].n; e++) {
+            max_diff = fmax(max_diff, fabs(p[i].g[e] - full[off + e]));
+            max_abs = fmax(max_abs, fabs(full[off + e]));
+        }
+    printf("  masked micro-batches vs full batch: max |diff| %.3g, max |g| %.3g\n", max_diff,
+           max_abs);
+    tw_free(full);
+    train_llama_free(m);
+    CHECK(max_abs > 1e-2);
+    CHECK(max_diff <= 1e-6 * max_abs);
+}
+
 /* Trains on one fixed sequence until the loss is near zero; returns the steps taken or -1. */
 static int overfit(struct train_llama *m, int max_steps, float lr, float *first, float *last)
 {
