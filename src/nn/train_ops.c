@@ -176,19 +176,21 @@ void OP(train_matmul_bwd)(const treal *dy, const treal *x, const treal *w, int n
 /* dir = +1 rotates by the position's angles, -1 by their negatives (the inverse). The angle of
  * pair i is built by repeated multiplication, as llama.cpp does, so that the forward here equals
  * the inference engine's. */
-static void rope_apply(treal *x, int n_tok, int n_head, int hd, int n_rot, const int32_t *pos,
-                       treal base, enum train_rope mode, treal dir)
+static void rope_apply(treal *x, int n_tok, int n_head, int hd, const int32_t *pos,
+                       const struct train_rope_cfg *rc, treal dir)
 {
-    treal theta_scale = TR_POW(base, (treal)-2 / (treal)n_rot);
-    int half = n_rot / 2;
+    treal theta_scale = TR_POW((treal)rc->base, (treal)-2 / (treal)rc->n_rot);
+    treal fscale = rc->freq_scale > 0 ? (treal)rc->freq_scale : (treal)1;
+    int half = rc->n_rot / 2, neox = rc->mode == TRAIN_ROPE_NEOX;
     for (int t = 0; t < n_tok; t++) {
         for (int h = 0; h < n_head; h++) {
             treal *restrict xh = x + ((size_t)t * n_head + h) * hd;
             treal theta = (treal)pos[t];
             for (int i = 0; i < half; i++) {
-                treal c = TR_COS(theta), s = dir * TR_SIN(theta);
-                int i0 = mode == TRAIN_ROPE_NEOX ? i : 2 * i;
-                int i1 = mode == TRAIN_ROPE_NEOX ? i + half : 2 * i + 1;
+                treal ff = rc->freq_factors ? (treal)rc->freq_factors[i] : (treal)1;
+                treal a = fscale * (theta / ff);
+                treal c = TR_COS(a), s = dir * TR_SIN(a);
+                int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
                 treal x0 = xh[i0], x1 = xh[i1];
                 xh[i0] = x0 * c - x1 * s;
                 xh[i1] = x0 * s + x1 * c;
@@ -198,16 +200,16 @@ static void rope_apply(treal *x, int n_tok, int n_head, int hd, int n_rot, const
     }
 }
 
-void OP(train_rope_fwd)(treal *x, int n_tok, int n_head, int head_dim, int n_rot,
-                        const int32_t *pos, treal base, enum train_rope mode)
+void OP(train_rope_fwd)(treal *x, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                        const struct train_rope_cfg *rc)
 {
-    rope_apply(x, n_tok, n_head, head_dim, n_rot, pos, base, mode, 1);
+    rope_apply(x, n_tok, n_head, head_dim, pos, rc, 1);
 }
 
-void OP(train_rope_bwd)(treal *dx, int n_tok, int n_head, int head_dim, int n_rot,
-                        const int32_t *pos, treal base, enum train_rope mode)
+void OP(train_rope_bwd)(treal *dx, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                        const struct train_rope_cfg *rc)
 {
-    rope_apply(dx, n_tok, n_head, head_dim, n_rot, pos, base, mode, -1);
+    rope_apply(dx, n_tok, n_head, head_dim, pos, rc, -1);
 }
 
 /* ---- attention ---- */

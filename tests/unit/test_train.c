@@ -212,8 +212,9 @@ enum { ROPE_T = 4, ROPE_H = 2, ROPE_HD = 6, ROPE_N = ROPE_T * ROPE_H * ROPE_HD }
 static double rope_loss(void *p)
 {
     struct rope_ctx *c = p;
+    struct train_rope_cfg rc = {c->mode, c->n_rot, 10000.0f, 1.0f, NULL};
     memcpy(c->y, c->x, sizeof(double) * ROPE_N);
-    train_rope_fwd_f64(c->y, ROPE_T, ROPE_H, ROPE_HD, c->n_rot, c->pos, 10000.0, c->mode);
+    train_rope_fwd_f64(c->y, ROPE_T, ROPE_H, ROPE_HD, c->pos, &rc);
     return dot64(c->y, c->r, ROPE_N);
 }
 
@@ -228,8 +229,9 @@ static double rope_case(enum train_rope mode, int n_rot)
     train_rng_seed(&rng, 4);
     fill(&rng, x, x64, ROPE_N, 1);
     fill(&rng, r, NULL, ROPE_N, 1);
+    struct train_rope_cfg rc = {mode, n_rot, 10000.0f, 1.0f, NULL};
     memcpy(y, x, sizeof(y));
-    train_rope_fwd(y, ROPE_T, ROPE_H, ROPE_HD, n_rot, pos, 10000.0f, mode);
+    train_rope_fwd(y, ROPE_T, ROPE_H, ROPE_HD, pos, &rc);
     /* position 0 is the identity; dims past n_rot are untouched; norms are kept */
     for (int i = 0; i < ROPE_H * ROPE_HD; i++)
         worst = fmax(worst, fabs(y[i] - x[i]));
@@ -241,7 +243,7 @@ static double rope_case(enum train_rope mode, int n_rot)
     if (worst != 0)
         return 1;
     memcpy(dx, r, sizeof(dx));
-    train_rope_bwd(dx, ROPE_T, ROPE_H, ROPE_HD, n_rot, pos, 10000.0f, mode);
+    train_rope_bwd(dx, ROPE_T, ROPE_H, ROPE_HD, pos, &rc);
     struct gc_in in[] = {{"x", x, x64, dx, ROPE_N}};
     return gc_run(mode == TRAIN_ROPE_NORM ? "rope" : "ropeneox", in, 1, rope_loss, &c);
 }
@@ -259,22 +261,33 @@ TEST(train_rope_pairs_follow_the_mode)
     /* one head of 4 dims at position 1: NORM turns (0,1) by 1 rad and (2,3) by 1e-2 rad
      * (base 10000, n_rot 4: theta_1 = 10000^(-1/2)); NEOX turns (0,2) and (1,3) */
     int32_t pos = 1;
-    float a[4] = {1, 0, 1, 0}, b[4] = {1, 0, 1, 0};
-    train_rope_fwd(a, 1, 1, 4, 4, &pos, 10000.0f, TRAIN_ROPE_NORM);
+    float a[4] = {1, 0, 1, 0}, b[4] = {1, 0, 1, 0}, c[4] = {1, 0, 1, 0};
+    static const float factors[2] = {2.0f, 0.5f};
+    struct train_rope_cfg norm = {TRAIN_ROPE_NORM, 4, 10000.0f, 1.0f, NULL};
+    struct train_rope_cfg neox = {TRAIN_ROPE_NEOX, 4, 10000.0f, 1.0f, NULL};
+    struct train_rope_cfg scaled = {TRAIN_ROPE_NORM, 4, 10000.0f, 0.25f, factors};
+    train_rope_fwd(a, 1, 1, 4, &pos, &norm);
     CHECK_NEAR(a[0], cos(1.0), 1e-6);
     CHECK_NEAR(a[1], sin(1.0), 1e-6);
     CHECK_NEAR(a[2], cos(0.01), 1e-6);
     CHECK_NEAR(a[3], sin(0.01), 1e-6);
-    train_rope_fwd(b, 1, 1, 4, 4, &pos, 10000.0f, TRAIN_ROPE_NEOX);
+    train_rope_fwd(b, 1, 1, 4, &pos, &neox);
     /* pairs (0,2) by 1 rad: (1,1) -> (cos1 - sin1, sin1 + cos1); pair (1,3) is (0,0) */
     CHECK_NEAR(b[0], cos(1.0) - sin(1.0), 1e-6);
     CHECK_NEAR(b[2], sin(1.0) + cos(1.0), 1e-6);
     CHECK(b[1] == 0 && b[3] == 0);
+    /* linear scaling 0.25 and frequency divisors 2 and 0.5: angles 0.125 and 0.005 */
+    train_rope_fwd(c, 1, 1, 4, &pos, &scaled);
+    CHECK_NEAR(c[1], sin(0.125), 1e-6);
+    CHECK_NEAR(c[3], sin(0.005), 1e-6);
     /* the backward undoes the forward */
-    train_rope_bwd(a, 1, 1, 4, 4, &pos, 10000.0f, TRAIN_ROPE_NORM);
+    train_rope_bwd(a, 1, 1, 4, &pos, &norm);
     CHECK_NEAR(a[0], 1, 1e-6);
     CHECK_NEAR(a[1], 0, 1e-6);
     CHECK_NEAR(a[2], 1, 1e-6);
+    train_rope_bwd(c, 1, 1, 4, &pos, &scaled);
+    CHECK_NEAR(c[0], 1, 1e-6);
+    CHECK_NEAR(c[3], 0, 1e-6);
 }
 
 /* ---- attention ---- */
@@ -535,7 +548,9 @@ TEST(train_adamw_matches_the_reference_update)
     /* two steps by hand, in double, of PyTorch's AdamW (lr 0.1, wd 0.1) on one decayed and one
      * undecayed tensor */
     float w[2] = {0.5f, -1.0f}, g[2], m[2] = {0}, v[2] = {0}, nw = 2.0f, ng, nm = 0, nv = 0;
-    struct train_param p[2] = {{"w", w, g, m, v, 2, 1}, {"norm", &nw, &ng, &nm, &nv, 1, 0}};
+    struct train_param p[2] = {
+        {.name = "w", .w = w, .g = g, .m = m, .v = v, .n = 2, .decay = 1},
+        {.name = "norm", .w = &nw, .g = &ng, .m = &nm, .v = &nv, .n = 1, .decay = 0}};
     struct train_adamw opt = {0.9f, 0.999f, 1e-8f, 0.1f};
     double rw[2] = {0.5, -1.0}, rm[2] = {0}, rv[2] = {0}, rn = 2.0, rnm = 0, rnv = 0;
     for (int t = 1; t <= 2; t++) {
@@ -565,9 +580,9 @@ TEST(train_adamw_matches_the_reference_update)
 TEST(train_clip_scales_to_the_global_norm)
 {
     float g1[2] = {3, 0}, g2[1] = {4}, w[3] = {0};
-    struct train_param p[3] = {{"a", w, g1, NULL, NULL, 2, 1},
-                               {"frozen", w, NULL, NULL, NULL, 1, 1},
-                               {"b", w, g2, NULL, NULL, 1, 1}};
+    struct train_param p[3] = {{.name = "a", .w = w, .g = g1, .n = 2},
+                               {.name = "frozen", .w = w, .n = 1},
+                               {.name = "b", .w = w, .g = g2, .n = 1}};
     CHECK_NEAR(train_clip_grad_norm(p, 3, 10.0), 5.0, 1e-12);
     CHECK(g1[0] == 3 && g2[0] == 4); // under the limit: untouched
     CHECK_NEAR(train_clip_grad_norm(p, 3, 1.0), 5.0, 1e-12);
