@@ -251,6 +251,35 @@ const struct kq_ops *kq__ops_isa(const char *isa)
     return NULL;
 }
 
+int kq_set_isa(const char *isa)
+{
+    const struct kq_ops *ops = kq__ops_isa(isa);
+    if (!ops)
+        return -1;
+    ops_cur = ops;
+    isa_cur = !strcmp(isa, "avx512") ? "avx512" : !strcmp(isa, "avx2") ? "avx2" : "scalar";
+    return 0;
+}
+
+int64_t kq_fma_burn(int64_t iters)
+{
+    kq_init();
+    if (ops_cur == &ops_avx512)
+        return kq__fma_burn_avx512(iters);
+    if (ops_cur == &ops_avx2)
+        return kq__fma_burn_avx2(iters);
+    /* Scalar: 8 independent chains so that latency does not hide the throughput. */
+    volatile float seed = 1.0f;
+    float a[8], m = 0.999999f, c = 1e-7f;
+    for (int k = 0; k < 8; k++)
+        a[k] = seed + k;
+    for (int64_t i = 0; i < iters; i++)
+        for (int k = 0; k < 8; k++)
+            a[k] = a[k] * m + c;
+    seed = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+    return iters * 8 * 2;
+}
+
 /* ---- public kernels ---- */
 
 void kq_dequant(enum gguf_ttype t, const void *src, float *dst, int64_t n)

@@ -23,6 +23,14 @@ void kq_init(void);
 /* "avx512", "avx2" or "scalar": the kernel set in use (TWIN_KQ=scalar|avx2 forces a lower one). */
 const char *kq_isa(void);
 
+/* Switches the kernel set to "scalar", "avx2" or "avx512" (for benchmarks and tests; call it
+ * while no kernel runs). Returns 0, or -1 if the CPU or build lacks that set. */
+int kq_set_isa(const char *isa);
+/* Runs 'iters' rounds of independent f32 FMAs in registers with the widest vectors of the kernel
+ * set in use, on the calling thread; returns the number of floating-point operations done (time
+ * it to get the core's peak GFLOP/s). */
+int64_t kq_fma_burn(int64_t iters);
+
 float kq_f16_to_f32(uint16_t h);
 uint16_t kq_f32_to_f16(float f);
 float kq_bf16_to_f32(uint16_t h);

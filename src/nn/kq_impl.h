@@ -109,5 +109,7 @@ void kq_ref_table(struct kq_ops *ops);
 /* Arch tables (src/nn/arch/<isa>/): fill the entries they accelerate. */
 void kq_avx2_table(struct kq_ops *ops);
 void kq_avx512_table(struct kq_ops *ops);
+int64_t kq__fma_burn_avx2(int64_t iters);
+int64_t kq__fma_burn_avx512(int64_t iters);
 
 #endif

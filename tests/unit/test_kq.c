@@ -2,10 +2,12 @@
  * fast kernel against its reference on random data and odd shapes, and the matmul driver. */
 #include "base/mem.h"
 #include "base/pool.h"
+#include "nn/gguf.h"
 #include "nn/kq.h"
 #include "nn/kq_impl.h"
 #include "test.h"
 
+#include <cJSON.h>
 #include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -355,6 +357,136 @@ TEST(kq_dispatch)
         CHECK(kq_type_supported(all_types[k]));
     CHECK(!kq_type_supported(GGUF_T_Q4_1));
     CHECK(!kq_type_supported(GGUF_T_Q8_K)); // internal activation format only
+}
+
+/* ---- exactness against llama.cpp (shared/refs/synth-tiny) ---- */
+
+static int near_rel(double a, double b, double rel)
+{
+    return fabs(a - b) <= rel * fmax(fabs(a), fabs(b)) + 1e-12;
+}
+
+static int64_t tensor_n(const struct gguf_tensor *t)
+{
+    int64_t n = 1;
+    for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++)
+        n *= t->ne[d];
+    return n;
+}
+
+/* Our decoders against ggml's dequantization of every tensor of one file: the sums, the sum of
+ * absolute values and of squares to 1e-5, the first and last 16 values to 1e-6 (the JSON keeps
+ * 9 significant digits). */
+static void check_dequant_file(const char *q)
+{
+    char rel[128];
+    struct tw_err err = TW_ERR_INIT;
+    struct gguf_file *f = NULL;
+    size_t len = 0;
+
+    snprintf(rel, sizeof(rel), "refs/synth-tiny/dequant-%s.json", q);
+    char *text = test_read_file(test_shared(rel), &len);
+    CHECK_MSG(text, "cannot read %s", test_shared(rel));
+    cJSON *root = cJSON_Parse(text);
+    tw_free(text);
+    CHECK(root);
+    snprintf(rel, sizeof(rel), "refs/models/synth-tiny-%s.gguf", q);
+    CHECK_OK(gguf_open(test_shared(rel), &f, &err), &err);
+    const cJSON *tensors = cJSON_GetObjectItem(root, "tensors");
+    CHECK(cJSON_GetArraySize(tensors) == gguf_n_tensors(f));
+    const cJSON *jt;
+    int n_checked = 0;
+    cJSON_ArrayForEach(jt, tensors)
+    {
+        const char *name = cJSON_GetObjectItem(jt, "name")->valuestring;
+        const struct gguf_tensor *t = gguf_find_tensor(f, name);
+        CHECK_MSG(t, "%s: tensor '%s' missing", q, name);
+        CHECK_EQ_INT(t->type, cJSON_GetObjectItem(jt, "type_id")->valueint);
+        CHECK_EQ_INT(t->nbytes, (int64_t)cJSON_GetObjectItem(jt, "nbytes")->valuedouble);
+        CHECK(kq_type_supported(t->type));
+        int64_t n = tensor_n(t);
+        float *v = tw_mallocarray((size_t)n, sizeof(float));
+        CHECK(v);
+        kq_dequant(t->type, t->data, v, n);
+        double sum = 0, sum_abs = 0, sum_sq = 0;
+        for (int64_t i = 0; i < n; i++) {
+            sum += v[i];
+            sum_abs += fabs(v[i]);
+            sum_sq += (double)v[i] * v[i];
+        }
+        const cJSON *first = cJSON_GetObjectItem(jt, "first16");
+        const cJSON *last = cJSON_GetObjectItem(jt, "last16");
+        int ok = near_rel(sum_abs, cJSON_GetObjectItem(jt, "sum_abs")->valuedouble, 1e-5) &&
+                 near_rel(sum_sq, cJSON_GetObjectItem(jt, "sum_sq")->valuedouble, 1e-5) &&
+                 fabs(sum - cJSON_GetObjectItem(jt, "sum")->valuedouble) <= 1e-5 * sum_abs;
+        for (int i = 0; ok && i < 16; i++)
+            ok = near_rel(v[i], cJSON_GetArrayItem(first, i)->valuedouble, 1e-6) &&
+                 near_rel(v[n - 16 + i], cJSON_GetArrayItem(last, i)->valuedouble, 1e-6);
+        tw_free(v);
+        CHECK_MSG(ok, "%s: tensor '%s' (%s) differs from ggml's dequantization: sum %.9g sum_abs "
+                      "%.9g sum_sq %.9g",
+                  q, name, tname(t->type), sum, sum_abs, sum_sq);
+        n_checked++;
+    }
+    CHECK(n_checked > 0);
+    gguf_close(f);
+    cJSON_Delete(root);
+}
+
+TEST(kq_dequant_matches_ggml)
+{
+    const char *files[] = {"f32", "q8_0", "q4_0", "q4_k", "q4_k_m", "q6_k"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        check_dequant_file(files[i]);
+        if (test__failed)
+            return;
+    }
+}
+
+/* Our quantizers against llama-quantize (no importance matrix): quantizing the F32 model's
+ * tensors must give the bytes of the quantized files, block for block. */
+static void check_quant_file(const char *q, const struct gguf_file *f32)
+{
+    char rel[128];
+    struct tw_err err = TW_ERR_INIT;
+    struct gguf_file *f = NULL;
+    snprintf(rel, sizeof(rel), "refs/models/synth-tiny-%s.gguf", q);
+    CHECK_OK(gguf_open(test_shared(rel), &f, &err), &err);
+    long blocks = 0, same = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const struct gguf_tensor *t = gguf_tensor(f, i);
+        if (t->type == GGUF_T_F32)
+            continue;
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
+        const struct gguf_tensor *src = gguf_find_tensor(f32, name);
+        CHECK_MSG(src && src->type == GGUF_T_F32, "no f32 source for '%s'", name);
+        int64_t n = tensor_n(t);
+        CHECK_EQ_INT(tensor_n(src), n);
+        unsigned char *out = tw_malloc(t->nbytes);
+        CHECK(out);
+        kq_quant(t->type, src->data, out, n);
+        size_t bb = kq__block_bytes(t->type);
+        for (size_t off = 0; off < t->nbytes; off += bb, blocks++)
+            same += !memcmp(out + off, (const unsigned char *)t->data + off, bb);
+        tw_free(out);
+    }
+    gguf_close(f);
+    if (getenv("KQ_VERBOSE"))
+        fprintf(stderr, "%s: %ld of %ld blocks identical\n", q, same, blocks);
+    CHECK_MSG(blocks > 0 && same == blocks, "%s: %ld of %ld blocks identical to llama-quantize's",
+              q, same, blocks);
+}
+
+TEST(kq_quant_matches_llama_quantize)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct gguf_file *f32 = NULL;
+    CHECK_OK(gguf_open(test_shared("refs/models/synth-tiny-f32.gguf"), &f32, &err), &err);
+    const char *files[] = {"q8_0", "q4_0", "q4_k", "q4_k_m", "q6_k"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && !test__failed; i++)
+        check_quant_file(files[i], f32);
+    gguf_close(f32);
 }
 
 int main(int argc, char **argv)

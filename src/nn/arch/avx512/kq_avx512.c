@@ -130,3 +130,21 @@ void kq_avx512_table(struct kq_ops *ops)
     ops->type[GGUF_T_F16] = (struct kq_type_ops){NULL, NULL, dot_f16, gemm_f16};
     ops->type[GGUF_T_BF16] = (struct kq_type_ops){NULL, NULL, dot_bf16, gemm_bf16};
 }
+
+/* 12 independent FMA chains: enough to cover the FMA latency on two pipes. */
+int64_t kq__fma_burn_avx512(int64_t iters)
+{
+    __m512 acc[12];
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (int k = 0; k < 12; k++)
+        acc[k] = _mm512_set1_ps((float)k);
+    for (int64_t i = 0; i < iters; i++)
+        for (int k = 0; k < 12; k++)
+            acc[k] = _mm512_fmadd_ps(acc[k], m, c);
+    __m512 s = acc[0];
+    for (int k = 1; k < 12; k++)
+        s = _mm512_add_ps(s, acc[k]);
+    volatile float sink = _mm512_reduce_add_ps(s);
+    (void)sink;
+    return iters * 12 * 16 * 2;
+}
