@@ -471,6 +471,41 @@ static int render_to_text(const GumboNode *root, char **out, struct tw_err *err)
     return rc;
 }
 
+int html__node_text(const GumboNode *n, char **out, struct tw_err *err)
+{
+    return render_to_text(n, out, err);
+}
+
+static char *node_plain_text(const GumboNode *n);
+
+char *html__node_line(const GumboNode *n)
+{
+    return node_plain_text(n);
+}
+
+bool html__has_class(const GumboNode *n, const char *word)
+{
+    const GumboAttribute *a;
+    size_t wl = strlen(word);
+    if (n->type != GUMBO_NODE_ELEMENT)
+        return false;
+    a = gumbo_get_attribute(&n->v.element.attributes, "class");
+    if (!a || !a->value)
+        return false;
+    for (const char *p = a->value; *p;) {
+        size_t len;
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        len = 0;
+        while (p[len] && !isspace((unsigned char)p[len]))
+            len++;
+        if (len == wl && !strncmp(p, word, wl))
+            return true;
+        p += len;
+    }
+    return false;
+}
+
 static int parse(const char *html, size_t len, GumboOutput **out, struct tw_err *err)
 {
     *out = NULL;
@@ -505,10 +540,17 @@ static char *node_plain_text(const GumboNode *n)
     struct tw_err e = TW_ERR_INIT;
     if (render_to_text(n, &text, &e) < 0)
         return NULL;
-    /* One line: line breaks become spaces; list or heading markers are not wanted here. */
+    /* One line: line breaks become spaces; a heading's own marker is not wanted here. */
     for (nl = text; *nl; nl++)
         if (*nl == '\n')
             *nl = ' ';
+    if (n->type == GUMBO_NODE_ELEMENT && heading_level(n->v.element.tag)) {
+        size_t k = 0;
+        while (text[k] == '#')
+            k++;
+        if (k && text[k] == ' ')
+            memmove(text, text + k + 1, strlen(text + k + 1) + 1);
+    }
     return text;
 }
 
@@ -691,6 +733,15 @@ static void scan_element(struct meta_scan *m, const GumboNode *n)
     v = attr(n, "role");
     if (v && !strcasecmp(v, "main") && !m->main)
         m->main = n;
+}
+
+static int walk_elements(const GumboNode *root, void (*fn)(void *, const GumboNode *), void *ctx,
+                         struct tw_err *err);
+
+int html__walk(const GumboNode *root, void (*fn)(void *, const GumboNode *), void *ctx,
+               struct tw_err *err)
+{
+    return walk_elements(root, fn, ctx, err);
 }
 
 /* Calls fn on every element under 'root' (included) in document order, iteratively. */

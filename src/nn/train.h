@@ -88,13 +88,22 @@ void train_matmul_bwd(const float *dy, const float *x, const float *w, int n_tok
  * NEOX rotates (i, i + n_rot/2) (HF half-split: qwen2 and others). */
 enum train_rope { TRAIN_ROPE_NORM = 0, TRAIN_ROPE_NEOX = 2 };
 
+struct train_rope_cfg {
+    enum train_rope mode;
+    int n_rot;                 // rotated dims per head: even, <= head_dim
+    float base;                // rope.freq_base (10000)
+    float freq_scale;          // position multiplier, 1 / linear scaling factor (1: none)
+    const float *freq_factors; // [n_rot / 2] divisors (rope_freqs.weight) or NULL
+};
+
 /* Rotates, in place, the first n_rot dims of each head of x [n_tok][n_head][head_dim] at
- * position pos[t]; pair i turns by pos * base^(-2i/n_rot). n_rot must be even, <= head_dim. */
-void train_rope_fwd(float *x, int n_tok, int n_head, int head_dim, int n_rot,
-                    const int32_t *pos, float base, enum train_rope mode);
+ * position pos[t]: pair i turns by freq_scale * pos * base^(-2i/n_rot) / freq_factors[i], the
+ * power built by repeated multiplication as llama.cpp and our decoder do. */
+void train_rope_fwd(float *x, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                    const struct train_rope_cfg *rc);
 /* The backward is the inverse rotation, applied in place to the gradient. */
-void train_rope_bwd(float *dx, int n_tok, int n_head, int head_dim, int n_rot,
-                    const int32_t *pos, float base, enum train_rope mode);
+void train_rope_bwd(float *dx, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                    const struct train_rope_cfg *rc);
 
 /* Causal self-attention with grouped-query heads over n_seq independent sequences of T tokens:
  * q [n_seq*T][n_head*hd], k and v [n_seq*T][n_head_kv*hd]; head h reads kv head
@@ -168,6 +177,8 @@ struct train_param {
     float *v;
     size_t n;
     int decay;
+    const void *qdata;       // a frozen weight used in place (train_llama_set_frozen), or NULL
+    enum gguf_ttype qtype;   // its type
 };
 
 struct train_adamw {
@@ -216,9 +227,12 @@ struct train_llama_cfg {
     int n_ff;      // SwiGLU hidden size
     int n_rot;     // rotated dims per head; 0 = head_dim
     enum train_rope rope_type;
-    float rope_base; // 10000
-    float norm_eps;  // 1e-5
-    int tied_output; // output projection reuses token_embd
+    float rope_base;        // 10000
+    float rope_freq_scale;  // position multiplier; 0 or 1 = none
+    const float *rope_freqs; // [n_rot / 2] frequency divisors, copied; NULL = none
+    float norm_eps;         // 1e-5
+    int tied_output;        // output projection reuses token_embd
+    int qkv_bias;           // attn_q/k/v have biases (qwen2)
 };
 
 /* LoRA targets (which projections get an adapter). */
@@ -260,6 +274,14 @@ int train_llama_add_lora(struct train_llama *m, unsigned targets, int r, float a
 int train_llama_lora(const struct train_llama *m, unsigned *targets, int *r, float *alpha,
                      float *dropout);
 
+/* Makes base tensor i (a matrix: token_embd, attn_*, ffn_*, output) a frozen weight of kq type
+ * 'type' read in place from 'data' (n values, rows of n_in a multiple of the type's block), as
+ * for QLoRA over a quantized GGUF. Its f32 values are no longer used; 'data' must outlive the
+ * model. The tensor must already be frozen (after train_llama_add_lora). TW_EINVAL names the
+ * tensor when the type or shape does not fit. */
+int train_llama_set_frozen(struct train_llama *m, int i, enum gguf_ttype type, const void *data,
+                           struct tw_err *err);
+
 /* Runs the model on n_seq sequences of T tokens (tokens and targets [n_seq*T], mask as in
  * train_xent_fwd), saves what the backward needs, and sets *loss. LoRA dropout masks are drawn
  * from 'rng' (unused without dropout; NULL allowed then). Token and target ids are checked
@@ -296,10 +318,10 @@ void train_matmul_fwd_f64(const double *x, const double *w, const double *b, int
 void train_matmul_bwd_f64(const double *dy, const double *x, const double *w, int n_tok,
                           int n_in, int n_out, double *dx, double *dw, double *db,
                           struct tw_pool *pool);
-void train_rope_fwd_f64(double *x, int n_tok, int n_head, int head_dim, int n_rot,
-                        const int32_t *pos, double base, enum train_rope mode);
-void train_rope_bwd_f64(double *dx, int n_tok, int n_head, int head_dim, int n_rot,
-                        const int32_t *pos, double base, enum train_rope mode);
+void train_rope_fwd_f64(double *x, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                        const struct train_rope_cfg *rc);
+void train_rope_bwd_f64(double *dx, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                        const struct train_rope_cfg *rc);
 void train_attn_fwd_f64(const double *q, const double *k, const double *v, int n_seq, int T,
                         int n_head, int n_head_kv, int hd, double *att, double *out,
                         struct tw_pool *pool);
