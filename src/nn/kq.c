@@ -163,7 +163,7 @@ int kq_type_supported(enum gguf_ttype t)
 
 /* ---- dispatch ---- */
 
-static struct kq_ops ops_ref, ops_avx2, ops_avx512;
+static struct kq_ops ops_ref, ops_avx2, ops_avx512, ops_avx512_plain;
 static const struct kq_ops *ops_cur = &ops_ref;
 static const char *isa_cur = "scalar";
 static int have_avx2, have_avx512;
@@ -202,8 +202,10 @@ static void kq_init_once(void)
         ops_inherit(&ops_avx2, &ops_ref);
     }
     if (have_avx512) {
-        kq_avx512_table(&ops_avx512);
+        kq_avx512_table(&ops_avx512, __builtin_cpu_supports("avx512vnni"));
         ops_inherit(&ops_avx512, &ops_avx2);
+        kq_avx512_table(&ops_avx512_plain, 0);
+        ops_inherit(&ops_avx512_plain, &ops_avx2);
     }
     if (have_avx512 && !(force && (!strcmp(force, "scalar") || !strcmp(force, "avx2")))) {
         ops_cur = &ops_avx512;
@@ -248,7 +250,41 @@ const struct kq_ops *kq__ops_isa(const char *isa)
         return have_avx2 ? &ops_avx2 : NULL;
     if (!strcmp(isa, "avx512"))
         return have_avx512 ? &ops_avx512 : NULL;
+    if (!strcmp(isa, "avx512-novnni"))
+        return have_avx512 ? &ops_avx512_plain : NULL;
     return NULL;
+}
+
+int kq_set_isa(const char *isa)
+{
+    const struct kq_ops *ops = kq__ops_isa(isa);
+    if (!ops)
+        return -1;
+    ops_cur = ops;
+    isa_cur = ops == &ops_avx512   ? "avx512"
+              : ops == &ops_avx512_plain ? "avx512-novnni"
+              : ops == &ops_avx2     ? "avx2"
+                                     : "scalar";
+    return 0;
+}
+
+int64_t kq_fma_burn(int64_t iters)
+{
+    kq_init();
+    if (ops_cur == &ops_avx512 || ops_cur == &ops_avx512_plain)
+        return kq__fma_burn_avx512(iters);
+    if (ops_cur == &ops_avx2)
+        return kq__fma_burn_avx2(iters);
+    /* Scalar: 8 independent chains so that latency does not hide the throughput. */
+    volatile float seed = 1.0f;
+    float a[8], m = 0.999999f, c = 1e-7f;
+    for (int k = 0; k < 8; k++)
+        a[k] = seed + k;
+    for (int64_t i = 0; i < iters; i++)
+        for (int k = 0; k < 8; k++)
+            a[k] = a[k] * m + c;
+    seed = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+    return iters * 8 * 2;
 }
 
 /* ---- public kernels ---- */

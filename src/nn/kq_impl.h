@@ -83,8 +83,8 @@ size_t kq__row_bytes(enum gguf_ttype t, int64_t n);
 enum gguf_ttype kq__vec_type(enum gguf_ttype t);
 /* The kernel table in use after dispatch (never NULL entries for supported types). */
 const struct kq_ops *kq__ops(void);
-/* The reference table; and the table of a given ISA ("scalar", "avx2", "avx512"), NULL if the CPU
- * or the build lacks it. Tests compare them. */
+/* The reference table; and the table of a given ISA ("scalar", "avx2", "avx512", and
+ * "avx512-novnni" for AVX-512 without VNNI), NULL if the CPU lacks it. Tests compare them. */
 const struct kq_ops *kq__ops_ref(void);
 const struct kq_ops *kq__ops_isa(const char *isa);
 
@@ -108,6 +108,9 @@ void kq_ref_table(struct kq_ops *ops);
 
 /* Arch tables (src/nn/arch/<isa>/): fill the entries they accelerate. */
 void kq_avx2_table(struct kq_ops *ops);
-void kq_avx512_table(struct kq_ops *ops);
+/* vnni: use AVX-512 VNNI (vpdpbusd) for the 8-bit dot products. */
+void kq_avx512_table(struct kq_ops *ops, int vnni);
+int64_t kq__fma_burn_avx2(int64_t iters);
+int64_t kq__fma_burn_avx512(int64_t iters);
 
 #endif

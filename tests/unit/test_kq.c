@@ -2,10 +2,12 @@
  * fast kernel against its reference on random data and odd shapes, and the matmul driver. */
 #include "base/mem.h"
 #include "base/pool.h"
+#include "nn/gguf.h"
 #include "nn/kq.h"
 #include "nn/kq_impl.h"
 #include "test.h"
 
+#include <cJSON.h>
 #include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -61,7 +63,7 @@ static const char *tname(enum gguf_ttype t)
     }
 }
 
-static const char *const isas[] = {"avx2", "avx512"};
+static const char *const isas[] = {"avx2", "avx512", "avx512-novnni"};
 
 static void *quantized(enum gguf_ttype t, const float *x, int64_t n)
 {
@@ -209,7 +211,7 @@ static double dot_scale(enum gguf_ttype t, const void *w, const float *x, int64_
 TEST(kq_isa_matches_ref)
 {
     const struct kq_ops *ref = kq__ops_ref();
-    const int64_t sizes[] = {256, 512, 768, 1024 + 256, 2304};
+    const int64_t sizes[] = {96, 256, 512, 768, 800, 1024 + 256, 2304};
     const int64_t odd[] = {1, 3, 7, 15, 16, 17, 31, 33, 63, 65, 100, 129, 255};
     int tested = 0;
     for (size_t s = 0; s < sizeof(isas) / sizeof(isas[0]); s++) {
@@ -279,10 +281,11 @@ TEST(kq_matmul_shapes)
     struct tw_err err = TW_ERR_INIT;
     struct tw_pool *pool = NULL;
     CHECK_OK(tw_pool_new(3, &pool, &err), &err);
-    const char *sets[] = {"scalar", "avx2", "avx512"};
+    const char *sets[] = {"scalar", "avx2", "avx512", "avx512-novnni"};
     for (size_t k = 0; k < N_TYPES; k++) {
         enum gguf_ttype t = all_types[k];
-        int64_t n_in = kq__block_size(t) == 1 ? 77 : 512;
+        /* odd block counts exercise the pairwise kernels' tails */
+        int64_t n_in = kq__block_size(t) == 1 ? 77 : kq__block_size(t) == 32 ? 544 : 512;
         for (int64_t n_out = 1; n_out <= 13; n_out += 3) {
             for (int64_t n_tok = 1; n_tok <= 17; n_tok += (n_tok < 6 ? 1 : 5)) {
                 float *w = gauss_vec(n_in * n_out, 0.05f), *x = gauss_vec(n_in * n_tok, 1.0f);
@@ -291,7 +294,7 @@ TEST(kq_matmul_shapes)
                 float *y1 = tw_calloc((size_t)(n_out * n_tok), sizeof(float));
                 CHECK(w && x && wq && y0 && y1);
                 matmul_ref(t, wq, n_in, n_out, x, n_tok, y0);
-                for (size_t s = 0; s < 3; s++) {
+                for (size_t s = 0; s < 4; s++) {
                     const struct kq_ops *ops = kq__ops_isa(sets[s]);
                     if (!ops)
                         continue;
@@ -355,6 +358,189 @@ TEST(kq_dispatch)
         CHECK(kq_type_supported(all_types[k]));
     CHECK(!kq_type_supported(GGUF_T_Q4_1));
     CHECK(!kq_type_supported(GGUF_T_Q8_K)); // internal activation format only
+}
+
+/* ---- exactness against llama.cpp (shared/refs/synth-tiny) ---- */
+
+static int near_rel(double a, double b, double rel)
+{
+    return fabs(a - b) <= rel * fmax(fabs(a), fabs(b)) + 1e-12;
+}
+
+static int64_t tensor_n(const struct gguf_tensor *t)
+{
+    int64_t n = 1;
+    for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++)
+        n *= t->ne[d];
+    return n;
+}
+
+/* Our decoders against ggml's dequantization of every tensor of one file: the sums, the sum of
+ * absolute values and of squares to 1e-5, the first and last 16 values to 1e-6 (the JSON keeps
+ * 9 significant digits). */
+static void check_dequant_file(const char *q)
+{
+    char rel[128];
+    struct tw_err err = TW_ERR_INIT;
+    struct gguf_file *f = NULL;
+    size_t len = 0;
+
+    snprintf(rel, sizeof(rel), "refs/synth-tiny/dequant-%s.json", q);
+    char *text = test_read_file(test_shared(rel), &len);
+    CHECK_MSG(text, "cannot read %s", test_shared(rel));
+    cJSON *root = cJSON_Parse(text);
+    tw_free(text);
+    CHECK(root);
+    snprintf(rel, sizeof(rel), "refs/models/synth-tiny-%s.gguf", q);
+    CHECK_OK(gguf_open(test_shared(rel), &f, &err), &err);
+    const cJSON *tensors = cJSON_GetObjectItem(root, "tensors");
+    CHECK(cJSON_GetArraySize(tensors) == gguf_n_tensors(f));
+    const cJSON *jt;
+    int n_checked = 0;
+    cJSON_ArrayForEach(jt, tensors)
+    {
+        const char *name = cJSON_GetObjectItem(jt, "name")->valuestring;
+        const struct gguf_tensor *t = gguf_find_tensor(f, name);
+        CHECK_MSG(t, "%s: tensor '%s' missing", q, name);
+        CHECK_EQ_INT(t->type, cJSON_GetObjectItem(jt, "type_id")->valueint);
+        CHECK_EQ_INT(t->nbytes, (int64_t)cJSON_GetObjectItem(jt, "nbytes")->valuedouble);
+        CHECK(kq_type_supported(t->type));
+        int64_t n = tensor_n(t);
+        float *v = tw_mallocarray((size_t)n, sizeof(float));
+        CHECK(v);
+        kq_dequant(t->type, t->data, v, n);
+        double sum = 0, sum_abs = 0, sum_sq = 0;
+        for (int64_t i = 0; i < n; i++) {
+            sum += v[i];
+            sum_abs += fabs(v[i]);
+            sum_sq += (double)v[i] * v[i];
+        }
+        const cJSON *first = cJSON_GetObjectItem(jt, "first16");
+        const cJSON *last = cJSON_GetObjectItem(jt, "last16");
+        int ok = near_rel(sum_abs, cJSON_GetObjectItem(jt, "sum_abs")->valuedouble, 1e-5) &&
+                 near_rel(sum_sq, cJSON_GetObjectItem(jt, "sum_sq")->valuedouble, 1e-5) &&
+                 fabs(sum - cJSON_GetObjectItem(jt, "sum")->valuedouble) <= 1e-5 * sum_abs;
+        for (int i = 0; ok && i < 16; i++)
+            ok = near_rel(v[i], cJSON_GetArrayItem(first, i)->valuedouble, 1e-6) &&
+                 near_rel(v[n - 16 + i], cJSON_GetArrayItem(last, i)->valuedouble, 1e-6);
+        tw_free(v);
+        CHECK_MSG(ok, "%s: tensor '%s' (%s) differs from ggml's dequantization: sum %.9g sum_abs "
+                      "%.9g sum_sq %.9g",
+                  q, name, tname(t->type), sum, sum_abs, sum_sq);
+        n_checked++;
+    }
+    CHECK(n_checked > 0);
+    gguf_close(f);
+    cJSON_Delete(root);
+}
+
+TEST(kq_dequant_matches_ggml)
+{
+    const char *files[] = {"f32", "q8_0", "q4_0", "q4_k", "q4_k_m", "q6_k"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        check_dequant_file(files[i]);
+        if (test__failed)
+            return;
+    }
+}
+
+/* Our quantizers against llama-quantize (no importance matrix): quantizing the F32 model's
+ * tensors must give the bytes of the quantized files, block for block. */
+static void check_quant_file(const char *q, const struct gguf_file *f32)
+{
+    char rel[128];
+    struct tw_err err = TW_ERR_INIT;
+    struct gguf_file *f = NULL;
+    snprintf(rel, sizeof(rel), "refs/models/synth-tiny-%s.gguf", q);
+    CHECK_OK(gguf_open(test_shared(rel), &f, &err), &err);
+    long blocks = 0, same = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const struct gguf_tensor *t = gguf_tensor(f, i);
+        if (t->type == GGUF_T_F32)
+            continue;
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
+        const struct gguf_tensor *src = gguf_find_tensor(f32, name);
+        CHECK_MSG(src && src->type == GGUF_T_F32, "no f32 source for '%s'", name);
+        int64_t n = tensor_n(t);
+        CHECK_EQ_INT(tensor_n(src), n);
+        unsigned char *out = tw_malloc(t->nbytes);
+        CHECK(out);
+        kq_quant(t->type, src->data, out, n);
+        size_t bb = kq__block_bytes(t->type);
+        for (size_t off = 0; off < t->nbytes; off += bb, blocks++)
+            same += !memcmp(out + off, (const unsigned char *)t->data + off, bb);
+        tw_free(out);
+    }
+    gguf_close(f);
+    if (getenv("KQ_VERBOSE"))
+        fprintf(stderr, "%s: %ld of %ld blocks identical\n", q, same, blocks);
+    CHECK_MSG(blocks > 0 && same == blocks, "%s: %ld of %ld blocks identical to llama-quantize's",
+              q, same, blocks);
+}
+
+TEST(kq_quant_matches_llama_quantize)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct gguf_file *f32 = NULL;
+    CHECK_OK(gguf_open(test_shared("refs/models/synth-tiny-f32.gguf"), &f32, &err), &err);
+    const char *files[] = {"q8_0", "q4_0", "q4_k", "q4_k_m", "q6_k"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && !test__failed; i++)
+        check_quant_file(files[i], f32);
+    gguf_close(f32);
+}
+
+/* The whole-model quantizer against llama-quantize's files: every tensor has the type and the
+ * bytes of the reference (tensor order differs: llama-quantize sorts them). */
+TEST(kq_quantize_file_matches)
+{
+    const char *types[] = {"q4_k_m", "q4_0", "q6_k"};
+    struct tw_err err = TW_ERR_INIT;
+    struct tw_pool *pool = NULL;
+    CHECK_OK(tw_pool_new(2, &pool, &err), &err);
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+        char out[4096], ref[128];
+        struct kq_quantize_stats st;
+        struct gguf_file *a = NULL, *b = NULL;
+        snprintf(out, sizeof(out), "%s/%s.gguf", test_tmpdir(), types[k]);
+        snprintf(ref, sizeof(ref), "refs/models/synth-tiny-%s.gguf", types[k]);
+        CHECK_OK(kq_quantize_file(test_shared("refs/models/synth-tiny-f32.gguf"), out, types[k],
+                                  pool, &st, &err),
+                 &err);
+        CHECK_EQ_INT(st.n_tensors, 21);
+        CHECK_EQ_INT(st.n_quantized, 16);
+        CHECK_OK(gguf_open(out, &a, &err), &err);
+        CHECK_OK(gguf_open(test_shared(ref), &b, &err), &err);
+        CHECK_EQ_INT(gguf_n_tensors(a), gguf_n_tensors(b));
+        for (int64_t i = 0; i < gguf_n_tensors(b); i++) {
+            const struct gguf_tensor *tb = gguf_tensor(b, i);
+            char name[128];
+            snprintf(name, sizeof(name), "%.*s", (int)tb->name.len, tb->name.ptr);
+            const struct gguf_tensor *ta = gguf_find_tensor(a, name);
+            CHECK_MSG(ta, "%s: '%s' missing", types[k], name);
+            CHECK_MSG(ta->type == tb->type && ta->nbytes == tb->nbytes &&
+                          !memcmp(ta->data, tb->data, tb->nbytes),
+                      "%s: tensor '%s' differs (type %s vs %s)", types[k], name, tname(ta->type),
+                      tname(tb->type));
+        }
+        uint32_t ft = 0;
+        CHECK_OK(gguf_get_u32(a, "general.file_type", 0, &ft, &err), &err);
+        uint32_t ft_ref = 1;
+        CHECK_OK(gguf_get_u32(b, "general.file_type", 0, &ft_ref, &err), &err);
+        CHECK_EQ_INT(ft, ft_ref);
+        gguf_close(a);
+        gguf_close(b);
+    }
+    struct kq_quantize_stats st;
+    char out[4096];
+    snprintf(out, sizeof(out), "%s/bad.gguf", test_tmpdir());
+    CHECK(kq_quantize_file(test_shared("refs/models/synth-tiny-f32.gguf"), out, "q3_k", pool,
+                           &st, &err) == TW_EINVAL);
+    CHECK(strstr(err.msg, "'q3_k'"));
+    tw_err_clear(&err);
+    CHECK(kq_quantize_file("/nonexistent/m.gguf", out, "q4_0", pool, &st, &err) < 0);
+    CHECK(strstr(err.msg, "/nonexistent/m.gguf"));
+    tw_pool_free(pool);
 }
 
 int main(int argc, char **argv)

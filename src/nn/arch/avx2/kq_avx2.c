@@ -441,3 +441,21 @@ void kq_avx2_table(struct kq_ops *ops)
     ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){NULL, NULL, dot_q5_K, NULL};
     ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){NULL, NULL, dot_q6_K, NULL};
 }
+
+/* 12 independent FMA chains: enough to cover the FMA latency on two pipes. */
+int64_t kq__fma_burn_avx2(int64_t iters)
+{
+    __m256 acc[12];
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (int k = 0; k < 12; k++)
+        acc[k] = _mm256_set1_ps((float)k);
+    for (int64_t i = 0; i < iters; i++)
+        for (int k = 0; k < 12; k++)
+            acc[k] = _mm256_fmadd_ps(acc[k], m, c);
+    __m256 s = acc[0];
+    for (int k = 1; k < 12; k++)
+        s = _mm256_add_ps(s, acc[k]);
+    volatile float sink = hsum8(s);
+    (void)sink;
+    return iters * 12 * 8 * 2;
+}
