@@ -1,0 +1,468 @@
+/* kq_avx512.c - AVX-512 kernels (compiled with -mavx512f/bw/vl/dq; called only when the CPU has
+ * them). Float kernels use 16-wide FMAs with masked tails; the Q8_0/Q4_0 integer dot products use
+ * VNNI (vpdpbusd) when the CPU has it. Entries left NULL come from the AVX2 table.
+ */
+#include "nn/kq_impl.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+static inline float f16(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+static inline __m512 load_bf16(const uint16_t *p)
+{
+    __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+static inline __m512 load_bf16_mask(const uint16_t *p, __mmask16 m)
+{
+    __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+
+#define LOAD_F32(p) _mm512_loadu_ps(p)
+#define LOADM_F32(p, m) _mm512_maskz_loadu_ps(m, p)
+#define LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define LOADM_F16(p, m) _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p))
+#define LOAD_BF16(p) load_bf16(p)
+#define LOADM_BF16(p, m) load_bf16_mask(p, m)
+
+/* ---- float dot products: 4 accumulators, masked tail ---- */
+
+#define DEF_DOT(name, T, LOAD, LOADM)                                                              \
+    static float name(int64_t n, const void *w, const void *x)                                     \
+    {                                                                                              \
+        const T *a = w, *b = x;                                                                    \
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                                \
+        int64_t i = 0;                                                                             \
+        for (; i + 64 <= n; i += 64) {                                                             \
+            s0 = _mm512_fmadd_ps(LOAD(a + i), LOAD(b + i), s0);                                    \
+            s1 = _mm512_fmadd_ps(LOAD(a + i + 16), LOAD(b + i + 16), s1);                          \
+            s2 = _mm512_fmadd_ps(LOAD(a + i + 32), LOAD(b + i + 32), s2);                          \
+            s3 = _mm512_fmadd_ps(LOAD(a + i + 48), LOAD(b + i + 48), s3);                          \
+        }                                                                                          \
+        for (; i + 16 <= n; i += 16)                                                               \
+            s0 = _mm512_fmadd_ps(LOAD(a + i), LOAD(b + i), s0);                                    \
+        if (i < n) {                                                                               \
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                                  \
+            s1 = _mm512_fmadd_ps(LOADM(a + i, m), LOADM(b + i, m), s1);                            \
+        }                                                                                          \
+        return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));  \
+    }
+
+DEF_DOT(dot_f32, float, LOAD_F32, LOADM_F32)
+DEF_DOT(dot_f16, uint16_t, LOAD_F16, LOADM_F16)
+DEF_DOT(dot_bf16, uint16_t, LOAD_BF16, LOADM_BF16)
+
+/* ---- float gemm: 4 x 4 register tile ---- */
+
+/* Sums each of 4 vectors and returns the 4 sums in one __m128 (a transposing reduction: cheaper
+ * than 4 separate reductions). */
+static inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+    /* 512 -> 256: add halves */
+    __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(a),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    __m256 b8 = _mm256_add_ps(_mm512_castps512_ps256(b),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
+    __m256 c8 = _mm256_add_ps(_mm512_castps512_ps256(c),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1)));
+    __m256 d8 = _mm256_add_ps(_mm512_castps512_ps256(d),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(d), 1)));
+    __m256 ab = _mm256_hadd_ps(a8, b8); // a01 a23 b01 b23 | a45 a67 b45 b67
+    __m256 cd = _mm256_hadd_ps(c8, d8);
+    __m256 abcd = _mm256_hadd_ps(ab, cd); // a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+#define DEF_GEMM(name, T, LOAD, LOADM)                                                             \
+    static void name(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,    \
+                     float *y, int64_t y_stride)                                                   \
+    {                                                                                              \
+        const T *a0 = w, *a1 = (const T *)((const char *)w + w_stride),                            \
+                *a2 = (const T *)((const char *)w + 2 * w_stride),                                 \
+                *a3 = (const T *)((const char *)w + 3 * w_stride);                                 \
+        const T *b[4];                                                                             \
+        for (int k = 0; k < 4; k++)                                                                \
+            b[k] = (const T *)((const char *)x + k * x_stride);                                    \
+        __m512 acc[4][4];                                                                          \
+        for (int t = 0; t < 4; t++)                                                                \
+            acc[0][t] = acc[1][t] = acc[2][t] = acc[3][t] = _mm512_setzero_ps();                   \
+        int64_t i = 0;                                                                             \
+        for (; i + 16 <= n; i += 16) {                                                             \
+            const __m512 w0 = LOAD(a0 + i), w1 = LOAD(a1 + i), w2 = LOAD(a2 + i),                  \
+                         w3 = LOAD(a3 + i);                                                        \
+            for (int t = 0; t < 4; t++) {                                                          \
+                const __m512 v = LOAD(b[t] + i);                                                   \
+                acc[0][t] = _mm512_fmadd_ps(w0, v, acc[0][t]);                                     \
+                acc[1][t] = _mm512_fmadd_ps(w1, v, acc[1][t]);                                     \
+                acc[2][t] = _mm512_fmadd_ps(w2, v, acc[2][t]);                                     \
+                acc[3][t] = _mm512_fmadd_ps(w3, v, acc[3][t]);                                     \
+            }                                                                                      \
+        }                                                                                          \
+        if (i < n) {                                                                               \
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                                  \
+            const __m512 w0 = LOADM(a0 + i, m), w1 = LOADM(a1 + i, m), w2 = LOADM(a2 + i, m),      \
+                         w3 = LOADM(a3 + i, m);                                                    \
+            for (int t = 0; t < 4; t++) {                                                          \
+                const __m512 v = LOADM(b[t] + i, m);                                               \
+                acc[0][t] = _mm512_fmadd_ps(w0, v, acc[0][t]);                                     \
+                acc[1][t] = _mm512_fmadd_ps(w1, v, acc[1][t]);                                     \
+                acc[2][t] = _mm512_fmadd_ps(w2, v, acc[2][t]);                                     \
+                acc[3][t] = _mm512_fmadd_ps(w3, v, acc[3][t]);                                     \
+            }                                                                                      \
+        }                                                                                          \
+        for (int t = 0; t < 4; t++)                                                                \
+            _mm_storeu_ps(y + t * y_stride, reduce4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));  \
+    }
+
+DEF_GEMM(gemm_f32, float, LOAD_F32, LOADM_F32)
+DEF_GEMM(gemm_f16, uint16_t, LOAD_F16, LOADM_F16)
+DEF_GEMM(gemm_bf16, uint16_t, LOAD_BF16, LOADM_BF16)
+
+/* ---- Q8_0 / Q4_0 against Q8_0: two blocks per 512-bit vector ---- */
+
+/* u8 x s8 -> 16 x int32: one vpdpbusd with VNNI, maddubs + madd without. Inputs are bounded so
+ * that maddubs never saturates (|w| <= 128, |y| <= 127, pairs below 2^15). */
+#define VNNI_TARGET __attribute__((target("avx512vnni,avx512bw,avx512f")))
+
+static inline __m512i dp_u8s8(__m512i acc, __m512i u, __m512i s)
+{
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s),
+                                                   _mm512_set1_epi16(1)));
+}
+VNNI_TARGET static inline __m512i dp_u8s8_vnni(__m512i acc, __m512i u, __m512i s)
+{
+    return _mm512_dpbusd_epi32(acc, u, s);
+}
+
+/* The 64 quants of blocks i and i+1 of a Q8_0 row: [block i | block i+1]. */
+static inline __m512i load2_q8_0(const struct kq_block_q8_0 *b)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[0].qs)),
+                              _mm256_loadu_si256((const __m256i *)b[1].qs), 1);
+}
+
+/* The 64 nibbles of blocks i and i+1 of a Q4_0 row as bytes 0..15, in weight order. */
+static inline __m512i load2_q4_0(const struct kq_block_q4_0 *b)
+{
+    const __m128i a = _mm_loadu_si128((const __m128i *)b[0].qs);
+    const __m128i c = _mm_loadu_si128((const __m128i *)b[1].qs);
+    const __m256i ab = _mm256_set_m128i(c, a);
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1);
+    /* z = [a, c, a>>4, c>>4]: reorder lanes to [a, a>>4, c, c>>4] */
+    return _mm512_and_si512(_mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)),
+                            _mm512_set1_epi8(0x0F));
+}
+
+/* Lanes 0-7 scaled by s0, lanes 8-15 by s1. */
+static inline __m512 scale2(float s0, float s1)
+{
+    return _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+}
+
+/* Q8_0 weights are signed: |w| against y with w's sign. */
+#define Q8_0_TERM(DP, w, y)                                                                        \
+    DP(_mm512_setzero_si512(), _mm512_abs_epi8(w),                                                 \
+       _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y))
+/* Q4_0 weights are nibbles q in 0..15 for q - 8: dot(q, y) - dot(8, y). */
+#define Q4_0_TERM(DP, w, y)                                                                        \
+    _mm512_sub_epi32(DP(_mm512_setzero_si512(), w, y),                                             \
+                     DP(_mm512_setzero_si512(), _mm512_set1_epi8(8), y))
+
+#define DEF_DOT_Q(name, WB, LOAD2, TERM, DP, ATTR)                                                 \
+    ATTR static float name(int64_t n, const void *w, const void *x)                                \
+    {                                                                                              \
+        const WB *a = w;                                                                           \
+        const struct kq_block_q8_0 *b = x;                                                         \
+        const int64_t nb = n / KQ_QK;                                                              \
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                            \
+        int64_t i = 0;                                                                             \
+        for (; i + 4 <= nb; i += 4) {                                                              \
+            const __m512i p0 = TERM(DP, LOAD2(a + i), load2_q8_0(b + i));                          \
+            const __m512i p1 = TERM(DP, LOAD2(a + i + 2), load2_q8_0(b + i + 2));                  \
+            const __m512 s0 = scale2(f16(a[i].d) * f16(b[i].d), f16(a[i + 1].d) * f16(b[i + 1].d)); \
+            const __m512 s1 =                                                                      \
+                scale2(f16(a[i + 2].d) * f16(b[i + 2].d), f16(a[i + 3].d) * f16(b[i + 3].d));      \
+            acc0 = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(p0), acc0);                              \
+            acc1 = _mm512_fmadd_ps(s1, _mm512_cvtepi32_ps(p1), acc1);                              \
+        }                                                                                          \
+        for (; i + 2 <= nb; i += 2) {                                                              \
+            const __m512i p0 = TERM(DP, LOAD2(a + i), load2_q8_0(b + i));                          \
+            const __m512 s0 = scale2(f16(a[i].d) * f16(b[i].d), f16(a[i + 1].d) * f16(b[i + 1].d)); \
+            acc0 = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(p0), acc0);                              \
+        }                                                                                          \
+        float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));                               \
+        if (i < nb) /* an odd last block: the lower half of a pair with itself, halved */          \
+            sum += kq__dot_block_tail_##name(a + i, b + i);                                        \
+        return sum;                                                                                \
+    }
+
+static float tail_q8_0(const struct kq_block_q8_0 *a, const struct kq_block_q8_0 *b)
+{
+    int s = 0;
+    for (int j = 0; j < KQ_QK; j++)
+        s += a->qs[j] * b->qs[j];
+    return s * (f16(a->d) * f16(b->d));
+}
+static float tail_q4_0(const struct kq_block_q4_0 *a, const struct kq_block_q8_0 *b)
+{
+    int s = 0;
+    for (int j = 0; j < KQ_QK / 2; j++)
+        s += ((a->qs[j] & 0xF) - 8) * b->qs[j] + ((a->qs[j] >> 4) - 8) * b->qs[j + 16];
+    return s * (f16(a->d) * f16(b->d));
+}
+#define kq__dot_block_tail_dot_q8_0 tail_q8_0
+#define kq__dot_block_tail_dot_q8_0_vnni tail_q8_0
+#define kq__dot_block_tail_dot_q4_0 tail_q4_0
+#define kq__dot_block_tail_dot_q4_0_vnni tail_q4_0
+
+DEF_DOT_Q(dot_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8, )
+DEF_DOT_Q(dot_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8, )
+DEF_DOT_Q(dot_q8_0_vnni, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8_vnni, VNNI_TARGET)
+DEF_DOT_Q(dot_q4_0_vnni, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8_vnni, VNNI_TARGET)
+
+/* 4 rows x 4 tokens, two blocks per step: each unpacked weight pair serves 4 tokens, each
+ * activation pair 4 rows. An odd last block goes through the tail function. */
+#define DEF_GEMM_Q(name, WB, LOAD2, TERM, DP, ATTR, TAIL)                                          \
+    ATTR static void name(int64_t n, const void *w, size_t w_stride, const void *x,                \
+                          size_t x_stride, float *y, int64_t y_stride)                             \
+    {                                                                                              \
+        const WB *a[4];                                                                            \
+        const struct kq_block_q8_0 *b[4];                                                          \
+        for (int k = 0; k < 4; k++) {                                                              \
+            a[k] = (const WB *)((const char *)w + k * w_stride);                                   \
+            b[k] = (const struct kq_block_q8_0 *)((const char *)x + k * x_stride);                 \
+        }                                                                                          \
+        const int64_t nb = n / KQ_QK;                                                              \
+        __m512 acc[4][4];                                                                          \
+        for (int r = 0; r < 4; r++)                                                                \
+            for (int t = 0; t < 4; t++)                                                            \
+                acc[r][t] = _mm512_setzero_ps();                                                   \
+        int64_t i = 0;                                                                             \
+        for (; i + 2 <= nb; i += 2) {                                                              \
+            __m512i qa[4], qb[4];                                                                  \
+            __m512 da[4], db[4];                                                                   \
+            for (int k = 0; k < 4; k++) {                                                          \
+                qa[k] = LOAD2(a[k] + i);                                                           \
+                da[k] = scale2(f16(a[k][i].d), f16(a[k][i + 1].d));                                \
+                qb[k] = load2_q8_0(b[k] + i);                                                      \
+                db[k] = scale2(f16(b[k][i].d), f16(b[k][i + 1].d));                                \
+            }                                                                                      \
+            for (int r = 0; r < 4; r++)                                                            \
+                for (int t = 0; t < 4; t++)                                                        \
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(da[r], db[t]),                       \
+                                                _mm512_cvtepi32_ps(TERM(DP, qa[r], qb[t])),        \
+                                                acc[r][t]);                                        \
+        }                                                                                          \
+        for (int t = 0; t < 4; t++) {                                                              \
+            __m128 s = reduce4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]);                        \
+            if (i < nb) {                                                                          \
+                s = _mm_add_ps(s, _mm_setr_ps(TAIL(a[0] + i, b[t] + i), TAIL(a[1] + i, b[t] + i), \
+                                              TAIL(a[2] + i, b[t] + i), TAIL(a[3] + i, b[t] + i)));\
+            }                                                                                      \
+            _mm_storeu_ps(y + t * y_stride, s);                                                    \
+        }                                                                                          \
+    }
+
+DEF_GEMM_Q(gemm_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8, , tail_q8_0)
+DEF_GEMM_Q(gemm_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8, , tail_q4_0)
+DEF_GEMM_Q(gemm_q8_0_vnni, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8_vnni, VNNI_TARGET,
+           tail_q8_0)
+DEF_GEMM_Q(gemm_q4_0_vnni, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8_vnni, VNNI_TARGET,
+           tail_q4_0)
+
+/* ---- K-quants against Q8_K ---- */
+
+/* Unpacked 6-bit scales and mins of the 8 sub-blocks of a Q4_K/Q5_K block. */
+static inline void scales_mins_k4(const uint8_t *s, uint8_t *sc, uint8_t *m)
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s[j] & 63;
+        m[j] = s[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((s[j + 8] & 0xF) | ((s[j] >> 6) << 4));
+        m[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
+    }
+}
+
+/* int16 vector with 'a' in the 16-bit lanes of bytes 0-31 and 'b' in bytes 32-63. */
+static inline __m512i scale_pair16(int a, int b)
+{
+    return _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)b), 1);
+}
+
+/* Two sub-blocks of 32 quants (u8 in 0..63) against their activations, each weighted by its
+ * scale: maddubs gives 16-bit pair sums, madd with the scales sums them to int32. */
+static inline __m512i dot2_scaled(__m512i q, __m512i y, int sc0, int sc1)
+{
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(q, y), scale_pair16(sc0, sc1));
+}
+
+/* Activations y[o0..o0+31] and y[o1..o1+31] of a Q8_K block in one vector. */
+static inline __m512i load_y2(const int8_t *qs, int o0, int o1)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(qs + o0))),
+                              _mm256_loadu_si256((const __m256i *)(qs + o1)), 1);
+}
+
+static inline int mins_dot(const uint8_t *m, const int16_t *bsums)
+{
+    int s = 0;
+    for (int j = 0; j < 8; j++)
+        s += m[j] * (bsums[2 * j] + bsums[2 * j + 1]);
+    return s;
+}
+
+static float dot_q4_K(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q4_K *a = w;
+    const struct kq_block_q8_K *b = x;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc = _mm512_setzero_ps();
+    float msum = 0;
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        scales_mins_k4(a[i].scales, sc, mn);
+        /* q01 = chunks 0,1 (sub-blocks 0,2 low nibbles; 1,3 high), q23 = chunks 2,3. */
+        const __m512i q01 = _mm512_loadu_si512(a[i].qs);
+        const __m512i q23 = _mm512_loadu_si512(a[i].qs + 64);
+        const int8_t *y = b[i].qs;
+        __m512i s = dot2_scaled(_mm512_and_si512(q01, m4), load_y2(y, 0, 64), sc[0], sc[2]);
+        s = _mm512_add_epi32(s, dot2_scaled(_mm512_and_si512(_mm512_srli_epi16(q01, 4), m4),
+                                            load_y2(y, 32, 96), sc[1], sc[3]));
+        s = _mm512_add_epi32(s, dot2_scaled(_mm512_and_si512(q23, m4), load_y2(y, 128, 192),
+                                            sc[4], sc[6]));
+        s = _mm512_add_epi32(s, dot2_scaled(_mm512_and_si512(_mm512_srli_epi16(q23, 4), m4),
+                                            load_y2(y, 160, 224), sc[5], sc[7]));
+        const float d = f16(a[i].d) * b[i].d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(s), acc);
+        msum += f16(a[i].dmin) * b[i].d * mins_dot(mn, b[i].bsums);
+    }
+    return _mm512_reduce_add_ps(acc) - msum;
+}
+
+static float dot_q5_K(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q5_K *a = w;
+    const struct kq_block_q8_K *b = x;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    __m512 acc = _mm512_setzero_ps();
+    float msum = 0;
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        scales_mins_k4(a[i].scales, sc, mn);
+        const __m256i qh256 = _mm256_loadu_si256((const __m256i *)a[i].qh);
+        const __m512i qh = _mm512_inserti64x4(_mm512_castsi256_si512(qh256), qh256, 1);
+        const int8_t *y = b[i].qs;
+        __m512i s = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) { // chunks 2h and 2h+1
+            const __m512i q = _mm512_loadu_si512(a[i].qs + 64 * h);
+            /* 5th bits: lanes 0-31 are chunk 2h (qh bits 4h, 4h+1), lanes 32-63 chunk 2h+1
+             * (bits 4h+2, 4h+3). */
+            const __m512i sh_lo = _mm512_inserti64x4(_mm512_set1_epi16((short)(4 * h)),
+                                                     _mm256_set1_epi16((short)(4 * h + 2)), 1);
+            const __m512i sh_hi = _mm512_add_epi16(sh_lo, _mm512_set1_epi16(1));
+            const __m512i h0 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh_lo), one);
+            const __m512i h1 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh_hi), one);
+            const __m512i lo = _mm512_or_si512(_mm512_and_si512(q, m4), _mm512_slli_epi16(h0, 4));
+            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(q, 4), m4),
+                                               _mm512_slli_epi16(h1, 4));
+            s = _mm512_add_epi32(s, dot2_scaled(lo, load_y2(y, 128 * h, 128 * h + 64),
+                                                sc[4 * h], sc[4 * h + 2]));
+            s = _mm512_add_epi32(s, dot2_scaled(hi, load_y2(y, 128 * h + 32, 128 * h + 96),
+                                                sc[4 * h + 1], sc[4 * h + 3]));
+        }
+        const float d = f16(a[i].d) * b[i].d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(s), acc);
+        msum += f16(a[i].dmin) * b[i].d * mins_dot(mn, b[i].bsums);
+    }
+    return _mm512_reduce_add_ps(acc) - msum;
+}
+
+/* Q6_K: q in 0..63 against y, each group of 16 weighted by its signed scale; the -32 offset
+ * comes back through the Q8_K group sums. */
+static float dot_q6_K(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q6_K *a = w;
+    const struct kq_block_q8_K *b = x;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        int ioff = 0;
+        for (int s = 0; s < 16; s++)
+            ioff += a[i].scales[s] * b[i].bsums[s];
+        __m512i s = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = a[i].ql + 64 * h;
+            const int8_t *sc = a[i].scales + 8 * h;
+            const int8_t *y = b[i].qs + 128 * h;
+            /* L = [ql 0..31 | ql 32..63], QH = [qh | qh] (qh shared by both halves of L) */
+            const __m512i L = _mm512_loadu_si512(ql);
+            const __m256i qh256 = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
+            const __m512i QH = _mm512_inserti64x4(_mm512_castsi256_si512(qh256), qh256, 1);
+            /* low nibbles: l 0..31 use qh bits 0-1 (group 0), l 32..63 bits 2-3 (group 1) */
+            const __m512i shA = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+            const __m512i shB = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+            const __m512i qA = _mm512_or_si512(
+                _mm512_and_si512(L, m4),
+                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shA), m2), 4));
+            const __m512i qB = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shB), m2), 4));
+            /* qA pairs with y[0..63] (scales sc0,sc1 | sc2,sc3), qB with y[64..127] (sc4..7) */
+            const __m512i yA = _mm512_loadu_si512(y), yB = _mm512_loadu_si512(y + 64);
+            const __m512i scA = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]))),
+                _mm256_set_m128i(_mm_set1_epi16(sc[3]), _mm_set1_epi16(sc[2])), 1);
+            const __m512i scB = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(sc[5]), _mm_set1_epi16(sc[4]))),
+                _mm256_set_m128i(_mm_set1_epi16(sc[7]), _mm_set1_epi16(sc[6])), 1);
+            s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(qA, yA), scA));
+            s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(qB, yB), scB));
+        }
+        const float d = f16(a[i].d) * b[i].d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d),
+                              _mm512_sub_ps(_mm512_cvtepi32_ps(s), _mm512_setzero_ps()), acc);
+        acc = _mm512_add_ps(acc, _mm512_castps128_ps512(_mm_set_ss(-d * 32.0f * ioff)));
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+void kq_avx512_table(struct kq_ops *ops, int vnni)
+{
+    memset(ops, 0, sizeof(*ops));
+    ops->type[GGUF_T_F32] = (struct kq_type_ops){NULL, NULL, dot_f32, gemm_f32};
+    ops->type[GGUF_T_F16] = (struct kq_type_ops){NULL, NULL, dot_f16, gemm_f16};
+    ops->type[GGUF_T_BF16] = (struct kq_type_ops){NULL, NULL, dot_bf16, gemm_bf16};
+    if (vnni) {
+        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0_vnni, gemm_q8_0_vnni};
+        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){NULL, NULL, dot_q4_0_vnni, gemm_q4_0_vnni};
+    } else {
+        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0, gemm_q8_0};
+        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){NULL, NULL, dot_q4_0, gemm_q4_0};
+    }
+    ops->type[GGUF_T_Q4_K].vec_dot = dot_q4_K;
+    ops->type[GGUF_T_Q5_K].vec_dot = dot_q5_K;
+    ops->type[GGUF_T_Q6_K].vec_dot = dot_q6_K;
+}
+
+/* 12 independent FMA chains: enough to cover the FMA latency on two pipes. */
+int64_t kq__fma_burn_avx512(int64_t iters)
+{
+    __m512 acc[12];
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (int k = 0; k < 12; k++)
+        acc[k] = _mm512_set1_ps((float)k);
+    for (int64_t i = 0; i < iters; i++)
+        for (int k = 0; k < 12; k++)
+            acc[k] = _mm512_fmadd_ps(acc[k], m, c);
+    __m512 s = acc[0];
+    for (int k = 1; k < 12; k++)
+        s = _mm512_add_ps(s, acc[k]);
+    volatile float sink = _mm512_reduce_add_ps(s);
+    (void)sink;
+    return iters * 12 * 16 * 2;
+}
