@@ -123,12 +123,16 @@ DEF_GEMM(gemm_f32, float, LOAD_F32, LOADM_F32)
 DEF_GEMM(gemm_f16, uint16_t, LOAD_F16, LOADM_F16)
 DEF_GEMM(gemm_bf16, uint16_t, LOAD_BF16, LOADM_BF16)
 
-/* ---- Q8_0 / Q4_0 against Q8_0: two blocks per 512-bit vector ---- */
+/* ---- Q8_0 / Q4_0 against Q8_0X activations: two blocks per 512-bit vector ----
+ *
+ * The activations' quants are contiguous (kq_impl.h), so a pair of blocks is one 64-byte load.
+ * With AVX-512 VNNI and VBMI (Ice Lake, Zen 4) the two weight blocks of a pair are gathered from
+ * one masked 36-byte load by vpermb, their scales by vpermw; vpdpbusd does the byte dot products.
+ * Without them: 128/256-bit loads and maddubs + madd. */
 
-/* u8 x s8 -> 16 x int32: one vpdpbusd with VNNI, maddubs + madd without. Inputs are bounded so
- * that maddubs never saturates (|w| <= 128, |y| <= 127, pairs below 2^15). */
-#define VNNI_TARGET __attribute__((target("avx512vnni,avx512bw,avx512f")))
+#define VNNI_TARGET __attribute__((target("avx512vnni,avx512vbmi,avx512bw,avx512f")))
 
+/* u8 x s8 -> 16 x int32 added to acc; inputs keep maddubs from saturating (|u| <= 128). */
 static inline __m512i dp_u8s8(__m512i acc, __m512i u, __m512i s)
 {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s),
@@ -139,103 +143,134 @@ VNNI_TARGET static inline __m512i dp_u8s8_vnni(__m512i acc, __m512i u, __m512i s
     return _mm512_dpbusd_epi32(acc, u, s);
 }
 
-/* The 64 quants of blocks i and i+1 of a Q8_0 row: [block i | block i+1]. */
-static inline __m512i load2_q8_0(const struct kq_block_q8_0 *b)
+/* Weight pairs, plain: quants in weight order, and the two f16 scales as floats 0 and 1. */
+static inline __m512i load2_q8_0(const struct kq_block_q8_0 *b, __m128 *d)
 {
+    *d = _mm_cvtph_ps(_mm_setr_epi16((short)b[0].d, (short)b[1].d, 0, 0, 0, 0, 0, 0));
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[0].qs)),
                               _mm256_loadu_si256((const __m256i *)b[1].qs), 1);
 }
 
-/* The 64 nibbles of blocks i and i+1 of a Q4_0 row as bytes 0..15, in weight order. */
-static inline __m512i load2_q4_0(const struct kq_block_q4_0 *b)
+static inline __m512i load2_q4_0(const struct kq_block_q4_0 *b, __m128 *d)
 {
+    *d = _mm_cvtph_ps(_mm_setr_epi16((short)b[0].d, (short)b[1].d, 0, 0, 0, 0, 0, 0));
     const __m128i a = _mm_loadu_si128((const __m128i *)b[0].qs);
     const __m128i c = _mm_loadu_si128((const __m128i *)b[1].qs);
-    const __m256i ab = _mm256_set_m128i(c, a);
-    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1);
+    const __m256i ac = _mm256_set_m128i(c, a);
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(ac), _mm256_srli_epi16(ac, 4), 1);
     /* z = [a, c, a>>4, c>>4]: reorder lanes to [a, a>>4, c, c>>4] */
     return _mm512_and_si512(_mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)),
                             _mm512_set1_epi8(0x0F));
 }
 
-/* Lanes 0-7 scaled by s0, lanes 8-15 by s1. */
-static inline __m512 scale2(float s0, float s1)
+/* Weight pairs with VBMI: blocks i and i+1 are bytes 0..35 from b (a masked load never touches
+ * memory past them). Q4_0: d at bytes 0 and 18, nibbles at 2..17 and 20..35. */
+VNNI_TARGET static inline __m512i load2_q4_0_vbmi(const struct kq_block_q4_0 *b, __m128 *d)
 {
-    return _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+    const __m512i v = _mm512_maskz_loadu_epi8(0xFFFFFFFFFull, b);
+    const __m512i idx = _mm512_set_epi8(35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21,
+                                        20, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22,
+                                        21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                        2, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
+    const __m512i sh = _mm512_set_epi64(0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                        0x0004000400040004ll, 0x0004000400040004ll, 0, 0);
+    const __m512i didx = _mm512_castsi128_si512(_mm_setr_epi16(0, 9, 0, 0, 0, 0, 0, 0));
+    *d = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(didx, v)));
+    return _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(idx, v), sh),
+                            _mm512_set1_epi8(0x0F));
+}
+VNNI_TARGET static inline __m512i load2_q8_0_vbmi(const struct kq_block_q8_0 *b, __m128 *d)
+{
+    return load2_q8_0(b, d);
 }
 
-/* Q8_0 weights are signed: |w| against y with w's sign. */
-#define Q8_0_TERM(DP, w, y)                                                                        \
-    DP(_mm512_setzero_si512(), _mm512_abs_epi8(w),                                                 \
-       _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y))
-/* Q4_0 weights are nibbles q in 0..15 for q - 8: dot(q, y) - dot(8, y). */
-#define Q4_0_TERM(DP, w, y)                                                                        \
-    _mm512_sub_epi32(DP(_mm512_setzero_si512(), w, y),                                             \
-                     DP(_mm512_setzero_si512(), _mm512_set1_epi8(8), y))
+/* [s0 x 8, s1 x 8] from floats 0 and 1 of s. */
+static inline __m512 spread2(__m128 s)
+{
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
+}
 
-#define DEF_DOT_Q(name, WB, LOAD2, TERM, DP, ATTR)                                                 \
+/* Q8_0 weights are signed: |w| against y with w's sign. Q4_0 weights are nibbles q for q - 8:
+ * dot(q, y) + c where c = -dot(8, y) (computed once per activation pair). */
+#define Q8_0_TERM(DP, w, y, c)                                                                     \
+    DP(c, _mm512_abs_epi8(w),                                                                      \
+       _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y))
+#define Q4_0_TERM(DP, w, y, c) DP(c, w, y)
+#define Q8_0_OFF(DP, y) _mm512_setzero_si512()
+#define Q4_0_OFF(DP, y)                                                                            \
+    _mm512_sub_epi32(_mm512_setzero_si512(), DP(_mm512_setzero_si512(), _mm512_set1_epi8(8), y))
+
+/* One block (the odd last one) in plain C. */
+static float tail_q8_0(const struct kq_block_q8_0 *a, const int8_t *q, float dy)
+{
+    int s = 0;
+    for (int j = 0; j < KQ_QK; j++)
+        s += a->qs[j] * q[j];
+    return s * (f16(a->d) * dy);
+}
+static float tail_q4_0(const struct kq_block_q4_0 *a, const int8_t *q, float dy)
+{
+    int s = 0;
+    for (int j = 0; j < KQ_QK / 2; j++)
+        s += ((a->qs[j] & 0xF) - 8) * q[j] + ((a->qs[j] >> 4) - 8) * q[j + 16];
+    return s * (f16(a->d) * dy);
+}
+
+#define DEF_DOT_Q(name, WB, LOAD2, TERM, OFF, DP, ATTR, TAIL)                                      \
     ATTR static float name(int64_t n, const void *w, const void *x)                                \
     {                                                                                              \
         const WB *a = w;                                                                           \
-        const struct kq_block_q8_0 *b = x;                                                         \
+        const float *xd = kq__q8x_d(x);                                                            \
+        const int8_t *xq = kq__q8x_qs(x, n);                                                       \
         const int64_t nb = n / KQ_QK;                                                              \
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                            \
         int64_t i = 0;                                                                             \
         for (; i + 4 <= nb; i += 4) {                                                              \
-            const __m512i p0 = TERM(DP, LOAD2(a + i), load2_q8_0(b + i));                          \
-            const __m512i p1 = TERM(DP, LOAD2(a + i + 2), load2_q8_0(b + i + 2));                  \
-            const __m512 s0 = scale2(f16(a[i].d) * f16(b[i].d), f16(a[i + 1].d) * f16(b[i + 1].d)); \
-            const __m512 s1 =                                                                      \
-                scale2(f16(a[i + 2].d) * f16(b[i + 2].d), f16(a[i + 3].d) * f16(b[i + 3].d));      \
+            __m128 d0, d1;                                                                         \
+            const __m512i y0 = _mm512_loadu_si512(xq + i * KQ_QK);                                 \
+            const __m512i y1 = _mm512_loadu_si512(xq + (i + 2) * KQ_QK);                           \
+            const __m512i p0 = TERM(DP, LOAD2(a + i, &d0), y0, OFF(DP, y0));                       \
+            const __m512i p1 = TERM(DP, LOAD2(a + i + 2, &d1), y1, OFF(DP, y1));                   \
+            const __m128 dy = _mm_loadu_ps(xd + i);                                                \
+            const __m512 s0 = spread2(_mm_mul_ps(d0, dy));                                         \
+            const __m512 s1 = spread2(_mm_mul_ps(d1, _mm_movehl_ps(dy, dy)));                      \
             acc0 = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(p0), acc0);                              \
             acc1 = _mm512_fmadd_ps(s1, _mm512_cvtepi32_ps(p1), acc1);                              \
         }                                                                                          \
         for (; i + 2 <= nb; i += 2) {                                                              \
-            const __m512i p0 = TERM(DP, LOAD2(a + i), load2_q8_0(b + i));                          \
-            const __m512 s0 = scale2(f16(a[i].d) * f16(b[i].d), f16(a[i + 1].d) * f16(b[i + 1].d)); \
+            __m128 d0;                                                                             \
+            const __m512i y0 = _mm512_loadu_si512(xq + i * KQ_QK);                                 \
+            const __m512i p0 = TERM(DP, LOAD2(a + i, &d0), y0, OFF(DP, y0));                       \
+            const __m512 s0 = spread2(_mm_mul_ps(d0, _mm_setr_ps(xd[i], xd[i + 1], 0, 0)));        \
             acc0 = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(p0), acc0);                              \
         }                                                                                          \
         float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));                               \
-        if (i < nb) /* an odd last block: the lower half of a pair with itself, halved */          \
-            sum += kq__dot_block_tail_##name(a + i, b + i);                                        \
+        if (i < nb)                                                                                \
+            sum += TAIL(a + i, xq + i * KQ_QK, xd[i]);                                             \
         return sum;                                                                                \
     }
 
-static float tail_q8_0(const struct kq_block_q8_0 *a, const struct kq_block_q8_0 *b)
-{
-    int s = 0;
-    for (int j = 0; j < KQ_QK; j++)
-        s += a->qs[j] * b->qs[j];
-    return s * (f16(a->d) * f16(b->d));
-}
-static float tail_q4_0(const struct kq_block_q4_0 *a, const struct kq_block_q8_0 *b)
-{
-    int s = 0;
-    for (int j = 0; j < KQ_QK / 2; j++)
-        s += ((a->qs[j] & 0xF) - 8) * b->qs[j] + ((a->qs[j] >> 4) - 8) * b->qs[j + 16];
-    return s * (f16(a->d) * f16(b->d));
-}
-#define kq__dot_block_tail_dot_q8_0 tail_q8_0
-#define kq__dot_block_tail_dot_q8_0_vnni tail_q8_0
-#define kq__dot_block_tail_dot_q4_0 tail_q4_0
-#define kq__dot_block_tail_dot_q4_0_vnni tail_q4_0
-
-DEF_DOT_Q(dot_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8, )
-DEF_DOT_Q(dot_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8, )
-DEF_DOT_Q(dot_q8_0_vnni, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8_vnni, VNNI_TARGET)
-DEF_DOT_Q(dot_q4_0_vnni, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8_vnni, VNNI_TARGET)
+DEF_DOT_Q(dot_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, Q8_0_OFF, dp_u8s8, , tail_q8_0)
+DEF_DOT_Q(dot_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, Q4_0_OFF, dp_u8s8, , tail_q4_0)
+DEF_DOT_Q(dot_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_0_OFF, dp_u8s8_vnni,
+          VNNI_TARGET, tail_q8_0)
+DEF_DOT_Q(dot_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF, dp_u8s8_vnni,
+          VNNI_TARGET, tail_q4_0)
 
 /* 4 rows x 4 tokens, two blocks per step: each unpacked weight pair serves 4 tokens, each
- * activation pair 4 rows. An odd last block goes through the tail function. */
-#define DEF_GEMM_Q(name, WB, LOAD2, TERM, DP, ATTR, TAIL)                                          \
+ * activation pair (with its Q4_0 offset) 4 rows. An odd last block goes through the tail. */
+#define DEF_GEMM_Q(name, WB, LOAD2, TERM, OFF, DP, ATTR, TAIL)                                     \
     ATTR static void name(int64_t n, const void *w, size_t w_stride, const void *x,                \
                           size_t x_stride, float *y, int64_t y_stride)                             \
     {                                                                                              \
         const WB *a[4];                                                                            \
-        const struct kq_block_q8_0 *b[4];                                                          \
+        const float *bd[4];                                                                        \
+        const int8_t *bq[4];                                                                       \
         for (int k = 0; k < 4; k++) {                                                              \
             a[k] = (const WB *)((const char *)w + k * w_stride);                                   \
-            b[k] = (const struct kq_block_q8_0 *)((const char *)x + k * x_stride);                 \
+            bd[k] = kq__q8x_d((const char *)x + k * x_stride);                                     \
+            bq[k] = kq__q8x_qs((const char *)x + k * x_stride, n);                                 \
         }                                                                                          \
         const int64_t nb = n / KQ_QK;                                                              \
         __m512 acc[4][4];                                                                          \
@@ -244,36 +279,41 @@ DEF_DOT_Q(dot_q4_0_vnni, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8_vn
                 acc[r][t] = _mm512_setzero_ps();                                                   \
         int64_t i = 0;                                                                             \
         for (; i + 2 <= nb; i += 2) {                                                              \
-            __m512i qa[4], qb[4];                                                                  \
+            __m512i qa[4], qb[4], off[4];                                                          \
             __m512 da[4], db[4];                                                                   \
             for (int k = 0; k < 4; k++) {                                                          \
-                qa[k] = LOAD2(a[k] + i);                                                           \
-                da[k] = scale2(f16(a[k][i].d), f16(a[k][i + 1].d));                                \
-                qb[k] = load2_q8_0(b[k] + i);                                                      \
-                db[k] = scale2(f16(b[k][i].d), f16(b[k][i + 1].d));                                \
+                __m128 d;                                                                          \
+                qa[k] = LOAD2(a[k] + i, &d);                                                       \
+                da[k] = spread2(d);                                                                \
+                qb[k] = _mm512_loadu_si512(bq[k] + i * KQ_QK);                                     \
+                off[k] = OFF(DP, qb[k]);                                                           \
+                db[k] = spread2(_mm_castpd_ps(_mm_load_sd((const double *)(bd[k] + i))));          \
             }                                                                                      \
             for (int r = 0; r < 4; r++)                                                            \
                 for (int t = 0; t < 4; t++)                                                        \
-                    acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(da[r], db[t]),                       \
-                                                _mm512_cvtepi32_ps(TERM(DP, qa[r], qb[t])),        \
-                                                acc[r][t]);                                        \
+                    acc[r][t] = _mm512_fmadd_ps(                                                   \
+                        _mm512_mul_ps(da[r], db[t]),                                               \
+                        _mm512_cvtepi32_ps(TERM(DP, qa[r], qb[t], off[t])), acc[r][t]);            \
         }                                                                                          \
         for (int t = 0; t < 4; t++) {                                                              \
             __m128 s = reduce4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]);                        \
             if (i < nb) {                                                                          \
-                s = _mm_add_ps(s, _mm_setr_ps(TAIL(a[0] + i, b[t] + i), TAIL(a[1] + i, b[t] + i), \
-                                              TAIL(a[2] + i, b[t] + i), TAIL(a[3] + i, b[t] + i)));\
+                const int8_t *q = bq[t] + i * KQ_QK;                                               \
+                s = _mm_add_ps(s, _mm_setr_ps(TAIL(a[0] + i, q, bd[t][i]),                         \
+                                              TAIL(a[1] + i, q, bd[t][i]),                         \
+                                              TAIL(a[2] + i, q, bd[t][i]),                         \
+                                              TAIL(a[3] + i, q, bd[t][i])));                       \
             }                                                                                      \
             _mm_storeu_ps(y + t * y_stride, s);                                                    \
         }                                                                                          \
     }
 
-DEF_GEMM_Q(gemm_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8, , tail_q8_0)
-DEF_GEMM_Q(gemm_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8, , tail_q4_0)
-DEF_GEMM_Q(gemm_q8_0_vnni, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8_vnni, VNNI_TARGET,
-           tail_q8_0)
-DEF_GEMM_Q(gemm_q4_0_vnni, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8_vnni, VNNI_TARGET,
-           tail_q4_0)
+DEF_GEMM_Q(gemm_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, Q8_0_OFF, dp_u8s8, , tail_q8_0)
+DEF_GEMM_Q(gemm_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, Q4_0_OFF, dp_u8s8, , tail_q4_0)
+DEF_GEMM_Q(gemm_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_0_OFF,
+           dp_u8s8_vnni, VNNI_TARGET, tail_q8_0)
+DEF_GEMM_Q(gemm_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF,
+           dp_u8s8_vnni, VNNI_TARGET, tail_q4_0)
 
 /* ---- K-quants against Q8_K ----
  *
