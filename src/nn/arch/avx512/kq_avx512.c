@@ -287,7 +287,7 @@ DEF_DOT_Q(dot_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_
                 da[k] = spread2(d);                                                                \
                 qb[k] = _mm512_loadu_si512(bq[k] + i * KQ_QK);                                     \
                 off[k] = OFF(DP, qb[k]);                                                           \
-                db[k] = spread2(_mm_castpd_ps(_mm_load_sd((const double *)(bd[k] + i))));          \
+                db[k] = spread2(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(bd[k] + i))));  \
             }                                                                                      \
             for (int r = 0; r < 4; r++)                                                            \
                 for (int t = 0; t < 4; t++)                                                        \
