@@ -24,6 +24,7 @@
 #define HTML_LIST_MAX 16          // list nesting tracked for markers and indentation
 #define HTML_TEXT_MAX DOC_CONTENT_MAX // rendered text bound
 #define HTML_JSONLD_MAX ((size_t)1 << 20)
+#define HTML_DEPTH_MAX 2000 // estimated element nesting refused before parsing
 
 /* ---- rendering ---- */
 
@@ -506,12 +507,69 @@ bool html__has_class(const GumboNode *n, const char *word)
     return false;
 }
 
+/* Gumbo's tree building is quadratic in nesting depth (20000 nested <div>s take seconds), so a
+ * linear pre-scan estimates the depth and refuses hostile nesting before parsing. Elements that
+ * are void or whose end tag is optional are not counted, so ordinary pages never come close. */
+static bool depth_is_sane(const char *html, size_t len)
+{
+    static const char *const uncounted[] = {
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr", "p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th",
+        "tbody", "thead", "tfoot", "colgroup", "caption", "rb", "rt", "rp", "html", "head",
+        "body", "!doctype", NULL};
+    long depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        char name[16];
+        size_t n = 0, j;
+        bool close;
+        if (html[i] != '<')
+            continue;
+        if (i + 3 < len && !memcmp(html + i, "<!--", 4)) {
+            const char *e = src__memcasemem(html + i + 4, len - i - 4, "-->");
+            if (!e)
+                break;
+            i = (size_t)(e - html) + 2;
+            continue;
+        }
+        j = i + 1;
+        close = j < len && html[j] == '/';
+        if (close)
+            j++;
+        while (j < len && n < sizeof(name) - 1 && (isalnum((unsigned char)html[j]) || html[j] == '!'))
+            name[n++] = (char)tolower((unsigned char)html[j++]);
+        name[n] = '\0';
+        if (n == 0)
+            continue;
+        {
+            bool skip = false;
+            for (int k = 0; uncounted[k] && !skip; k++)
+                skip = !strcmp(name, uncounted[k]);
+            if (skip)
+                continue;
+        }
+        if (close) {
+            depth -= depth > 0;
+            continue;
+        }
+        {
+            const char *gt = memchr(html + j, '>', len - j);
+            if (gt && gt > html + j && gt[-1] == '/')
+                continue; // <x/>
+        }
+        if (++depth > HTML_DEPTH_MAX)
+            return false;
+    }
+    return true;
+}
+
 static int parse(const char *html, size_t len, GumboOutput **out, struct tw_err *err)
 {
     *out = NULL;
     if (len > HTML_INPUT_MAX)
         return tw_errf(err, TW_ELIMIT, "html is %zu bytes, the limit is %zu", len,
                        (size_t)HTML_INPUT_MAX);
+    if (!depth_is_sane(html, len))
+        return tw_errf(err, TW_ELIMIT, "html nests elements more than %d deep", HTML_DEPTH_MAX);
     *out = gumbo_parse_with_options(&kGumboDefaultOptions, html, len);
     if (!*out)
         return tw_errf(err, TW_ENOMEM, "out of memory parsing html");
@@ -877,6 +935,8 @@ static const GumboNode *best_scored(struct scoring *sc)
 {
     const GumboNode *best = NULL;
     double best_v = 0;
+    if (sc->n == 0)
+        return NULL;
     qsort(sc->s, sc->n, sizeof(*sc->s), cmp_score_node);
     for (size_t i = 0; i < sc->n;) {
         size_t j = i;
