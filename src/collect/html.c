@@ -35,6 +35,7 @@ struct render {
     bool space;          // a collapsed white space owed before the next content
     bool cell_sep;       // a " | " owed (table cell after the first)
     int quote;           // block quote depth
+    int last_quote;      // quote depth of the last content written
     int n_list;          // list nesting
     bool list_ordered[HTML_LIST_MAX];
     int list_n[HTML_LIST_MAX];
@@ -102,14 +103,17 @@ static void begin_content(struct render *r)
     if (r->out.len > 0 && r->pending_nl > 0) {
         for (int i = 0; i < r->pending_nl; i++) {
             tw_buf_putc(&r->out, '\n');
-            if (i + 1 < r->pending_nl && r->quote > 0) {
-                for (int k = 0; k < r->quote; k++)
+            /* A blank line inside a quote keeps the quote's marker; one that leaves or enters
+             * a quote does not. */
+            int depth = r->quote < r->last_quote ? r->quote : r->last_quote;
+            if (i + 1 < r->pending_nl)
+                for (int k = 0; k < depth; k++)
                     tw_buf_putc(&r->out, '>');
-            }
         }
         new_line = true;
     }
     r->pending_nl = 0;
+    r->last_quote = r->quote;
     if (new_line) {
         put_prefix(r, true);
         if (r->marker[0])

@@ -55,6 +55,8 @@ TEST(html_lists_quotes_code)
                "- one\n- two\n  - inner\n\n3. c\n4. d");
     CHECK_TEXT("<blockquote><p>quoted</p><p>more</p></blockquote><p>after</p>",
                "> quoted\n>\n> more\n\nafter");
+    /* The blank line before a quote is not part of it. */
+    CHECK_TEXT("<p>before</p><blockquote><p>in</p></blockquote>", "before\n\n> in");
     CHECK_TEXT("<p>call <code>f(x)</code> now</p><pre><code>int main(void)\n{\n    return 0;\n}\n"
                "</code></pre>",
                "call `f(x)` now\n\n```\nint main(void)\n{\n    return 0;\n}\n```");
