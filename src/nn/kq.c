@@ -80,6 +80,8 @@ uint16_t kq_f32_to_bf16(float f)
 
 int64_t kq__block_size(enum gguf_ttype t)
 {
+    if (t == KQ_T_Q8_0X)
+        return KQ_QK;
     switch (t) {
     case GGUF_T_F32:
     case GGUF_T_F16:
@@ -100,6 +102,8 @@ int64_t kq__block_size(enum gguf_ttype t)
 
 size_t kq__block_bytes(enum gguf_ttype t)
 {
+    if (t == KQ_T_Q8_0X)
+        return sizeof(float) + KQ_QK;
     switch (t) {
     case GGUF_T_F32:
         return 4;
@@ -134,7 +138,7 @@ enum gguf_ttype kq__vec_type(enum gguf_ttype t)
     switch (t) {
     case GGUF_T_Q8_0:
     case GGUF_T_Q4_0:
-        return GGUF_T_Q8_0;
+        return KQ_T_Q8_0X;
     case GGUF_T_Q4_K:
     case GGUF_T_Q5_K:
     case GGUF_T_Q6_K:
@@ -202,7 +206,8 @@ static void kq_init_once(void)
         ops_inherit(&ops_avx2, &ops_ref);
     }
     if (have_avx512) {
-        kq_avx512_table(&ops_avx512, __builtin_cpu_supports("avx512vnni"));
+        kq_avx512_table(&ops_avx512, __builtin_cpu_supports("avx512vnni") &&
+                                            __builtin_cpu_supports("avx512vbmi"));
         ops_inherit(&ops_avx512, &ops_avx2);
         kq_avx512_table(&ops_avx512_plain, 0);
         ops_inherit(&ops_avx512_plain, &ops_avx2);

@@ -176,9 +176,10 @@ struct train_param {
     float *m;
     float *v;
     size_t n;
+    int64_t ne[2]; // GGUF shape: [n_in, n_out] for a matrix, [n, 1] for a vector
     int decay;
-    const void *qdata;       // a frozen weight used in place (train_llama_set_frozen), or NULL
-    enum gguf_ttype qtype;   // its type
+    const void *qdata;     // a frozen weight used in place (train_llama_set_frozen), or NULL
+    enum gguf_ttype qtype; // its type
 };
 
 struct train_adamw {
@@ -257,6 +258,13 @@ struct train_llama;
  * config is validated (TW_EINVAL names the bad field). */
 int train_llama_new(const struct train_llama_cfg *cfg, uint64_t seed, struct train_llama **out,
                     struct tw_err *err);
+/* The same config as a frozen base to be given in-place weights: norms and biases are f32 (1 and
+ * 0, to be written), nothing is trainable, and every matrix has no values (w NULL) until
+ * train_llama_set_frozen gives it one; a forward before that is TW_ESTATE. Add adapters with
+ * train_llama_add_lora. This is how a large quantized model is trained with LoRA without an f32
+ * copy of its weights. */
+int train_llama_new_frozen(const struct train_llama_cfg *cfg, struct train_llama **out,
+                           struct tw_err *err);
 void train_llama_free(struct train_llama *m);
 const struct train_llama_cfg *train_llama_config(const struct train_llama *m);
 /* The model's tensors in a fixed order (base tensors, then adapters' A and B per matrix). The
@@ -289,11 +297,38 @@ int train_llama_set_frozen(struct train_llama *m, int i, enum gguf_ttype type, c
 int train_llama_forward(struct train_llama *m, const int32_t *tokens, const int32_t *targets,
                         const uint8_t *mask, int n_seq, int T, struct train_rng *rng,
                         float *loss, struct tw_err *err);
+/* The forward without a loss: logits [n_seq*T][n_vocab] of every position (raw, before
+ * softmax), to evaluate or to compare with the inference decoder. Leaves no backward state. */
+int train_llama_logits(struct train_llama *m, const int32_t *tokens, int n_seq, int T,
+                       struct train_rng *rng, float *logits, struct tw_err *err);
 /* Back-propagates dloss (1 for the mean loss; 1/n to average n micro-batches) from the last
  * forward and ADDS the gradients into every trainable tensor's g. TW_ESTATE without a forward. */
 int train_llama_backward(struct train_llama *m, float dloss, struct tw_err *err);
 /* Threads for the matmuls and attention (NULL: the calling thread). The pool must outlive use. */
 void train_llama_set_pool(struct train_llama *m, struct tw_pool *pool);
+
+/* ---- GGUF: base models and llama.cpp LoRA adapters (train_gguf.c) ---- */
+
+struct llm_model;
+
+/* A training graph with the weights of a decoder loaded by llm_model_load (its architecture,
+ * hyperparameters, RoPE settings, biases, tied output). frozen = 0: every tensor is copied
+ * (dequantized) into trainable f32 (full fine-tuning). frozen = 1: the base is frozen, norms and
+ * biases are copied, and every matrix is read in place in its own type from the model's mapping
+ * (LoRA / QLoRA: add adapters with train_llama_add_lora); 'lm' must then outlive the graph.
+ * A model the graph cannot represent (head_dim * n_head != n_embd) is TW_EUNSUP. */
+int train_llama_from_llm(const struct llm_model *lm, int frozen, struct train_llama **out,
+                         struct tw_err *err);
+/* Adds the adapters of a llama.cpp LoRA GGUF (general.type "adapter", adapter.type "lora",
+ * adapter.lora.alpha; tensors blk.N.<target>.weight.lora_a ne [n_in, r] and lora_b ne
+ * [r, n_out], any kq type) to a model without adapters, as train_llama_add_lora would, with the
+ * file's values (dropout 0). Projections the file has no adapter for get B = 0, i.e. none.
+ * Adapters on token_embd or output, or of different ranks, are TW_EUNSUP. */
+int train_llama_lora_load(struct train_llama *m, const struct gguf_file *f, struct tw_err *err);
+/* Writes the model's adapters as a llama.cpp LoRA GGUF at 'path' (atomically: temp + rename):
+ * general.architecture = arch (the base model's), adapter.lora.alpha, F32 tensors. */
+int train_llama_lora_save(const struct train_llama *m, const char *arch, const char *path,
+                          struct tw_err *err);
 
 /* ---- double-precision twins, for gradient checks ---- */
 
@@ -304,6 +339,7 @@ struct train_param_f64 {
     double *m;
     double *v;
     size_t n;
+    int64_t ne[2];
     int decay;
 };
 

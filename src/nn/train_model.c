@@ -46,6 +46,12 @@ typedef float treal;
 #define PARAM    train_param
 #endif
 
+#ifdef TRAIN_F64
+#define HAS_QDATA(p) 0
+#else
+#define HAS_QDATA(p) ((p)->qdata != NULL)
+#endif
+
 #define N_LAYER_T 12 // per layer at most: 9 weights + 3 biases
 #define N_TARGET  7
 
@@ -100,30 +106,6 @@ struct LLAMA {
     /* backward scratch */
     treal *dres, *dhmid, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *dlogits;
 };
-
-static size_t numel_layer(const struct train_llama_cfg *c, int qd, int kvd, int j)
-{
-    size_t C = (size_t)c->n_embd, F = (size_t)c->n_ff;
-    switch (j) {
-    case 0:
-    case 5:
-        return C;
-    case 1:
-        return (size_t)qd * C;
-    case 2:
-    case 3:
-        return (size_t)kvd * C;
-    case 4:
-        return C * (size_t)qd;
-    case 9:
-        return (size_t)qd;
-    case 10:
-    case 11:
-        return (size_t)kvd;
-    default:
-        return F * C;
-    }
-}
 
 /* n_in and n_out of layer matrix j. */
 static void layer_dims(const struct LLAMA *m, int j, int *n_in, int *n_out)
@@ -196,19 +178,29 @@ static int grow_params(struct LLAMA *m, int n, struct tw_err *err)
     return TW_OK;
 }
 
-static void add_param(struct LLAMA *m, const char *name, size_t n, int decay)
+/* A tensor of GGUF shape [ne0, ne1] (ne1 = 1 for vectors). */
+static void add_param(struct LLAMA *m, const char *name, int ne0, int ne1, int decay)
 {
     struct PARAM *p = &m->params[m->n_params];
     snprintf(m->names[m->n_params], sizeof(m->names[0]), "%s", name);
     memset(p, 0, sizeof(*p));
     p->name = m->names[m->n_params];
-    p->n = n;
+    p->ne[0] = ne0;
+    p->ne[1] = ne1;
+    p->n = (size_t)ne0 * (size_t)ne1;
     p->decay = decay;
     m->n_params++;
 }
 
-int LL(new)(const struct train_llama_cfg *cfg, uint64_t seed, struct LLAMA **out,
-            struct tw_err *err)
+static int is_matrix(const char *name)
+{
+    return !strstr(name, "_norm.") && !strstr(name, ".bias");
+}
+
+/* frozen: no gradients or moments, and no values for the matrices (each gets an in-place
+ * weight from train_llama_set_frozen). */
+static int llama_create(const struct train_llama_cfg *cfg, uint64_t seed, int frozen,
+                        struct LLAMA **out, struct tw_err *err)
 {
     struct LLAMA *m;
     struct train_rng rng;
@@ -246,21 +238,27 @@ int LL(new)(const struct train_llama_cfg *cfg, uint64_t seed, struct LLAMA **out
     rc = grow_params(m, n_base, err);
     if (rc < 0)
         goto fail;
-    add_param(m, "token_embd.weight", (size_t)cfg->n_vocab * cfg->n_embd, 1);
+    add_param(m, "token_embd.weight", cfg->n_embd, cfg->n_vocab, 1);
     for (int l = 0; l < cfg->n_layer; l++)
         for (int j = 0; j < m->n_lt; j++) {
+            int n_in, n_out;
+            layer_dims(m, j, &n_in, &n_out);
             snprintf(name, sizeof(name), "blk.%d.%s", l, layer_names[j]);
-            add_param(m, name, numel_layer(cfg, m->qd, m->kvd, j), j != 0 && j != 5 && j < 9);
+            if (j == 0 || j == 5 || j >= 9)
+                add_param(m, name, n_out, 1, 0); // norms [C], biases [n_out]
+            else
+                add_param(m, name, n_in, n_out, 1);
         }
-    add_param(m, "output_norm.weight", (size_t)cfg->n_embd, 0);
+    add_param(m, "output_norm.weight", cfg->n_embd, 1, 0);
     if (!cfg->tied_output)
-        add_param(m, "output.weight", (size_t)cfg->n_vocab * cfg->n_embd, 1);
+        add_param(m, "output.weight", cfg->n_embd, cfg->n_vocab, 1);
     m->n_base = m->n_params;
     for (int i = 0; i < m->n_params; i++)
-        total += m->params[i].n; // bounded: dims <= 2^16, layers <= 256
+        if (!frozen || !is_matrix(m->params[i].name))
+            total += m->params[i].n; // bounded: dims <= 2^16, layers <= 256
     m->base_w = tw_mallocarray(total, sizeof(treal));
-    m->base_gmv = tw_calloc(total * 3, sizeof(treal));
-    if (!m->base_w || !m->base_gmv) {
+    m->base_gmv = frozen ? NULL : tw_calloc(total * 3, sizeof(treal));
+    if (!m->base_w || (!frozen && !m->base_gmv)) {
         rc = tw_errf(err, TW_ENOMEM, "out of memory for %zu model parameters", total);
         goto fail;
     }
@@ -268,10 +266,14 @@ int LL(new)(const struct train_llama_cfg *cfg, uint64_t seed, struct LLAMA **out
     for (int i = 0; i < m->n_params; i++) {
         struct PARAM *p = &m->params[i];
         int is_norm = strstr(p->name, "_norm.") != NULL, is_bias = strstr(p->name, ".bias") != NULL;
+        if (frozen && is_matrix(p->name))
+            continue;
         p->w = m->base_w + off;
-        p->g = m->base_gmv + off;
-        p->m = m->base_gmv + total + off;
-        p->v = m->base_gmv + 2 * total + off;
+        if (!frozen) {
+            p->g = m->base_gmv + off;
+            p->m = m->base_gmv + total + off;
+            p->v = m->base_gmv + 2 * total + off;
+        }
         for (size_t k = 0; k < p->n; k++)
             p->w[k] = is_norm ? (treal)1 : is_bias ? 0 : (treal)(0.02 * train_rng_normal(&rng));
         off += p->n;
@@ -282,6 +284,20 @@ fail:
     LL(free)(m);
     return rc;
 }
+
+int LL(new)(const struct train_llama_cfg *cfg, uint64_t seed, struct LLAMA **out,
+            struct tw_err *err)
+{
+    return llama_create(cfg, seed, 0, out, err);
+}
+
+#ifndef TRAIN_F64
+int train_llama_new_frozen(const struct train_llama_cfg *cfg, struct train_llama **out,
+                           struct tw_err *err)
+{
+    return llama_create(cfg, 0, 1, out, err);
+}
+#endif
 
 void LL(free)(struct LLAMA *m)
 {
@@ -372,10 +388,10 @@ int LL(add_lora)(struct LLAMA *m, unsigned targets, int r, float alpha, float dr
             layer_dims(m, j, &n_in, &n_out);
             s->pa = m->n_params;
             snprintf(name, sizeof(name), "blk.%d.%s.lora_a", l, layer_names[j]);
-            add_param(m, name, (size_t)r * n_in, 0);
+            add_param(m, name, n_in, r, 0);
             s->pb = m->n_params;
             snprintf(name, sizeof(name), "blk.%d.%s.lora_b", l, layer_names[j]);
-            add_param(m, name, (size_t)n_out * r, 0);
+            add_param(m, name, r, n_out, 0);
             total += (size_t)r * n_in + (size_t)n_out * r;
         }
     m->lora_block = tw_calloc(total * 4, sizeof(treal));
@@ -422,21 +438,18 @@ int train_llama_set_frozen(struct train_llama *m, int i, enum gguf_ttype type, c
                            struct tw_err *err)
 {
     struct train_param *p;
-    int n_in = m->cfg.n_embd;
+    int n_in;
     size_t blk;
     if (i < 0 || i >= m->n_base)
         return tw_errf(err, TW_EINVAL, "tensor %d is not a base tensor (0..%d)", i, m->n_base - 1);
     p = &m->params[i];
-    if (strstr(p->name, "_norm.") || strstr(p->name, ".bias"))
+    if (!is_matrix(p->name))
         return tw_errf(err, TW_EINVAL, "'%s' is not a matrix; only matrices can be frozen in "
                        "place", p->name);
     if (p->g)
         return tw_errf(err, TW_ESTATE, "'%s' is trainable; freeze the base first (add LoRA)",
                        p->name);
-    if (i >= 1 && i <= m->n_lt * m->cfg.n_layer) {
-        int n_out;
-        layer_dims(m, (i - 1) % m->n_lt, &n_in, &n_out);
-    }
+    n_in = (int)p->ne[0];
     blk = kq_type_supported(type) ? gguf_type_block_size(type) : 0;
     if (!blk || n_in % (int)blk)
         return tw_errf(err, TW_EINVAL, "'%s': type %s cannot be used for rows of %d values",
@@ -482,6 +495,10 @@ int train_llama_f64_from(const struct train_llama *src, struct train_llama_f64 *
                     m->params[i].w[e + j] = buf[j];
             }
             continue;
+        }
+        if (!sp[i].w) {
+            rc = tw_errf(err, TW_ESTATE, "tensor '%s' has no values", sp[i].name);
+            goto fail;
         }
         for (size_t e = 0; e < sp[i].n; e++)
             m->params[i].w[e] = sp[i].w[e];
@@ -717,9 +734,11 @@ static int check_ids(const int32_t *ids, const uint8_t *mask, size_t n, int V, c
     return TW_OK;
 }
 
-int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
-                const uint8_t *mask, int n_seq, int T, struct train_rng *rng, treal *loss,
-                struct tw_err *err)
+/* Runs the graph up to the logits (left in m->probs), saving the activations. targets and mask
+ * may be NULL (no loss). */
+static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
+                          const uint8_t *mask, int n_seq, int T, struct train_rng *rng,
+                          struct tw_err *err)
 {
     const struct train_llama_cfg *c = &m->cfg;
     int C = c->n_embd, F = c->n_ff, V = c->n_vocab, n_tok, rc;
@@ -732,9 +751,13 @@ int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
                        TRAIN_LLAMA_MAX_TOKENS);
     if (m->lora_dropout > 0 && !rng)
         return tw_errf(err, TW_EINVAL, "LoRA dropout needs an rng");
+    for (int i = 0; i < m->n_base; i++)
+        if (!m->params[i].w && !HAS_QDATA(&m->params[i]))
+            return tw_errf(err, TW_ESTATE, "tensor '%s' has no values (train_llama_set_frozen)",
+                           m->params[i].name);
     n_tok = n_seq * T;
     rc = check_ids(tokens, NULL, (size_t)n_tok, V, "token", err);
-    if (rc >= 0)
+    if (rc >= 0 && targets)
         rc = check_ids(targets, mask, (size_t)n_tok, V, "target", err);
     if (rc >= 0)
         rc = acts_reserve(m, (size_t)n_tok, (size_t)n_seq * c->n_head * T * T, err);
@@ -743,7 +766,8 @@ int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
     m->n_seq = n_seq;
     m->T = T;
     memcpy(m->tokens, tokens, (size_t)n_tok * sizeof(*tokens));
-    memcpy(m->targets, targets, (size_t)n_tok * sizeof(*targets));
+    if (targets)
+        memcpy(m->targets, targets, (size_t)n_tok * sizeof(*targets));
     m->has_mask = mask != NULL;
     if (mask)
         memcpy(m->mask, mask, (size_t)n_tok);
@@ -775,8 +799,29 @@ int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
     OP(train_rmsnorm_fwd)(m->res + (size_t)c->n_layer * n_tok * C, onorm->w, n_tok, C,
                           c->norm_eps, m->xnf, m->rstdf);
     mat_fwd(m, outp, NULL, m->xnf, n_tok, C, V, m->probs);
-    *loss = OP(train_xent_fwd)(m->probs, m->targets, mask ? m->mask : NULL, n_tok, V, m->probs);
+    return TW_OK;
+}
+
+int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
+                const uint8_t *mask, int n_seq, int T, struct train_rng *rng, treal *loss,
+                struct tw_err *err)
+{
+    int rc = forward_logits(m, tokens, targets, mask, n_seq, T, rng, err);
+    if (rc < 0)
+        return rc;
+    *loss = OP(train_xent_fwd)(m->probs, m->targets, mask ? m->mask : NULL, n_seq * T,
+                               m->cfg.n_vocab, m->probs);
     m->have_fwd = 1;
+    return TW_OK;
+}
+
+int LL(logits)(struct LLAMA *m, const int32_t *tokens, int n_seq, int T, struct train_rng *rng,
+               treal *logits, struct tw_err *err)
+{
+    int rc = forward_logits(m, tokens, NULL, NULL, n_seq, T, rng, err);
+    if (rc < 0)
+        return rc;
+    memcpy(logits, m->probs, (size_t)n_seq * T * m->cfg.n_vocab * sizeof(treal));
     return TW_OK;
 }
 
