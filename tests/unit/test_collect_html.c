@@ -74,6 +74,11 @@ TEST(html_tables_and_nfc_and_bad_utf8)
     /* Invalid UTF-8 bytes are repaired to U+FFFD, never passed through. */
     CHECK_TEXT("<p>a\xff" "b</p>", "a\xef\xbf\xbd" "b");
     CHECK_TEXT("", "");
+    /* A latin-1 page that says so is converted (0x93/0x94 are windows-1252 quotes). */
+    CHECK_TEXT("<meta charset=\"ISO-8859-1\"><p>caf\xe9 \x93quoted\x94 \x80</p>",
+               "caf\xc3\xa9 \xe2\x80\x9cquoted\xe2\x80\x9d \xe2\x82\xac");
+    /* One that does not say so is repaired, not guessed. */
+    CHECK_TEXT("<p>caf\xe9</p>", "caf\xef\xbf\xbd");
 }
 
 TEST(html_article_substack_page_metadata)
