@@ -78,6 +78,7 @@ TEST(robots_longest_match_and_wildcards)
 
 TEST(robots_agent_group_wins_over_star)
 {
+    static const char junk[] = "User-agent: *\nDisallow:\n\x01\xff junk\n";
     static const char txt[] = "User-agent: *\nDisallow: /\n\n"
                               "User-agent: other\nUser-agent: Twin\nDisallow: /no\nAllow: /\n";
     struct robots *r = NULL;
@@ -91,8 +92,7 @@ TEST(robots_agent_group_wins_over_star)
     CHECK(!robots_allowed(r, "/yes"));
     robots_free(r);
     /* Empty Disallow allows everything; garbage is skipped. */
-    CHECK_OK(robots_parse("User-agent: *\nDisallow:\n\x01\xff junk\n", 36, "twin", &r, &err),
-             &err);
+    CHECK_OK(robots_parse(junk, sizeof(junk) - 1, "twin", &r, &err), &err);
     CHECK(robots_allowed(r, "/anything"));
     robots_free(r);
 }
