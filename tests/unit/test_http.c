@@ -399,6 +399,32 @@ TEST(http_unreachable_robots_disallows)
     httpd_test_stop(h);
 }
 
+TEST(http_huge_robots_txt_is_truncated_not_fatal)
+{
+    static char big[700000];
+    static const char head[] = "User-agent: *\nDisallow: /secret\n";
+    struct httpd_route routes[] = {
+        {.path = "/robots.txt", .content_type = "text/plain", .body = big},
+        {.path = "/page", .content_type = "text/html", .body = "<p>x</p>"},
+        {.path = "/secret", .content_type = "text/html", .body = "<p>s</p>"},
+    };
+    struct httpd_test *h;
+    struct http_client *c = fast_client(5000);
+    struct http_response res;
+    struct tw_err err = TW_ERR_INIT;
+    memset(big, '#', sizeof(big) - 1);
+    memcpy(big, head, sizeof(head) - 1);
+    for (size_t i = sizeof(head) + 80; i < sizeof(big) - 1; i += 80)
+        big[i] = '\n';
+    h = httpd_test_start(routes, 3);
+    CHECK(h && c);
+    CHECK_OK(http_get(c, U(h, "/page"), NULL, 0, &res, &err), &err);
+    http_response_release(&res);
+    CHECK_EQ_INT(http_get(c, U(h, "/secret"), NULL, 0, &res, &err), TW_EBLOCKED);
+    http_client_free(c);
+    httpd_test_stop(h);
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);
