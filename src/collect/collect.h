@@ -55,9 +55,10 @@ int src_files_import(const char *path, const struct src_opts *o, struct src_sink
 
 /* A Medium export (its zip or unpacked folder): posts/NAME.html in h-entry markup. kind article,
  * platform medium, url = the post's canonical link. Drafts (no canonical link or publish time)
- * are skipped unless o->include_drafts (then url medium-draft:<file name>); responses (comments,
- * no subtitle and a title that is the start of the body) are skipped. The author's handle comes
- * from profile/profile.html. */
+ * are skipped unless o->include_drafts (then url = the file's file:// URL); responses (comments:
+ * no subtitle and a title that is the start of the body) are skipped. A canonical link used by an
+ * earlier file of the export is reported as a failed item. The author's handle comes from
+ * profile/profile.html. */
 int src_medium_import(const char *path, const struct src_opts *o, struct src_sink *sink,
                       struct tw_err *err);
 
@@ -113,6 +114,7 @@ struct csv_reader {
     const char *s;    // input (private)
     size_t len, pos;  // (private)
     long line;        // 1-based line where the current record starts
+    long next_line;   // (private) line the reader is on
     char *buf;        // decoded fields (private)
     size_t buf_cap;
     const char *field[CSV_FIELDS_MAX];

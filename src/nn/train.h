@@ -88,13 +88,22 @@ void train_matmul_bwd(const float *dy, const float *x, const float *w, int n_tok
  * NEOX rotates (i, i + n_rot/2) (HF half-split: qwen2 and others). */
 enum train_rope { TRAIN_ROPE_NORM = 0, TRAIN_ROPE_NEOX = 2 };
 
+struct train_rope_cfg {
+    enum train_rope mode;
+    int n_rot;                 // rotated dims per head: even, <= head_dim
+    float base;                // rope.freq_base (10000)
+    float freq_scale;          // position multiplier, 1 / linear scaling factor (1: none)
+    const float *freq_factors; // [n_rot / 2] divisors (rope_freqs.weight) or NULL
+};
+
 /* Rotates, in place, the first n_rot dims of each head of x [n_tok][n_head][head_dim] at
- * position pos[t]; pair i turns by pos * base^(-2i/n_rot). n_rot must be even, <= head_dim. */
-void train_rope_fwd(float *x, int n_tok, int n_head, int head_dim, int n_rot,
-                    const int32_t *pos, float base, enum train_rope mode);
+ * position pos[t]: pair i turns by freq_scale * pos * base^(-2i/n_rot) / freq_factors[i], the
+ * power built by repeated multiplication as llama.cpp and our decoder do. */
+void train_rope_fwd(float *x, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                    const struct train_rope_cfg *rc);
 /* The backward is the inverse rotation, applied in place to the gradient. */
-void train_rope_bwd(float *dx, int n_tok, int n_head, int head_dim, int n_rot,
-                    const int32_t *pos, float base, enum train_rope mode);
+void train_rope_bwd(float *dx, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                    const struct train_rope_cfg *rc);
 
 /* Causal self-attention with grouped-query heads over n_seq independent sequences of T tokens:
  * q [n_seq*T][n_head*hd], k and v [n_seq*T][n_head_kv*hd]; head h reads kv head
@@ -167,7 +176,10 @@ struct train_param {
     float *m;
     float *v;
     size_t n;
+    int64_t ne[2]; // GGUF shape: [n_in, n_out] for a matrix, [n, 1] for a vector
     int decay;
+    const void *qdata;     // a frozen weight used in place (train_llama_set_frozen), or NULL
+    enum gguf_ttype qtype; // its type
 };
 
 struct train_adamw {
@@ -216,9 +228,12 @@ struct train_llama_cfg {
     int n_ff;      // SwiGLU hidden size
     int n_rot;     // rotated dims per head; 0 = head_dim
     enum train_rope rope_type;
-    float rope_base; // 10000
-    float norm_eps;  // 1e-5
-    int tied_output; // output projection reuses token_embd
+    float rope_base;        // 10000
+    float rope_freq_scale;  // position multiplier; 0 or 1 = none
+    const float *rope_freqs; // [n_rot / 2] frequency divisors, copied; NULL = none
+    float norm_eps;         // 1e-5
+    int tied_output;        // output projection reuses token_embd
+    int qkv_bias;           // attn_q/k/v have biases (qwen2)
 };
 
 /* LoRA targets (which projections get an adapter). */
@@ -243,6 +258,13 @@ struct train_llama;
  * config is validated (TW_EINVAL names the bad field). */
 int train_llama_new(const struct train_llama_cfg *cfg, uint64_t seed, struct train_llama **out,
                     struct tw_err *err);
+/* The same config as a frozen base to be given in-place weights: norms and biases are f32 (1 and
+ * 0, to be written), nothing is trainable, and every matrix has no values (w NULL) until
+ * train_llama_set_frozen gives it one; a forward before that is TW_ESTATE. Add adapters with
+ * train_llama_add_lora. This is how a large quantized model is trained with LoRA without an f32
+ * copy of its weights. */
+int train_llama_new_frozen(const struct train_llama_cfg *cfg, struct train_llama **out,
+                           struct tw_err *err);
 void train_llama_free(struct train_llama *m);
 const struct train_llama_cfg *train_llama_config(const struct train_llama *m);
 /* The model's tensors in a fixed order (base tensors, then adapters' A and B per matrix). The
@@ -260,6 +282,14 @@ int train_llama_add_lora(struct train_llama *m, unsigned targets, int r, float a
 int train_llama_lora(const struct train_llama *m, unsigned *targets, int *r, float *alpha,
                      float *dropout);
 
+/* Makes base tensor i (a matrix: token_embd, attn_*, ffn_*, output) a frozen weight of kq type
+ * 'type' read in place from 'data' (n values, rows of n_in a multiple of the type's block), as
+ * for QLoRA over a quantized GGUF. Its f32 values are no longer used; 'data' must outlive the
+ * model. The tensor must already be frozen (after train_llama_add_lora). TW_EINVAL names the
+ * tensor when the type or shape does not fit. */
+int train_llama_set_frozen(struct train_llama *m, int i, enum gguf_ttype type, const void *data,
+                           struct tw_err *err);
+
 /* Runs the model on n_seq sequences of T tokens (tokens and targets [n_seq*T], mask as in
  * train_xent_fwd), saves what the backward needs, and sets *loss. LoRA dropout masks are drawn
  * from 'rng' (unused without dropout; NULL allowed then). Token and target ids are checked
@@ -267,11 +297,38 @@ int train_llama_lora(const struct train_llama *m, unsigned *targets, int *r, flo
 int train_llama_forward(struct train_llama *m, const int32_t *tokens, const int32_t *targets,
                         const uint8_t *mask, int n_seq, int T, struct train_rng *rng,
                         float *loss, struct tw_err *err);
+/* The forward without a loss: logits [n_seq*T][n_vocab] of every position (raw, before
+ * softmax), to evaluate or to compare with the inference decoder. Leaves no backward state. */
+int train_llama_logits(struct train_llama *m, const int32_t *tokens, int n_seq, int T,
+                       struct train_rng *rng, float *logits, struct tw_err *err);
 /* Back-propagates dloss (1 for the mean loss; 1/n to average n micro-batches) from the last
  * forward and ADDS the gradients into every trainable tensor's g. TW_ESTATE without a forward. */
 int train_llama_backward(struct train_llama *m, float dloss, struct tw_err *err);
 /* Threads for the matmuls and attention (NULL: the calling thread). The pool must outlive use. */
 void train_llama_set_pool(struct train_llama *m, struct tw_pool *pool);
+
+/* ---- GGUF: base models and llama.cpp LoRA adapters (train_gguf.c) ---- */
+
+struct llm_model;
+
+/* A training graph with the weights of a decoder loaded by llm_model_load (its architecture,
+ * hyperparameters, RoPE settings, biases, tied output). frozen = 0: every tensor is copied
+ * (dequantized) into trainable f32 (full fine-tuning). frozen = 1: the base is frozen, norms and
+ * biases are copied, and every matrix is read in place in its own type from the model's mapping
+ * (LoRA / QLoRA: add adapters with train_llama_add_lora); 'lm' must then outlive the graph.
+ * A model the graph cannot represent (head_dim * n_head != n_embd) is TW_EUNSUP. */
+int train_llama_from_llm(const struct llm_model *lm, int frozen, struct train_llama **out,
+                         struct tw_err *err);
+/* Adds the adapters of a llama.cpp LoRA GGUF (general.type "adapter", adapter.type "lora",
+ * adapter.lora.alpha; tensors blk.N.<target>.weight.lora_a ne [n_in, r] and lora_b ne
+ * [r, n_out], any kq type) to a model without adapters, as train_llama_add_lora would, with the
+ * file's values (dropout 0). Projections the file has no adapter for get B = 0, i.e. none.
+ * Adapters on token_embd or output, or of different ranks, are TW_EUNSUP. */
+int train_llama_lora_load(struct train_llama *m, const struct gguf_file *f, struct tw_err *err);
+/* Writes the model's adapters as a llama.cpp LoRA GGUF at 'path' (atomically: temp + rename):
+ * general.architecture = arch (the base model's), adapter.lora.alpha, F32 tensors. */
+int train_llama_lora_save(const struct train_llama *m, const char *arch, const char *path,
+                          struct tw_err *err);
 
 /* ---- double-precision twins, for gradient checks ---- */
 
@@ -282,6 +339,7 @@ struct train_param_f64 {
     double *m;
     double *v;
     size_t n;
+    int64_t ne[2];
     int decay;
 };
 
@@ -296,10 +354,10 @@ void train_matmul_fwd_f64(const double *x, const double *w, const double *b, int
 void train_matmul_bwd_f64(const double *dy, const double *x, const double *w, int n_tok,
                           int n_in, int n_out, double *dx, double *dw, double *db,
                           struct tw_pool *pool);
-void train_rope_fwd_f64(double *x, int n_tok, int n_head, int head_dim, int n_rot,
-                        const int32_t *pos, double base, enum train_rope mode);
-void train_rope_bwd_f64(double *dx, int n_tok, int n_head, int head_dim, int n_rot,
-                        const int32_t *pos, double base, enum train_rope mode);
+void train_rope_fwd_f64(double *x, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                        const struct train_rope_cfg *rc);
+void train_rope_bwd_f64(double *dx, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                        const struct train_rope_cfg *rc);
 void train_attn_fwd_f64(const double *q, const double *k, const double *v, int n_seq, int T,
                         int n_head, int n_head_kv, int hd, double *att, double *out,
                         struct tw_pool *pool);

@@ -6,22 +6,27 @@
  * train_model_f64.c (struct train_llama_f64, doubles), so gradient checks run the very same
  * graph in double. Contracts in train.h.
  *
- * Tensors live in params[], in this order (L layers, 9 tensors each):
+ * Tensors live in params[], in this order (L layers, n_lt = 9, or 12 with QKV biases, each):
  *
- *   0                token_embd            [V][C]
- *   1 + 9l + 0..8    attn_norm [C], attn_q [Hq*hd][C], attn_k [Hkv*hd][C], attn_v [Hkv*hd][C],
- *                    attn_output [C][Hq*hd], ffn_norm [C], ffn_gate [F][C], ffn_up [F][C],
- *                    ffn_down [C][F]
- *   1 + 9L           output_norm           [C]
- *   2 + 9L           output                [V][C]   (absent when tied)
+ *   0                   token_embd            [V][C]
+ *   1 + n_lt l + 0..8   attn_norm [C], attn_q [Hq*hd][C], attn_k [Hkv*hd][C], attn_v [Hkv*hd][C],
+ *                       attn_output [C][Hq*hd], ffn_norm [C], ffn_gate [F][C], ffn_up [F][C],
+ *                       ffn_down [C][F]
+ *               9..11   attn_q.bias [Hq*hd], attn_k.bias [Hkv*hd], attn_v.bias [Hkv*hd]
+ *   1 + n_lt L          output_norm           [C]
+ *   2 + n_lt L          output                [V][C]   (absent when tied)
  *   then per layer and target (q k v o gate up down order): lora_a [r][n_in], lora_b [n_out][r]
  *
  * Base values, gradients and moments are three carved allocations (weights: one block; g, m, v:
- * one block of 3x the size); adapters get their own block of 4x their size.
+ * one block of 3x the size); adapters get their own block of 4x their size. A frozen base
+ * matrix may instead be used in place in any kq type (train_llama_set_frozen: QLoRA); the f32
+ * graph then goes through train_qmatmul_fwd/_bwd_x, and the f64 twin gets its dequantized
+ * values.
  */
 #include "nn/train.h"
 
 #include "base/mem.h"
+#include "nn/kq.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -41,14 +46,21 @@ typedef float treal;
 #define PARAM    train_param
 #endif
 
-#define N_LAYER_T 9
+#ifdef TRAIN_F64
+#define HAS_QDATA(p) 0
+#else
+#define HAS_QDATA(p) ((p)->qdata != NULL)
+#endif
+
+#define N_LAYER_T 12 // per layer at most: 9 weights + 3 biases
 #define N_TARGET  7
 
 /* Target bit k adapts layer tensor target_tensor[k]. */
 static const int target_tensor[N_TARGET] = {1, 2, 3, 4, 6, 7, 8};
 static const char *const layer_names[N_LAYER_T] = {
-    "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-    "ffn_norm",  "ffn_gate", "ffn_up", "ffn_down"};
+    "attn_norm.weight", "attn_q.weight",    "attn_k.weight",  "attn_v.weight",
+    "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
+    "ffn_down.weight",  "attn_q.bias",      "attn_k.bias",    "attn_v.bias"};
 
 struct lora_slot {
     int pa, pb;  // param indices of A and B; 0 when this slot has no adapter
@@ -63,6 +75,9 @@ struct layer_acts {
 struct LLAMA {
     struct train_llama_cfg cfg;
     int hd, n_rot, qd, kvd; // head dim, rotated dims, Hq*hd, Hkv*hd
+    int n_lt;               // tensors per layer (9, or 12 with QKV biases)
+    struct train_rope_cfg rope;
+    float *rope_freqs;      // owned copy of cfg->rope_freqs, or NULL
     struct tw_pool *pool;
 
     struct PARAM *params;
@@ -92,30 +107,11 @@ struct LLAMA {
     treal *dres, *dhmid, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *dlogits;
 };
 
-static size_t numel_layer(const struct train_llama_cfg *c, int qd, int kvd, int j)
-{
-    size_t C = (size_t)c->n_embd, F = (size_t)c->n_ff;
-    switch (j) {
-    case 0:
-    case 5:
-        return C;
-    case 1:
-        return (size_t)qd * C;
-    case 2:
-    case 3:
-        return (size_t)kvd * C;
-    case 4:
-        return C * (size_t)qd;
-    default:
-        return F * C;
-    }
-}
-
 /* n_in and n_out of layer matrix j. */
 static void layer_dims(const struct LLAMA *m, int j, int *n_in, int *n_out)
 {
     int C = m->cfg.n_embd, F = m->cfg.n_ff;
-    static const int out_kind[N_LAYER_T] = {0, 1, 2, 2, 3, 0, 4, 4, 3};
+    static const int out_kind[N_LAYER_T] = {0, 1, 2, 2, 3, 0, 4, 4, 3, 1, 2, 2};
     *n_in = j == 4 ? m->qd : j == 8 ? F : C;
     switch (out_kind[j]) {
     case 1:
@@ -156,8 +152,13 @@ static int cfg_check(const struct train_llama_cfg *c, struct tw_err *err)
                        c->n_rot, c->n_embd / c->n_head);
     if (c->rope_type != TRAIN_ROPE_NORM && c->rope_type != TRAIN_ROPE_NEOX)
         return tw_errf(err, TW_EINVAL, "model config: unknown rope type %d", (int)c->rope_type);
-    if (!(c->rope_base > 0) || !(c->norm_eps > 0))
-        return tw_errf(err, TW_EINVAL, "model config: rope_base and norm_eps must be positive");
+    if (!(c->rope_base > 0) || !(c->norm_eps > 0) || !(c->rope_freq_scale >= 0))
+        return tw_errf(err, TW_EINVAL, "model config: rope_base and norm_eps must be positive, "
+                       "rope_freq_scale not negative");
+    for (int i = 0; c->rope_freqs && i < (c->n_rot ? c->n_rot : c->n_embd / c->n_head) / 2; i++)
+        if (!(c->rope_freqs[i] > 0))
+            return tw_errf(err, TW_EINVAL, "model config: rope_freqs[%d] = %g, must be positive",
+                           i, (double)c->rope_freqs[i]);
     return TW_OK;
 }
 
@@ -177,19 +178,29 @@ static int grow_params(struct LLAMA *m, int n, struct tw_err *err)
     return TW_OK;
 }
 
-static void add_param(struct LLAMA *m, const char *name, size_t n, int decay)
+/* A tensor of GGUF shape [ne0, ne1] (ne1 = 1 for vectors). */
+static void add_param(struct LLAMA *m, const char *name, int ne0, int ne1, int decay)
 {
     struct PARAM *p = &m->params[m->n_params];
     snprintf(m->names[m->n_params], sizeof(m->names[0]), "%s", name);
     memset(p, 0, sizeof(*p));
     p->name = m->names[m->n_params];
-    p->n = n;
+    p->ne[0] = ne0;
+    p->ne[1] = ne1;
+    p->n = (size_t)ne0 * (size_t)ne1;
     p->decay = decay;
     m->n_params++;
 }
 
-int LL(new)(const struct train_llama_cfg *cfg, uint64_t seed, struct LLAMA **out,
-            struct tw_err *err)
+static int is_matrix(const char *name)
+{
+    return !strstr(name, "_norm.") && !strstr(name, ".bias");
+}
+
+/* frozen: no gradients or moments, and no values for the matrices (each gets an in-place
+ * weight from train_llama_set_frozen). */
+static int llama_create(const struct train_llama_cfg *cfg, uint64_t seed, int frozen,
+                        struct LLAMA **out, struct tw_err *err)
 {
     struct LLAMA *m;
     struct train_rng rng;
@@ -209,38 +220,62 @@ int LL(new)(const struct train_llama_cfg *cfg, uint64_t seed, struct LLAMA **out
     m->n_rot = cfg->n_rot ? cfg->n_rot : m->hd;
     m->qd = cfg->n_head * m->hd;
     m->kvd = cfg->n_head_kv * m->hd;
-    n_base = 2 + N_LAYER_T * cfg->n_layer + !cfg->tied_output;
+    m->n_lt = cfg->qkv_bias ? 12 : 9;
+    m->rope = (struct train_rope_cfg){cfg->rope_type, m->n_rot, cfg->rope_base,
+                                      cfg->rope_freq_scale > 0 ? cfg->rope_freq_scale : 1.0f,
+                                      NULL};
+    if (cfg->rope_freqs) {
+        m->rope_freqs = tw_mallocarray((size_t)m->n_rot / 2, sizeof(float));
+        if (!m->rope_freqs) {
+            rc = tw_errf(err, TW_ENOMEM, "out of memory for rope frequencies");
+            goto fail;
+        }
+        memcpy(m->rope_freqs, cfg->rope_freqs, (size_t)m->n_rot / 2 * sizeof(float));
+        m->rope.freq_factors = m->rope_freqs;
+    }
+    m->cfg.rope_freqs = m->rope_freqs;
+    n_base = 2 + m->n_lt * cfg->n_layer + !cfg->tied_output;
     rc = grow_params(m, n_base, err);
     if (rc < 0)
         goto fail;
-    add_param(m, "token_embd.weight", (size_t)cfg->n_vocab * cfg->n_embd, 1);
+    add_param(m, "token_embd.weight", cfg->n_embd, cfg->n_vocab, 1);
     for (int l = 0; l < cfg->n_layer; l++)
-        for (int j = 0; j < N_LAYER_T; j++) {
-            snprintf(name, sizeof(name), "blk.%d.%s.weight", l, layer_names[j]);
-            add_param(m, name, numel_layer(cfg, m->qd, m->kvd, j), j != 0 && j != 5);
+        for (int j = 0; j < m->n_lt; j++) {
+            int n_in, n_out;
+            layer_dims(m, j, &n_in, &n_out);
+            snprintf(name, sizeof(name), "blk.%d.%s", l, layer_names[j]);
+            if (j == 0 || j == 5 || j >= 9)
+                add_param(m, name, n_out, 1, 0); // norms [C], biases [n_out]
+            else
+                add_param(m, name, n_in, n_out, 1);
         }
-    add_param(m, "output_norm.weight", (size_t)cfg->n_embd, 0);
+    add_param(m, "output_norm.weight", cfg->n_embd, 1, 0);
     if (!cfg->tied_output)
-        add_param(m, "output.weight", (size_t)cfg->n_vocab * cfg->n_embd, 1);
+        add_param(m, "output.weight", cfg->n_embd, cfg->n_vocab, 1);
     m->n_base = m->n_params;
     for (int i = 0; i < m->n_params; i++)
-        total += m->params[i].n; // bounded: dims <= 2^16, layers <= 256
+        if (!frozen || !is_matrix(m->params[i].name))
+            total += m->params[i].n; // bounded: dims <= 2^16, layers <= 256
     m->base_w = tw_mallocarray(total, sizeof(treal));
-    m->base_gmv = tw_calloc(total * 3, sizeof(treal));
-    if (!m->base_w || !m->base_gmv) {
+    m->base_gmv = frozen ? NULL : tw_calloc(total * 3, sizeof(treal));
+    if (!m->base_w || (!frozen && !m->base_gmv)) {
         rc = tw_errf(err, TW_ENOMEM, "out of memory for %zu model parameters", total);
         goto fail;
     }
     train_rng_seed(&rng, seed);
     for (int i = 0; i < m->n_params; i++) {
         struct PARAM *p = &m->params[i];
-        int is_norm = strstr(p->name, "_norm.") != NULL;
+        int is_norm = strstr(p->name, "_norm.") != NULL, is_bias = strstr(p->name, ".bias") != NULL;
+        if (frozen && is_matrix(p->name))
+            continue;
         p->w = m->base_w + off;
-        p->g = m->base_gmv + off;
-        p->m = m->base_gmv + total + off;
-        p->v = m->base_gmv + 2 * total + off;
+        if (!frozen) {
+            p->g = m->base_gmv + off;
+            p->m = m->base_gmv + total + off;
+            p->v = m->base_gmv + 2 * total + off;
+        }
         for (size_t k = 0; k < p->n; k++)
-            p->w[k] = is_norm ? (treal)1 : (treal)(0.02 * train_rng_normal(&rng));
+            p->w[k] = is_norm ? (treal)1 : is_bias ? 0 : (treal)(0.02 * train_rng_normal(&rng));
         off += p->n;
     }
     *out = m;
@@ -249,6 +284,20 @@ fail:
     LL(free)(m);
     return rc;
 }
+
+int LL(new)(const struct train_llama_cfg *cfg, uint64_t seed, struct LLAMA **out,
+            struct tw_err *err)
+{
+    return llama_create(cfg, seed, 0, out, err);
+}
+
+#ifndef TRAIN_F64
+int train_llama_new_frozen(const struct train_llama_cfg *cfg, struct train_llama **out,
+                           struct tw_err *err)
+{
+    return llama_create(cfg, 0, 1, out, err);
+}
+#endif
 
 void LL(free)(struct LLAMA *m)
 {
@@ -260,6 +309,7 @@ void LL(free)(struct LLAMA *m)
     tw_free(m->lora_block);
     tw_free(m->base_gmv);
     tw_free(m->base_w);
+    tw_free(m->rope_freqs);
     tw_free(m->names);
     tw_free(m->params);
     tw_free(m);
@@ -337,11 +387,11 @@ int LL(add_lora)(struct LLAMA *m, unsigned targets, int r, float alpha, float dr
                 continue;
             layer_dims(m, j, &n_in, &n_out);
             s->pa = m->n_params;
-            snprintf(name, sizeof(name), "blk.%d.%s.weight.lora_a", l, layer_names[j]);
-            add_param(m, name, (size_t)r * n_in, 0);
+            snprintf(name, sizeof(name), "blk.%d.%s.lora_a", l, layer_names[j]);
+            add_param(m, name, n_in, r, 0);
             s->pb = m->n_params;
-            snprintf(name, sizeof(name), "blk.%d.%s.weight.lora_b", l, layer_names[j]);
-            add_param(m, name, (size_t)n_out * r, 0);
+            snprintf(name, sizeof(name), "blk.%d.%s.lora_b", l, layer_names[j]);
+            add_param(m, name, r, n_out, 0);
             total += (size_t)r * n_in + (size_t)n_out * r;
         }
     m->lora_block = tw_calloc(total * 4, sizeof(treal));
@@ -383,6 +433,33 @@ fail:
     return rc;
 }
 
+#ifndef TRAIN_F64
+int train_llama_set_frozen(struct train_llama *m, int i, enum gguf_ttype type, const void *data,
+                           struct tw_err *err)
+{
+    struct train_param *p;
+    int n_in;
+    size_t blk;
+    if (i < 0 || i >= m->n_base)
+        return tw_errf(err, TW_EINVAL, "tensor %d is not a base tensor (0..%d)", i, m->n_base - 1);
+    p = &m->params[i];
+    if (!is_matrix(p->name))
+        return tw_errf(err, TW_EINVAL, "'%s' is not a matrix; only matrices can be frozen in "
+                       "place", p->name);
+    if (p->g)
+        return tw_errf(err, TW_ESTATE, "'%s' is trainable; freeze the base first (add LoRA)",
+                       p->name);
+    n_in = (int)p->ne[0];
+    blk = kq_type_supported(type) ? gguf_type_block_size(type) : 0;
+    if (!blk || n_in % (int)blk)
+        return tw_errf(err, TW_EINVAL, "'%s': type %s cannot be used for rows of %d values",
+                       p->name, gguf_type_name(type), n_in);
+    p->qdata = data;
+    p->qtype = type;
+    return TW_OK;
+}
+#endif
+
 #ifdef TRAIN_F64
 int train_llama_f64_from(const struct train_llama *src, struct train_llama_f64 **out,
                          struct tw_err *err)
@@ -404,9 +481,28 @@ int train_llama_f64_from(const struct train_llama *src, struct train_llama_f64 *
     }
     sp = train_llama_params(src, &n_src);
     TW_ASSERT(n_src == m->n_params);
-    for (int i = 0; i < n_src; i++)
+    for (int i = 0; i < n_src; i++) {
+        if (sp[i].qdata) { // dequantized into w, row by row through a bounded buffer
+            float buf[256];
+            size_t blk = gguf_type_block_size(sp[i].qtype), per = sizeof(buf) / sizeof(buf[0]);
+            size_t bb = gguf_type_block_bytes(sp[i].qtype);
+            per -= per % blk;
+            for (size_t e = 0; e < sp[i].n; e += per) {
+                size_t k = sp[i].n - e < per ? sp[i].n - e : per;
+                kq_dequant(sp[i].qtype, (const char *)sp[i].qdata + e / blk * bb, buf,
+                           (int64_t)k);
+                for (size_t j = 0; j < k; j++)
+                    m->params[i].w[e + j] = buf[j];
+            }
+            continue;
+        }
+        if (!sp[i].w) {
+            rc = tw_errf(err, TW_ESTATE, "tensor '%s' has no values", sp[i].name);
+            goto fail;
+        }
         for (size_t e = 0; e < sp[i].n; e++)
             m->params[i].w[e] = sp[i].w[e];
+    }
     *out = m;
     return TW_OK;
 fail:
@@ -518,23 +614,66 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_e
 
 /* ---- forward ---- */
 
+static struct PARAM *layer_p(const struct LLAMA *m, int l, int j)
+{
+    return &m->params[1 + m->n_lt * l + j];
+}
+
 static treal *layer_w(const struct LLAMA *m, int l, int j)
 {
-    return m->params[1 + N_LAYER_T * l + j].w;
+    return layer_p(m, l, j)->w;
 }
 
 static treal *layer_g(const struct LLAMA *m, int l, int j)
 {
-    return m->params[1 + N_LAYER_T * l + j].g;
+    return layer_p(m, l, j)->g;
 }
 
-/* y = W_j x (+ scale B A drop(x)) for layer l's matrix j. */
+/* The bias of layer matrix j (q, k, v with qkv_bias), or NULL. */
+static struct PARAM *layer_bias(const struct LLAMA *m, int l, int j)
+{
+    return m->n_lt > 9 && j >= 1 && j <= 3 ? layer_p(m, l, 8 + j) : NULL;
+}
+
+/* y = W x (+ b) for a dense or frozen in-place (kq) weight. */
+static void mat_fwd(struct LLAMA *m, const struct PARAM *w, const struct PARAM *b,
+                    const treal *x, int n_tok, int n_in, int n_out, treal *y)
+{
+#ifndef TRAIN_F64
+    if (w->qdata) {
+        train_qmatmul_fwd(w->qtype, w->qdata, n_in, n_out, x, n_tok, y, m->pool);
+        for (int t = 0; b && t < n_tok; t++)
+            for (int o = 0; o < n_out; o++)
+                y[(size_t)t * n_out + o] += b->w[o];
+        return;
+    }
+#endif
+    OP(train_matmul_fwd)(x, w->w, b ? b->w : NULL, n_tok, n_in, n_out, y, m->pool);
+}
+
+/* dx += dy W; dW and db accumulate when trainable. */
+static void mat_bwd(struct LLAMA *m, const struct PARAM *w, const struct PARAM *b,
+                    const treal *dy, const treal *x, int n_tok, int n_in, int n_out, treal *dx)
+{
+#ifndef TRAIN_F64
+    if (w->qdata) {
+        if (dx)
+            train_qmatmul_bwd_x(w->qtype, w->qdata, n_in, n_out, dy, n_tok, dx, m->pool);
+        if (b && b->g)
+            train_matmul_bwd(dy, x, NULL, n_tok, n_in, n_out, NULL, NULL, b->g, m->pool);
+        return;
+    }
+#endif
+    OP(train_matmul_bwd)(dy, x, w->w, n_tok, n_in, n_out, dx, w->g, b ? b->g : NULL, m->pool);
+}
+
+/* y = W_j x (+ b_j) (+ scale B A drop(x)) for layer l's matrix j. */
 static void proj_fwd(struct LLAMA *m, int l, int j, const treal *x, int n_tok, treal *y,
                      struct train_rng *rng)
 {
     int n_in, n_out;
     layer_dims(m, j, &n_in, &n_out);
-    OP(train_matmul_fwd)(x, layer_w(m, l, j), NULL, n_tok, n_in, n_out, y, m->pool);
+    mat_fwd(m, layer_p(m, l, j), layer_bias(m, l, j), x, n_tok, n_in, n_out, y);
     if (m->lora) {
         for (int k = 0; k < N_TARGET; k++) {
             struct lora_slot *s = &m->lora[l * N_TARGET + k];
@@ -549,14 +688,13 @@ static void proj_fwd(struct LLAMA *m, int l, int j, const treal *x, int n_tok, t
 }
 
 /* dx += the gradient of proj_fwd's output dy with respect to x; gradients of the trainable
- * tensors (W_j unless frozen, the adapter's A and B) accumulate. */
+ * tensors (W_j and b_j unless frozen, the adapter's A and B) accumulate. */
 static void proj_bwd(struct LLAMA *m, int l, int j, const treal *dy, const treal *x, int n_tok,
                      treal *dx)
 {
     int n_in, n_out;
     layer_dims(m, j, &n_in, &n_out);
-    OP(train_matmul_bwd)(dy, x, layer_w(m, l, j), n_tok, n_in, n_out, dx, layer_g(m, l, j), NULL,
-                         m->pool);
+    mat_bwd(m, layer_p(m, l, j), layer_bias(m, l, j), dy, x, n_tok, n_in, n_out, dx);
     if (m->lora) {
         for (int k = 0; k < N_TARGET; k++) {
             struct lora_slot *s = &m->lora[l * N_TARGET + k];
@@ -569,6 +707,23 @@ static void proj_bwd(struct LLAMA *m, int l, int j, const treal *dy, const treal
     }
 }
 
+/* x[t] = token_embd[tok[t]], dequantizing rows of a frozen in-place table. */
+static void embed_fwd(const struct LLAMA *m, const int32_t *tok, int n_tok, treal *x)
+{
+    const struct PARAM *e = &m->params[0];
+    int C = m->cfg.n_embd;
+#ifndef TRAIN_F64
+    if (e->qdata) {
+        size_t row = gguf_row_size(e->qtype, C);
+        for (int t = 0; t < n_tok; t++)
+            kq_dequant(e->qtype, (const char *)e->qdata + (size_t)tok[t] * row,
+                       x + (size_t)t * C, C);
+        return;
+    }
+#endif
+    OP(train_embed_fwd)(e->w, C, tok, n_tok, x);
+}
+
 static int check_ids(const int32_t *ids, const uint8_t *mask, size_t n, int V, const char *what,
                      struct tw_err *err)
 {
@@ -579,13 +734,16 @@ static int check_ids(const int32_t *ids, const uint8_t *mask, size_t n, int V, c
     return TW_OK;
 }
 
-int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
-                const uint8_t *mask, int n_seq, int T, struct train_rng *rng, treal *loss,
-                struct tw_err *err)
+/* Runs the graph up to the logits (left in m->probs), saving the activations. targets and mask
+ * may be NULL (no loss). */
+static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
+                          const uint8_t *mask, int n_seq, int T, struct train_rng *rng,
+                          struct tw_err *err)
 {
     const struct train_llama_cfg *c = &m->cfg;
     int C = c->n_embd, F = c->n_ff, V = c->n_vocab, n_tok, rc;
-    const treal *out_w;
+    const struct PARAM *onorm = &m->params[m->n_base - 1 - !c->tied_output];
+    const struct PARAM *outp = c->tied_output ? &m->params[0] : &m->params[m->n_base - 1];
 
     m->have_fwd = 0;
     if (n_seq < 1 || T < 1 || (long)n_seq * T > TRAIN_LLAMA_MAX_TOKENS)
@@ -593,9 +751,13 @@ int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
                        TRAIN_LLAMA_MAX_TOKENS);
     if (m->lora_dropout > 0 && !rng)
         return tw_errf(err, TW_EINVAL, "LoRA dropout needs an rng");
+    for (int i = 0; i < m->n_base; i++)
+        if (!m->params[i].w && !HAS_QDATA(&m->params[i]))
+            return tw_errf(err, TW_ESTATE, "tensor '%s' has no values (train_llama_set_frozen)",
+                           m->params[i].name);
     n_tok = n_seq * T;
     rc = check_ids(tokens, NULL, (size_t)n_tok, V, "token", err);
-    if (rc >= 0)
+    if (rc >= 0 && targets)
         rc = check_ids(targets, mask, (size_t)n_tok, V, "target", err);
     if (rc >= 0)
         rc = acts_reserve(m, (size_t)n_tok, (size_t)n_seq * c->n_head * T * T, err);
@@ -604,14 +766,15 @@ int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
     m->n_seq = n_seq;
     m->T = T;
     memcpy(m->tokens, tokens, (size_t)n_tok * sizeof(*tokens));
-    memcpy(m->targets, targets, (size_t)n_tok * sizeof(*targets));
+    if (targets)
+        memcpy(m->targets, targets, (size_t)n_tok * sizeof(*targets));
     m->has_mask = mask != NULL;
     if (mask)
         memcpy(m->mask, mask, (size_t)n_tok);
     for (int t = 0; t < n_tok; t++)
         m->pos[t] = t % T;
 
-    OP(train_embed_fwd)(m->params[0].w, C, m->tokens, n_tok, m->res);
+    embed_fwd(m, m->tokens, n_tok, m->res);
     for (int l = 0; l < c->n_layer; l++) {
         struct layer_acts *a = &m->la[l];
         treal *x = m->res + (size_t)l * n_tok * C, *y = x + (size_t)n_tok * C;
@@ -619,10 +782,8 @@ int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
         proj_fwd(m, l, 1, a->xn1, n_tok, a->q, rng);
         proj_fwd(m, l, 2, a->xn1, n_tok, a->k, rng);
         proj_fwd(m, l, 3, a->xn1, n_tok, a->v, rng);
-        OP(train_rope_fwd)(a->q, n_tok, c->n_head, m->hd, m->n_rot, m->pos, c->rope_base,
-                           c->rope_type);
-        OP(train_rope_fwd)(a->k, n_tok, c->n_head_kv, m->hd, m->n_rot, m->pos, c->rope_base,
-                           c->rope_type);
+        OP(train_rope_fwd)(a->q, n_tok, c->n_head, m->hd, m->pos, &m->rope);
+        OP(train_rope_fwd)(a->k, n_tok, c->n_head_kv, m->hd, m->pos, &m->rope);
         OP(train_attn_fwd)(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, a->att,
                            a->ao, m->pool);
         proj_fwd(m, l, 4, a->ao, n_tok, a->hmid, rng);
@@ -635,12 +796,32 @@ int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
         proj_fwd(m, l, 8, a->h, n_tok, y, rng);
         OP(train_acc)(y, a->hmid, (size_t)n_tok * C);
     }
-    OP(train_rmsnorm_fwd)(m->res + (size_t)c->n_layer * n_tok * C, m->params[m->n_base - 1 - !c->tied_output].w,
-                          n_tok, C, c->norm_eps, m->xnf, m->rstdf);
-    out_w = c->tied_output ? m->params[0].w : m->params[m->n_base - 1].w;
-    OP(train_matmul_fwd)(m->xnf, out_w, NULL, n_tok, C, V, m->probs, m->pool);
-    *loss = OP(train_xent_fwd)(m->probs, m->targets, mask ? m->mask : NULL, n_tok, V, m->probs);
+    OP(train_rmsnorm_fwd)(m->res + (size_t)c->n_layer * n_tok * C, onorm->w, n_tok, C,
+                          c->norm_eps, m->xnf, m->rstdf);
+    mat_fwd(m, outp, NULL, m->xnf, n_tok, C, V, m->probs);
+    return TW_OK;
+}
+
+int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
+                const uint8_t *mask, int n_seq, int T, struct train_rng *rng, treal *loss,
+                struct tw_err *err)
+{
+    int rc = forward_logits(m, tokens, targets, mask, n_seq, T, rng, err);
+    if (rc < 0)
+        return rc;
+    *loss = OP(train_xent_fwd)(m->probs, m->targets, mask ? m->mask : NULL, n_seq * T,
+                               m->cfg.n_vocab, m->probs);
     m->have_fwd = 1;
+    return TW_OK;
+}
+
+int LL(logits)(struct LLAMA *m, const int32_t *tokens, int n_seq, int T, struct train_rng *rng,
+               treal *logits, struct tw_err *err)
+{
+    int rc = forward_logits(m, tokens, NULL, NULL, n_seq, T, rng, err);
+    if (rc < 0)
+        return rc;
+    memcpy(logits, m->probs, (size_t)n_seq * T * m->cfg.n_vocab * sizeof(treal));
     return TW_OK;
 }
 
@@ -660,8 +841,7 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
     OP(train_xent_bwd)(m->probs, m->targets, m->has_mask ? m->mask : NULL, n_tok, V, dloss,
                        m->dlogits);
     memset(m->dxn, 0, nC * sizeof(treal));
-    OP(train_matmul_bwd)(m->dlogits, m->xnf, outp->w, n_tok, C, V, m->dxn, outp->g, NULL,
-                         m->pool);
+    mat_bwd(m, outp, NULL, m->dlogits, m->xnf, n_tok, C, V, m->dxn);
     memset(m->dres, 0, nC * sizeof(treal));
     OP(train_rmsnorm_bwd)(m->dxn, m->res + (size_t)c->n_layer * nC, onorm->w, m->rstdf, n_tok, C,
                           m->dres, onorm->g);
@@ -689,10 +869,8 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         memset(m->dv, 0, (size_t)n_tok * m->kvd * sizeof(treal));
         OP(train_attn_bwd)(m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head,
                            c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->pool);
-        OP(train_rope_bwd)(m->dq, n_tok, c->n_head, m->hd, m->n_rot, m->pos, c->rope_base,
-                           c->rope_type);
-        OP(train_rope_bwd)(m->dk, n_tok, c->n_head_kv, m->hd, m->n_rot, m->pos, c->rope_base,
-                           c->rope_type);
+        OP(train_rope_bwd)(m->dq, n_tok, c->n_head, m->hd, m->pos, &m->rope);
+        OP(train_rope_bwd)(m->dk, n_tok, c->n_head_kv, m->hd, m->pos, &m->rope);
         memset(m->dxn, 0, nC * sizeof(treal));
         proj_bwd(m, l, 1, m->dq, a->xn1, n_tok, m->dxn);
         proj_bwd(m, l, 2, m->dk, a->xn1, n_tok, m->dxn);

@@ -30,14 +30,6 @@ typedef float treal;
 #define TR_POW(x, y) powf(x, y)
 #endif
 
-/* A NULL pool runs fn(ctx, 0, 1) on the calling thread (pool.h). */
-static void ops_run(struct tw_pool *pool, void (*fn)(void *, int, int), void *ctx)
-{
-    // TODO(train): tw_pool_run(pool, fn, ctx) once base/pool.c is merged from the kernels branch
-    (void)pool;
-    fn(ctx, 0, 1);
-}
-
 /* ---- embedding ---- */
 
 void OP(train_embed_fwd)(const treal *emb, int C, const int32_t *tok, int n_tok, treal *x)
@@ -130,7 +122,7 @@ void OP(train_matmul_fwd)(const treal *x, const treal *w, const treal *b, int n_
 {
     struct mm_ctx c = {.x = x, .w = w, .b = b, .y = y, .n_tok = n_tok, .n_in = n_in,
                        .n_out = n_out};
-    ops_run(pool, mm_fwd_worker, &c);
+    tw_pool_run(pool, mm_fwd_worker, &c);
 }
 
 /* Worker ith owns columns [i0, i1) of dx and rows [o0, o1) of dW and db: no two workers write
@@ -176,7 +168,7 @@ void OP(train_matmul_bwd)(const treal *dy, const treal *x, const treal *w, int n
                        .n_in = n_in, .n_out = n_out};
     if (!dx && !dw && !db)
         return;
-    ops_run(pool, mm_bwd_worker, &c);
+    tw_pool_run(pool, mm_bwd_worker, &c);
 }
 
 /* ---- rope ---- */
@@ -184,19 +176,21 @@ void OP(train_matmul_bwd)(const treal *dy, const treal *x, const treal *w, int n
 /* dir = +1 rotates by the position's angles, -1 by their negatives (the inverse). The angle of
  * pair i is built by repeated multiplication, as llama.cpp does, so that the forward here equals
  * the inference engine's. */
-static void rope_apply(treal *x, int n_tok, int n_head, int hd, int n_rot, const int32_t *pos,
-                       treal base, enum train_rope mode, treal dir)
+static void rope_apply(treal *x, int n_tok, int n_head, int hd, const int32_t *pos,
+                       const struct train_rope_cfg *rc, treal dir)
 {
-    treal theta_scale = TR_POW(base, (treal)-2 / (treal)n_rot);
-    int half = n_rot / 2;
+    treal theta_scale = TR_POW((treal)rc->base, (treal)-2 / (treal)rc->n_rot);
+    treal fscale = rc->freq_scale > 0 ? (treal)rc->freq_scale : (treal)1;
+    int half = rc->n_rot / 2, neox = rc->mode == TRAIN_ROPE_NEOX;
     for (int t = 0; t < n_tok; t++) {
         for (int h = 0; h < n_head; h++) {
             treal *restrict xh = x + ((size_t)t * n_head + h) * hd;
             treal theta = (treal)pos[t];
             for (int i = 0; i < half; i++) {
-                treal c = TR_COS(theta), s = dir * TR_SIN(theta);
-                int i0 = mode == TRAIN_ROPE_NEOX ? i : 2 * i;
-                int i1 = mode == TRAIN_ROPE_NEOX ? i + half : 2 * i + 1;
+                treal ff = rc->freq_factors ? (treal)rc->freq_factors[i] : (treal)1;
+                treal a = fscale * (theta / ff);
+                treal c = TR_COS(a), s = dir * TR_SIN(a);
+                int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
                 treal x0 = xh[i0], x1 = xh[i1];
                 xh[i0] = x0 * c - x1 * s;
                 xh[i1] = x0 * s + x1 * c;
@@ -206,16 +200,16 @@ static void rope_apply(treal *x, int n_tok, int n_head, int hd, int n_rot, const
     }
 }
 
-void OP(train_rope_fwd)(treal *x, int n_tok, int n_head, int head_dim, int n_rot,
-                        const int32_t *pos, treal base, enum train_rope mode)
+void OP(train_rope_fwd)(treal *x, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                        const struct train_rope_cfg *rc)
 {
-    rope_apply(x, n_tok, n_head, head_dim, n_rot, pos, base, mode, 1);
+    rope_apply(x, n_tok, n_head, head_dim, pos, rc, 1);
 }
 
-void OP(train_rope_bwd)(treal *dx, int n_tok, int n_head, int head_dim, int n_rot,
-                        const int32_t *pos, treal base, enum train_rope mode)
+void OP(train_rope_bwd)(treal *dx, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                        const struct train_rope_cfg *rc)
 {
-    rope_apply(dx, n_tok, n_head, head_dim, n_rot, pos, base, mode, -1);
+    rope_apply(dx, n_tok, n_head, head_dim, pos, rc, -1);
 }
 
 /* ---- attention ---- */
@@ -283,7 +277,7 @@ void OP(train_attn_fwd)(const treal *q, const treal *k, const treal *v, int n_se
 {
     struct attn_ctx c = {.q = q, .k = k, .v = v, .att_out = att, .out = out, .n_seq = n_seq,
                          .T = T, .n_head = n_head, .n_head_kv = n_head_kv, .hd = hd};
-    ops_run(pool, attn_fwd_worker, &c);
+    tw_pool_run(pool, attn_fwd_worker, &c);
 }
 
 /* With p = softmax(s), datt_j = dout_i . v_j and ds_j = p_j (datt_j - sum_l p_l datt_l);
@@ -336,7 +330,7 @@ void OP(train_attn_bwd)(const treal *dout, const treal *q, const treal *k, const
     struct attn_ctx c = {.q = q, .k = k, .v = v, .att = att, .dout = dout, .dq = dq, .dk = dk,
                          .dv = dv, .n_seq = n_seq, .T = T, .n_head = n_head,
                          .n_head_kv = n_head_kv, .hd = hd};
-    ops_run(pool, attn_bwd_worker, &c);
+    tw_pool_run(pool, attn_bwd_worker, &c);
 }
 
 /* ---- swiglu, add ---- */

@@ -3,6 +3,9 @@
 #include "test.h"
 
 #include "base/mem.h"
+#include "base/pool.h"
+#include "nn/gguf.h"
+#include "nn/kq.h"
 #include "nn/train.h"
 
 #include <stdint.h>
@@ -209,8 +212,9 @@ enum { ROPE_T = 4, ROPE_H = 2, ROPE_HD = 6, ROPE_N = ROPE_T * ROPE_H * ROPE_HD }
 static double rope_loss(void *p)
 {
     struct rope_ctx *c = p;
+    struct train_rope_cfg rc = {c->mode, c->n_rot, 10000.0f, 1.0f, NULL};
     memcpy(c->y, c->x, sizeof(double) * ROPE_N);
-    train_rope_fwd_f64(c->y, ROPE_T, ROPE_H, ROPE_HD, c->n_rot, c->pos, 10000.0, c->mode);
+    train_rope_fwd_f64(c->y, ROPE_T, ROPE_H, ROPE_HD, c->pos, &rc);
     return dot64(c->y, c->r, ROPE_N);
 }
 
@@ -225,8 +229,9 @@ static double rope_case(enum train_rope mode, int n_rot)
     train_rng_seed(&rng, 4);
     fill(&rng, x, x64, ROPE_N, 1);
     fill(&rng, r, NULL, ROPE_N, 1);
+    struct train_rope_cfg rc = {mode, n_rot, 10000.0f, 1.0f, NULL};
     memcpy(y, x, sizeof(y));
-    train_rope_fwd(y, ROPE_T, ROPE_H, ROPE_HD, n_rot, pos, 10000.0f, mode);
+    train_rope_fwd(y, ROPE_T, ROPE_H, ROPE_HD, pos, &rc);
     /* position 0 is the identity; dims past n_rot are untouched; norms are kept */
     for (int i = 0; i < ROPE_H * ROPE_HD; i++)
         worst = fmax(worst, fabs(y[i] - x[i]));
@@ -238,7 +243,7 @@ static double rope_case(enum train_rope mode, int n_rot)
     if (worst != 0)
         return 1;
     memcpy(dx, r, sizeof(dx));
-    train_rope_bwd(dx, ROPE_T, ROPE_H, ROPE_HD, n_rot, pos, 10000.0f, mode);
+    train_rope_bwd(dx, ROPE_T, ROPE_H, ROPE_HD, pos, &rc);
     struct gc_in in[] = {{"x", x, x64, dx, ROPE_N}};
     return gc_run(mode == TRAIN_ROPE_NORM ? "rope" : "ropeneox", in, 1, rope_loss, &c);
 }
@@ -256,22 +261,33 @@ TEST(train_rope_pairs_follow_the_mode)
     /* one head of 4 dims at position 1: NORM turns (0,1) by 1 rad and (2,3) by 1e-2 rad
      * (base 10000, n_rot 4: theta_1 = 10000^(-1/2)); NEOX turns (0,2) and (1,3) */
     int32_t pos = 1;
-    float a[4] = {1, 0, 1, 0}, b[4] = {1, 0, 1, 0};
-    train_rope_fwd(a, 1, 1, 4, 4, &pos, 10000.0f, TRAIN_ROPE_NORM);
+    float a[4] = {1, 0, 1, 0}, b[4] = {1, 0, 1, 0}, c[4] = {1, 0, 1, 0};
+    static const float factors[2] = {2.0f, 0.5f};
+    struct train_rope_cfg norm = {TRAIN_ROPE_NORM, 4, 10000.0f, 1.0f, NULL};
+    struct train_rope_cfg neox = {TRAIN_ROPE_NEOX, 4, 10000.0f, 1.0f, NULL};
+    struct train_rope_cfg scaled = {TRAIN_ROPE_NORM, 4, 10000.0f, 0.25f, factors};
+    train_rope_fwd(a, 1, 1, 4, &pos, &norm);
     CHECK_NEAR(a[0], cos(1.0), 1e-6);
     CHECK_NEAR(a[1], sin(1.0), 1e-6);
     CHECK_NEAR(a[2], cos(0.01), 1e-6);
     CHECK_NEAR(a[3], sin(0.01), 1e-6);
-    train_rope_fwd(b, 1, 1, 4, 4, &pos, 10000.0f, TRAIN_ROPE_NEOX);
+    train_rope_fwd(b, 1, 1, 4, &pos, &neox);
     /* pairs (0,2) by 1 rad: (1,1) -> (cos1 - sin1, sin1 + cos1); pair (1,3) is (0,0) */
     CHECK_NEAR(b[0], cos(1.0) - sin(1.0), 1e-6);
     CHECK_NEAR(b[2], sin(1.0) + cos(1.0), 1e-6);
     CHECK(b[1] == 0 && b[3] == 0);
+    /* linear scaling 0.25 and frequency divisors 2 and 0.5: angles 0.125 and 0.005 */
+    train_rope_fwd(c, 1, 1, 4, &pos, &scaled);
+    CHECK_NEAR(c[1], sin(0.125), 1e-6);
+    CHECK_NEAR(c[3], sin(0.005), 1e-6);
     /* the backward undoes the forward */
-    train_rope_bwd(a, 1, 1, 4, 4, &pos, 10000.0f, TRAIN_ROPE_NORM);
+    train_rope_bwd(a, 1, 1, 4, &pos, &norm);
     CHECK_NEAR(a[0], 1, 1e-6);
     CHECK_NEAR(a[1], 0, 1e-6);
     CHECK_NEAR(a[2], 1, 1e-6);
+    train_rope_bwd(c, 1, 1, 4, &pos, &scaled);
+    CHECK_NEAR(c[0], 1, 1e-6);
+    CHECK_NEAR(c[3], 0, 1e-6);
 }
 
 /* ---- attention ---- */
@@ -532,7 +548,9 @@ TEST(train_adamw_matches_the_reference_update)
     /* two steps by hand, in double, of PyTorch's AdamW (lr 0.1, wd 0.1) on one decayed and one
      * undecayed tensor */
     float w[2] = {0.5f, -1.0f}, g[2], m[2] = {0}, v[2] = {0}, nw = 2.0f, ng, nm = 0, nv = 0;
-    struct train_param p[2] = {{"w", w, g, m, v, 2, 1}, {"norm", &nw, &ng, &nm, &nv, 1, 0}};
+    struct train_param p[2] = {
+        {.name = "w", .w = w, .g = g, .m = m, .v = v, .n = 2, .decay = 1},
+        {.name = "norm", .w = &nw, .g = &ng, .m = &nm, .v = &nv, .n = 1, .decay = 0}};
     struct train_adamw opt = {0.9f, 0.999f, 1e-8f, 0.1f};
     double rw[2] = {0.5, -1.0}, rm[2] = {0}, rv[2] = {0}, rn = 2.0, rnm = 0, rnv = 0;
     for (int t = 1; t <= 2; t++) {
@@ -562,9 +580,9 @@ TEST(train_adamw_matches_the_reference_update)
 TEST(train_clip_scales_to_the_global_norm)
 {
     float g1[2] = {3, 0}, g2[1] = {4}, w[3] = {0};
-    struct train_param p[3] = {{"a", w, g1, NULL, NULL, 2, 1},
-                               {"frozen", w, NULL, NULL, NULL, 1, 1},
-                               {"b", w, g2, NULL, NULL, 1, 1}};
+    struct train_param p[3] = {{.name = "a", .w = w, .g = g1, .n = 2},
+                               {.name = "frozen", .w = w, .n = 1},
+                               {.name = "b", .w = w, .g = g2, .n = 1}};
     CHECK_NEAR(train_clip_grad_norm(p, 3, 10.0), 5.0, 1e-12);
     CHECK(g1[0] == 3 && g2[0] == 4); // under the limit: untouched
     CHECK_NEAR(train_clip_grad_norm(p, 3, 1.0), 5.0, 1e-12);
@@ -594,6 +612,138 @@ TEST(train_schedule_warms_up_then_decays)
     CHECK_NEAR(train_sched_lr(&lin_s, 100), 0.0, 1e-7);
     CHECK_NEAR(train_sched_lr(&con_s, 1), 0.25, 1e-7);
     CHECK_NEAR(train_sched_lr(&con_s, 99), 0.5, 1e-7);
+}
+
+/* ---- threads ---- */
+
+/* Odd shapes over 3 threads give bit-identical results to the calling thread alone: each
+ * element is owned by one worker and summed in the same order. */
+TEST(train_ops_threaded_equal_single_thread)
+{
+    enum { T = 5, NI = 37, NO = 23 };
+    struct tw_pool *pool = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng rng;
+    float x[T * NI], w[NO * NI], b[NO], dy[T * NO], y1[T * NO], y3[T * NO];
+    float dx1[T * NI] = {0}, dx3[T * NI] = {0}, dw1[NO * NI] = {0}, dw3[NO * NI] = {0};
+    float db1[NO] = {0}, db3[NO] = {0};
+    float q[AT_QN], k[AT_KN], v[AT_KN], att1[AT_AN], att3[AT_AN], o1[AT_QN], o3[AT_QN];
+    float dq1[AT_QN] = {0}, dq3[AT_QN] = {0}, dk1[AT_KN] = {0}, dk3[AT_KN] = {0};
+    float dv1[AT_KN] = {0}, dv3[AT_KN] = {0};
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    train_rng_seed(&rng, 10);
+    fill(&rng, x, NULL, T * NI, 1);
+    fill(&rng, w, NULL, NO * NI, 1);
+    fill(&rng, b, NULL, NO, 1);
+    fill(&rng, dy, NULL, T * NO, 1);
+    train_matmul_fwd(x, w, b, T, NI, NO, y1, NULL);
+    train_matmul_fwd(x, w, b, T, NI, NO, y3, pool);
+    train_matmul_bwd(dy, x, w, T, NI, NO, dx1, dw1, db1, NULL);
+    train_matmul_bwd(dy, x, w, T, NI, NO, dx3, dw3, db3, pool);
+    fill(&rng, q, NULL, AT_QN, 2);
+    fill(&rng, k, NULL, AT_KN, 2);
+    fill(&rng, v, NULL, AT_KN, 1);
+    train_attn_fwd(q, k, v, AT_S, AT_T, AT_H, AT_KV, AT_HD, att1, o1, NULL);
+    train_attn_fwd(q, k, v, AT_S, AT_T, AT_H, AT_KV, AT_HD, att3, o3, pool);
+    train_attn_bwd(o1, q, k, v, att1, AT_S, AT_T, AT_H, AT_KV, AT_HD, dq1, dk1, dv1, NULL);
+    train_attn_bwd(o1, q, k, v, att1, AT_S, AT_T, AT_H, AT_KV, AT_HD, dq3, dk3, dv3, pool);
+    tw_pool_free(pool);
+    CHECK(memcmp(y1, y3, sizeof(y1)) == 0);
+    CHECK(memcmp(dx1, dx3, sizeof(dx1)) == 0);
+    CHECK(memcmp(dw1, dw3, sizeof(dw1)) == 0);
+    CHECK(memcmp(db1, db3, sizeof(db1)) == 0);
+    CHECK(memcmp(att1, att3, sizeof(att1)) == 0 && memcmp(o1, o3, sizeof(o1)) == 0);
+    CHECK(memcmp(dq1, dq3, sizeof(dq1)) == 0);
+    CHECK(memcmp(dk1, dk3, sizeof(dk1)) == 0 && memcmp(dv1, dv3, sizeof(dv1)) == 0);
+}
+
+/* ---- frozen quantized weights ---- */
+
+/* dx through a frozen kq weight (a real tensor of the synthetic quantized models, 256 rows of
+ * 512) equals the dense backward through its dequantized values, over 1 and 3 threads; the
+ * forward (kq_matmul, which quantizes activations like llama.cpp) stays close to the dense one. */
+static void qmatmul_case(const char *file, int *ok)
+{
+    enum { T = 3 };
+    struct gguf_file *f = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct tw_pool *pool = NULL;
+    const struct gguf_tensor *t;
+    struct train_rng rng;
+    float *wf = NULL, *x = NULL, *dy = NULL, *dx_ref = NULL, *dx1 = NULL, *dx3 = NULL;
+    float *y_ref = NULL, *y = NULL;
+    double max_dx = 0, diff_dx = 0, max_y = 0, diff_y = 0;
+    int n_in, n_out;
+
+    *ok = 0;
+    if (gguf_open(test_shared(file), &f, &err) < 0 || tw_pool_new(3, &pool, &err) < 0) {
+        fprintf(stderr, "  %s: %s\n", file, err.msg);
+        goto out;
+    }
+    t = gguf_find_tensor(f, "blk.0.ffn_down.weight");
+    if (!t || !kq_type_supported(t->type)) {
+        fprintf(stderr, "  %s: no usable blk.0.ffn_down.weight\n", file);
+        goto out;
+    }
+    n_in = (int)t->ne[0];
+    n_out = (int)t->ne[1];
+    wf = tw_mallocarray((size_t)n_in * n_out, sizeof(float));
+    x = tw_mallocarray((size_t)T * n_in, sizeof(float));
+    dy = tw_mallocarray((size_t)T * n_out, sizeof(float));
+    y_ref = tw_mallocarray((size_t)T * n_out, sizeof(float));
+    y = tw_mallocarray((size_t)T * n_out, sizeof(float));
+    dx_ref = tw_calloc((size_t)T * n_in, sizeof(float));
+    dx1 = tw_calloc((size_t)T * n_in, sizeof(float));
+    dx3 = tw_calloc((size_t)T * n_in, sizeof(float));
+    if (!wf || !x || !dy || !y_ref || !y || !dx_ref || !dx1 || !dx3)
+        goto out;
+    kq_dequant(t->type, t->data, wf, (int64_t)n_in * n_out);
+    train_rng_seed(&rng, 11);
+    fill(&rng, x, NULL, (size_t)T * n_in, 1);
+    fill(&rng, dy, NULL, (size_t)T * n_out, 1);
+    train_matmul_bwd(dy, NULL, wf, T, n_in, n_out, dx_ref, NULL, NULL, NULL);
+    train_qmatmul_bwd_x(t->type, t->data, n_in, n_out, dy, T, dx1, NULL);
+    train_qmatmul_bwd_x(t->type, t->data, n_in, n_out, dy, T, dx3, pool);
+    for (size_t i = 0; i < (size_t)T * n_in; i++) {
+        max_dx = fmax(max_dx, fabs(dx_ref[i]));
+        diff_dx = fmax(diff_dx, fabs(dx_ref[i] - dx1[i]));
+    }
+    train_matmul_fwd(x, wf, NULL, T, n_in, n_out, y_ref, NULL);
+    train_qmatmul_fwd(t->type, t->data, n_in, n_out, x, T, y, pool);
+    for (size_t i = 0; i < (size_t)T * n_out; i++) {
+        max_y = fmax(max_y, fabs(y_ref[i]));
+        diff_y = fmax(diff_y, fabs(y_ref[i] - y[i]));
+    }
+    printf("  %s %s [%d][%d]: dx max |diff| %.3g of %.3g; y max |diff| %.3g of %.3g\n", file,
+           gguf_type_name(t->type), n_out, n_in, diff_dx, max_dx, diff_y, max_y);
+    *ok = max_dx > 0 && diff_dx <= 1e-6 * max_dx &&
+          memcmp(dx1, dx3, (size_t)T * n_in * sizeof(float)) == 0 && max_y > 0 &&
+          diff_y <= 2e-2 * max_y;
+out:
+    tw_free(wf);
+    tw_free(x);
+    tw_free(dy);
+    tw_free(y_ref);
+    tw_free(y);
+    tw_free(dx_ref);
+    tw_free(dx1);
+    tw_free(dx3);
+    tw_pool_free(pool);
+    gguf_close(f);
+}
+
+TEST(train_qmatmul_backward_through_frozen_quantized_weights)
+{
+    static const char *const files[] = {
+        "refs/models/synth-tiny-f32.gguf",  "refs/models/synth-tiny-q8_0.gguf",
+        "refs/models/synth-tiny-q4_0.gguf", "refs/models/synth-tiny-q4_k.gguf",
+        "refs/models/synth-tiny-q6_k.gguf",
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        int ok;
+        qmatmul_case(files[i], &ok);
+        CHECK_MSG(ok, "%s", files[i]);
+    }
 }
 
 int main(int argc, char **argv)

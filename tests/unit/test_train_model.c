@@ -3,6 +3,9 @@
 #include "test.h"
 
 #include "base/mem.h"
+#include "base/pool.h"
+#include "nn/gguf.h"
+#include "nn/kq.h"
 #include "nn/train.h"
 
 #include <stdint.h>
@@ -246,6 +249,52 @@ TEST(train_model_gradient_accumulation_equals_full_batch)
     CHECK(max_diff <= 1e-6 * max_abs);
 }
 
+/* With a loss mask the micro-batches count different numbers of tokens: weighting each by its
+ * share of the counted tokens (dloss = n_i / N) gives the full-batch gradient. */
+TEST(train_model_accumulation_with_masks_weights_by_token_share)
+{
+    static const uint8_t mask3[2 * SEQ] = {0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1};
+    struct train_llama_cfg cfg = tiny_cfg();
+    struct train_llama *m = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_param *p;
+    float loss_full, l0, l1, *full = NULL;
+    size_t total = 0, off = 0;
+    double max_diff = 0, max_abs = 0;
+    int n;
+    CHECK_OK(train_llama_new(&cfg, 4, &m, &err), &err);
+    randomize(m, 18, 0);
+    p = train_llama_params(m, &n);
+    for (int i = 0; i < n; i++)
+        total += p[i].n;
+    full = tw_mallocarray(total, sizeof(float));
+    CHECK(full != NULL);
+    train_grad_zero(p, n);
+    CHECK_OK(train_llama_forward(m, tok2, tgt2, mask3, 2, SEQ, NULL, &loss_full, &err), &err);
+    CHECK_OK(train_llama_backward(m, 1.0f, &err), &err);
+    for (int i = 0; i < n; off += p[i].n, i++)
+        memcpy(full + off, p[i].g, p[i].n * sizeof(float));
+    train_grad_zero(p, n);
+    CHECK_OK(train_llama_forward(m, tok2, tgt2, mask3, 1, SEQ, NULL, &l0, &err), &err);
+    CHECK_OK(train_llama_backward(m, 7.0f / 12, &err), &err);
+    CHECK_OK(train_llama_forward(m, tok2 + SEQ, tgt2 + SEQ, mask3 + SEQ, 1, SEQ, NULL, &l1, &err),
+             &err);
+    CHECK_OK(train_llama_backward(m, 5.0f / 12, &err), &err);
+    CHECK_NEAR(l0 * 7 / 12 + l1 * 5 / 12, loss_full, 1e-6);
+    off = 0;
+    for (int i = 0; i < n; off += p[i].n, i++)
+        for (size_t e = 0; e < p[i].n; e++) {
+            max_diff = fmax(max_diff, fabs(p[i].g[e] - full[off + e]));
+            max_abs = fmax(max_abs, fabs(full[off + e]));
+        }
+    printf("  masked micro-batches vs full batch: max |diff| %.3g, max |g| %.3g\n", max_diff,
+           max_abs);
+    tw_free(full);
+    train_llama_free(m);
+    CHECK(max_abs > 1e-2);
+    CHECK(max_diff <= 1e-6 * max_abs);
+}
+
 /* Trains on one fixed sequence until the loss is near zero; returns the steps taken or -1. */
 static int overfit(struct train_llama *m, int max_steps, float lr, float *first, float *last)
 {
@@ -331,6 +380,114 @@ TEST(train_model_lora_starts_at_the_base_and_learns)
     CHECK(last < first / 3);
 }
 
+/* qwen2-style: QKV biases, NEOX, linear rope scaling and per-pair frequency divisors. */
+TEST(train_model_gradcheck_qkv_bias_scaled_rope)
+{
+    static const float freqs[2] = {1.0f, 3.0f};
+    struct train_llama_cfg cfg = tiny_cfg();
+    struct train_llama *m = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng rng;
+    struct train_param *p;
+    int n;
+    cfg.qkv_bias = 1;
+    cfg.rope_type = TRAIN_ROPE_NEOX;
+    cfg.rope_freq_scale = 0.5f;
+    cfg.rope_freqs = freqs;
+    CHECK_OK(train_llama_new(&cfg, 8, &m, &err), &err);
+    randomize(m, 19, 0);
+    p = train_llama_params(m, &n);
+    CHECK_EQ_INT(n, 1 + 12 * 2 + 2);
+    CHECK_EQ_STR(p[1 + 9].name, "blk.0.attn_q.bias");
+    CHECK_EQ_INT(p[1 + 10].n, 8);
+    CHECK(train_llama_config(m)->rope_freqs != freqs); // copied
+    train_rng_seed(&rng, 0);
+    double worst = model_gradcheck(m, &rng, mask2, n);
+    train_llama_free(m);
+    CHECK(worst <= GC_TOL);
+}
+
+/* A base whose matrices are read in place (here as kq F32, the same values): the graph goes
+ * through kq_matmul, the on-the-fly dx and the dequantizing embedding gather, and the LoRA
+ * gradients still match finite differences. */
+TEST(train_model_gradcheck_lora_over_in_place_base)
+{
+    struct train_llama_cfg cfg = tiny_cfg();
+    struct train_llama *m = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng rng;
+    struct train_param *p;
+    int n;
+    CHECK_OK(train_llama_new(&cfg, 9, &m, &err), &err);
+    randomize(m, 20, 0);
+    CHECK_OK(train_llama_add_lora(m, TRAIN_LORA_ALL, 2, 4.0f, 0.0f, 78, &err), &err);
+    randomize(m, 21, 1);
+    p = train_llama_params(m, &n);
+    CHECK_EQ_INT(train_llama_set_frozen(m, 1, GGUF_T_F32, p[1].w, &err), TW_EINVAL); // a norm
+    CHECK(strstr(err.msg, "'blk.0.attn_norm.weight' is not a matrix") != NULL);
+    tw_err_clear(&err);
+    for (int i = 0; i < 21; i++)
+        if (!strstr(p[i].name, "_norm."))
+            CHECK_OK(train_llama_set_frozen(m, i, GGUF_T_F32, p[i].w, &err), &err);
+    train_rng_seed(&rng, 0);
+    double worst = model_gradcheck(m, &rng, mask2, 28);
+    train_llama_free(m);
+    CHECK(worst <= GC_TOL);
+}
+
+/* QLoRA on a Q8_0 base (dims a multiple of 32): the loss stays within activation-quantization
+ * error of the dense model on the dequantized weights, and LoRA training still drives it down
+ * while the quantized bytes stay untouched. */
+TEST(train_model_qlora_over_q8_0_base)
+{
+    struct train_llama_cfg cfg = tiny_cfg();
+    struct train_llama *q = NULL, *d = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_param *pq, *pd;
+    unsigned char *blob = NULL, *copy = NULL;
+    size_t off[21], total = 0;
+    float lq, ld, first = 0, last = 0;
+    int n, steps;
+    cfg.n_embd = 32;
+    cfg.n_ff = 64;
+    CHECK_OK(train_llama_new(&cfg, 10, &q, &err), &err);
+    CHECK_OK(train_llama_new(&cfg, 10, &d, &err), &err);
+    randomize(q, 22, 0);
+    CHECK_OK(train_llama_add_lora(q, TRAIN_LORA_ALL, 4, 8.0f, 0.0f, 79, &err), &err);
+    CHECK_OK(train_llama_add_lora(d, TRAIN_LORA_ALL, 4, 8.0f, 0.0f, 79, &err), &err);
+    pq = train_llama_params(q, &n);
+    pd = train_llama_params(d, &n);
+    for (int i = 0; i < 21; i++) {
+        off[i] = total;
+        total += pq[i].n / 32 * gguf_type_block_bytes(GGUF_T_Q8_0);
+    }
+    blob = tw_malloc(total);
+    copy = tw_malloc(total);
+    CHECK(blob && copy);
+    for (int i = 0; i < 21; i++) {
+        if (strstr(pq[i].name, "_norm.")) {
+            memcpy(pd[i].w, pq[i].w, pq[i].n * sizeof(float));
+            continue;
+        }
+        kq_quant(GGUF_T_Q8_0, pq[i].w, blob + off[i], (int64_t)pq[i].n);
+        kq_dequant(GGUF_T_Q8_0, blob + off[i], pd[i].w, (int64_t)pq[i].n);
+        CHECK_OK(train_llama_set_frozen(q, i, GGUF_T_Q8_0, blob + off[i], &err), &err);
+    }
+    memcpy(copy, blob, total);
+    CHECK_OK(train_llama_forward(q, tok2, tgt2, mask2, 2, SEQ, NULL, &lq, &err), &err);
+    CHECK_OK(train_llama_forward(d, tok2, tgt2, mask2, 2, SEQ, NULL, &ld, &err), &err);
+    printf("  q8_0 in place loss %.6f, dense dequantized %.6f\n", lq, ld);
+    CHECK_NEAR(lq, ld, 1e-2 * ld);
+    steps = overfit(q, 150, 2e-2f, &first, &last);
+    printf("  QLoRA training: loss %.4f -> %.4f (%d steps)\n", first, last, steps);
+    CHECK(memcmp(blob, copy, total) == 0);
+    tw_free(blob);
+    tw_free(copy);
+    train_llama_free(q);
+    train_llama_free(d);
+    CHECK(last < first / 3);
+}
+
 /* Stopping after k steps and resuming from copies of the weights, moments and rng state gives
  * bit-identical weights to training 2k steps straight, dropout included. */
 static int train_steps(struct train_llama *m, struct train_rng *rng, int from, int steps)
@@ -400,6 +557,39 @@ TEST(train_model_resume_is_bit_identical)
     train_llama_free(b);
     CHECK(same);
     CHECK(moved);
+}
+
+/* The whole graph over 3 threads: the same loss and gradients to the last bit. */
+TEST(train_model_threads_do_not_change_results)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct train_llama *a = lora_model(&err), *b = lora_model(&err);
+    struct tw_pool *pool = NULL;
+    struct train_rng ra, rb;
+    struct train_param *pa, *pb;
+    float la, lb;
+    int n, same = 1;
+    CHECK(a && b);
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    train_llama_set_pool(b, pool);
+    randomize(a, 17, 1);
+    randomize(b, 17, 1);
+    train_rng_seed(&ra, 8);
+    train_rng_seed(&rb, 8);
+    CHECK_OK(train_llama_forward(a, tok2, tgt2, mask2, 2, SEQ, &ra, &la, &err), &err);
+    CHECK_OK(train_llama_forward(b, tok2, tgt2, mask2, 2, SEQ, &rb, &lb, &err), &err);
+    CHECK_OK(train_llama_backward(a, 1.0f, &err), &err);
+    CHECK_OK(train_llama_backward(b, 1.0f, &err), &err);
+    pa = train_llama_params(a, &n);
+    pb = train_llama_params(b, &n);
+    for (int i = 0; i < n; i++)
+        if (pa[i].g)
+            same &= memcmp(pa[i].g, pb[i].g, pa[i].n * sizeof(float)) == 0;
+    train_llama_free(a);
+    train_llama_free(b);
+    tw_pool_free(pool);
+    CHECK(memcmp(&la, &lb, sizeof(la)) == 0);
+    CHECK(same);
 }
 
 TEST(train_model_rejects_bad_input)
