@@ -204,6 +204,9 @@ TEST(crawl_substack_feed_archive_and_pages)
          .file = test_shared("data/exports/substack_pages/substack-hello-world.html")},
         {.path = "/p/checked", .status = 200, .content_type = "text/html", .body = challenge},
         {.path = "/p/members", .content_type = "text/html", .body = "<p>teaser</p>"},
+        {.path = "/", .content_type = "text/html",
+         .body = "<html><head><link rel=\"stylesheet\" href=\"https://substackcdn.com/min/"
+                 "main.css\"></head><body><p>Pub home</p></body></html>"},
     };
     struct httpd_test *h = httpd_test_start(routes, 0);
     const char *base;
@@ -242,6 +245,14 @@ TEST(crawl_substack_feed_archive_and_pages)
     CHECK(find_fail(&g, "/p/checked", "bot challenge") >= 0);
     CHECK_EQ_INT(httpd_test_hits(h, "/p/members"), 0);
     CHECK_EQ_INT(httpd_test_hits(h, "/api/v1/archive?sort=new&offset=6&limit=2"), 1);
+    got_release(&g);
+
+    /* a Substack on its own domain is recognized from its home page */
+    net.platform = NULL;
+    CHECK_OK(src_crawl_url(fmt("%s/", base), &o, &net, &sink, &err), &err);
+    CHECK_EQ_INT(g.n, 3);
+    CHECK_EQ_INT(g.n_fail, 3);
+    CHECK(find_url(&g, fmt("%s/p/plain-text", base)) >= 0);
     got_release(&g);
 
     /* one post URL: just that page */
@@ -390,6 +401,10 @@ TEST(crawl_github_user_repos_paginated)
         {.path = "/users/ada/repos?per_page=100&type=owner&page=2",
          .content_type = "application/json; charset=utf-8"},
         {.path = "/repos/octokit-fixture-org/hello-world", .content_type = "application/json"},
+        {.path = "/users/limited/repos?per_page=100&type=owner", .status = 403,
+         .content_type = "application/json",
+         .body = "{\"message\":\"API rate limit exceeded\"}",
+         .headers = "X-RateLimit-Remaining: 0\n"},
     };
     struct httpd_test *h = httpd_test_start(routes, 0);
     const char *repo = small_repo(), *base;
@@ -441,7 +456,7 @@ TEST(crawl_github_user_repos_paginated)
     cJSON_Delete(p1);
     cJSON_Delete(p2);
     cJSON_Delete(r1);
-    httpd_test_set_routes(h, routes, 3);
+    httpd_test_set_routes(h, routes, 4);
 
     CHECK_OK(src_crawl_url("https://github.com/ada", &o, &net, &sink, &err), &err);
     /* README.md and src/app.py of the one public non-fork repository; the lock file skipped */
@@ -468,6 +483,12 @@ TEST(crawl_github_user_repos_paginated)
     CHECK_EQ_INT(g.n, 2);
     got_release(&g);
     CHECK_EQ_INT(src_crawl_url("https://github.com/", &o, &net, &sink, &err), TW_EINVAL);
+    tw_err_clear(&err);
+    o.github_token = NULL;
+    CHECK_EQ_INT(src_crawl_url("https://github.com/limited", &o, &net, &sink, &err), TW_EHTTP);
+    CHECK_MSG(strstr(err.msg, "rate limit") && strstr(err.msg, "TWIN_GITHUB_TOKEN") &&
+                  strstr(err.msg, "403"),
+              "%s", err.msg);
     http_client_free(net.http);
     httpd_test_stop(h);
 }
