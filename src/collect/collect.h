@@ -311,6 +311,10 @@ int src_web_page_emit(const char *url, const char *html, size_t len, const char 
  * as the feed's articles; any other URL as one article page. */
 int src_medium_crawl(const char *url, const struct src_opts *o, struct src_net *net,
                      struct src_sink *sink, struct tw_err *err);
+/* The feed URL of a Medium profile URL (medium.com/@user -> https://medium.com/feed/@user,
+ * user.medium.com -> https://user.medium.com/feed) as a heap string; NULL when 'url' is not a
+ * profile (an article, a feed already, another host). */
+char *src_medium_feed_url(const char *url);
 /* Substack: a publication (its /feed, then the archive API /api/v1/archive?sort=new&offset=N&
  * limit=M page by page, fetching each post page the feed lacked) or one post (/p/<slug>).
  * Paid-only posts are reported to sink->fail, not stored. */

@@ -112,8 +112,10 @@ TEST(crawl_medium_feed_fixture)
         {.path = "/robots.txt", .content_type = "text/plain", .body = "User-agent: *\nAllow: /\n"},
         {.path = "/feed/@John.Doe", .content_type = "text/xml; charset=UTF-8",
          .file = test_shared("data/exports/rss/medium_feed.jekyll-import.xml")},
+        {.path = "/@John.Doe/basic-post-1a2b3c", .content_type = "text/html; charset=utf-8",
+         .file = test_shared("data/exports/medium_export/posts/basic-post.html")},
     };
-    struct httpd_test *h = httpd_test_start(routes, 2);
+    struct httpd_test *h = httpd_test_start(routes, 3);
     struct got g = {0};
     struct src_sink sink = {got_emit, got_fail, &g};
     struct src_opts o = {.author_name = "John Doe"};
@@ -138,8 +140,42 @@ TEST(crawl_medium_feed_fixture)
     CHECK(i >= 0);
     CHECK_EQ_STR(g.title[i], "How I cross post Medium articles to GitHub Pages");
     got_release(&g);
+    /* one article page (a post as Medium renders it) */
+    CHECK_OK(src_crawl_url(fmt("%s/@John.Doe/basic-post-1a2b3c", httpd_test_base(h)), &o, &net,
+                           &sink, &err),
+             &err);
+    CHECK_EQ_INT(g.n, 1);
+    CHECK_EQ_STR(g.url[0], fmt("%s/@John.Doe/basic-post-1a2b3c", httpd_test_base(h)));
+    CHECK_EQ_STR(g.platform[0], "medium");
+    CHECK_EQ_STR(g.title[0], "Basic Post Title");
+    CHECK(strstr(g.content[0], "This is a paragraph of text and stuff.") != NULL);
+    CHECK_EQ_INT(g.published[0], 1533986614);
+    got_release(&g);
     http_client_free(net.http);
     httpd_test_stop(h);
+}
+
+TEST(crawl_medium_profile_to_feed_url)
+{
+    static const char *const cases[][2] = {
+        {"https://medium.com/@ada", "https://medium.com/feed/@ada"},
+        {"https://medium.com/@ada/", "https://medium.com/feed/@ada"},
+        {"https://medium.com/@ada?tab=x", "https://medium.com/feed/@ada"},
+        {"https://ada.medium.com/", "https://ada.medium.com/feed"},
+        {"https://ada.medium.com", "https://ada.medium.com/feed"},
+        {"https://medium.com/@ada/on-engines-50703370aea7", NULL},
+        {"https://medium.com/feed/@ada", NULL},
+        {"https://ada.medium.com/on-engines-50703370aea7", NULL},
+        {"https://example.com/@ada", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *f = src_medium_feed_url(cases[i][0]);
+        if (cases[i][1])
+            CHECK_EQ_STR(f, cases[i][1]);
+        else
+            CHECK_MSG(f == NULL, "%s -> %s", cases[i][0], f);
+        tw_free(f);
+    }
 }
 
 /* ---- Substack: feed, then the archive API page by page, then post pages ---- */
