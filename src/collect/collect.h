@@ -189,7 +189,7 @@ int http_client_new(const struct http_opts *o, struct http_client **out, struct 
 void http_client_free(struct http_client *c);
 
 /* GETs 'url' into *res. 'headers' is NULL or a NULL-terminated list of extra "Name: value"
- * lines. Succeeds only on a 2xx final status with a text body; otherwise returns a negative code
+ * lines, sent only to the URL's origin (dropped after a redirect to another one). Succeeds only on a 2xx final status with a text body; otherwise returns a negative code
  * with a message naming the URL: TW_EINVAL (bad URL or scheme), TW_EBLOCKED (robots.txt
  * disallows it), TW_ETIMEOUT, TW_ELIMIT (too many redirects, body too large), TW_EFORMAT (binary
  * body), TW_EHTTP (non-2xx status after retries; res->status holds it), TW_ENET (connection).

@@ -613,6 +613,23 @@ out:
     return rc;
 }
 
+/* Same scheme, host and port? (false when either does not parse) */
+static int same_origin(const char *a, const char *b)
+{
+    struct url_parts ua, ub;
+    int same;
+    if (url_split(a, &ua, NULL) < 0)
+        return 0;
+    if (url_split(b, &ub, NULL) < 0) {
+        url_parts_release(&ua);
+        return 0;
+    }
+    same = !strcmp(ua.origin, ub.origin);
+    url_parts_release(&ua);
+    url_parts_release(&ub);
+    return same;
+}
+
 int http_get(struct http_client *c, const char *url, const char *const *headers, unsigned flags,
              struct http_response *res, struct tw_err *err)
 {
@@ -635,6 +652,10 @@ int http_get(struct http_client *c, const char *url, const char *const *headers,
                              HTTP_MAX_REDIRECTS, r.redirect);
                 goto fail_xfer;
             }
+            /* Credentials stay with their origin, as curl does: a redirect elsewhere is asked
+             * without the caller's extra headers (Authorization). */
+            if (headers && !same_origin(cur, r.redirect))
+                headers = NULL;
             tw_free(cur);
             cur = r.redirect;
             r.redirect = NULL;

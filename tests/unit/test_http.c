@@ -269,6 +269,43 @@ TEST(http_redirect_chain_and_limit)
     httpd_test_stop(h);
 }
 
+TEST(http_redirect_elsewhere_drops_credentials)
+{
+    static char loc[128];
+    struct httpd_route rb[] = {
+        {.path = "/robots.txt", .status = 404},
+        {.path = "/land", .content_type = "text/plain", .body = "landed"},
+    };
+    struct httpd_route ra[] = {
+        {.path = "/robots.txt", .status = 404},
+        {.path = "/hop", .status = 302, .headers = loc},
+        {.path = "/self", .status = 301, .headers = "Location: /own\n"},
+        {.path = "/own", .content_type = "text/plain", .body = "own"},
+    };
+    struct httpd_test *b = httpd_test_start(rb, 2), *a = httpd_test_start(ra, 4);
+    struct http_client *c = fast_client(5000);
+    struct http_response res;
+    struct tw_err err = TW_ERR_INIT;
+    const char *hdrs[] = {"Authorization: Bearer secret", NULL};
+    char ua[256], auth[256];
+    CHECK(a && b && c);
+    snprintf(loc, sizeof(loc), "Location: %s/land\n", httpd_test_base(b));
+    CHECK_OK(http_get(c, U(a, "/hop"), hdrs, 0, &res, &err), &err);
+    CHECK_EQ_STR(res.body, "landed");
+    http_response_release(&res);
+    httpd_test_last_headers(b, ua, auth);
+    CHECK_EQ_STR(auth, ""); /* the other origin never saw the token */
+    CHECK_EQ_STR(ua, "twin/test");
+    CHECK_OK(http_get(c, U(a, "/self"), hdrs, 0, &res, &err), &err);
+    CHECK_EQ_STR(res.body, "own");
+    http_response_release(&res);
+    httpd_test_last_headers(a, ua, auth);
+    CHECK_EQ_STR(auth, "Bearer secret"); /* same origin: kept */
+    http_client_free(c);
+    httpd_test_stop(a);
+    httpd_test_stop(b);
+}
+
 TEST(http_redirect_to_file_scheme_rejected)
 {
     struct httpd_route routes[] = {
