@@ -462,6 +462,41 @@ TEST(http_huge_robots_txt_is_truncated_not_fatal)
     httpd_test_stop(h);
 }
 
+TEST(http_survives_allocation_failures)
+{
+    struct httpd_route routes[] = {
+        {.path = "/robots.txt", .content_type = "text/plain", .body = robots_body},
+        {.path = "/a", .status = 302, .headers = "Location: /b\n"},
+        {.path = "/b", .content_type = "text/html", .body = "<p>b</p>"},
+    };
+    struct httpd_test *h = httpd_test_start(routes, 3);
+    int ok = 0;
+    CHECK(h);
+    for (long n = 0; n < 200 && !ok; n++) {
+        struct http_client *c = NULL;
+        struct http_opts o;
+        struct http_response res;
+        struct tw_err err = TW_ERR_INIT;
+        int rc;
+        http_opts_default(&o);
+        o.rate = 0;
+        tw_mem_fail_after(n);
+        rc = http_client_new(&o, &c, &err);
+        if (rc == 0) {
+            rc = http_get(c, U(h, "/a"), NULL, 0, &res, &err);
+            if (rc == 0) {
+                ok = !strcmp(res.body, "<p>b</p>");
+                http_response_release(&res);
+            }
+            http_client_free(c);
+        }
+        tw_mem_fail_after(-1);
+        CHECK_MSG(rc == 0 || rc == TW_ENOMEM, "allocation %ld: %d %s", n, rc, err.msg);
+    }
+    CHECK(ok);
+    httpd_test_stop(h);
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);

@@ -155,6 +155,43 @@ TEST(crawl_medium_feed_fixture)
     httpd_test_stop(h);
 }
 
+TEST(crawl_survives_allocation_failures)
+{
+    struct httpd_route routes[] = {
+        {.path = "/robots.txt", .status = 404},
+        {.path = "/feed", .content_type = "application/rss+xml",
+         .file = test_shared("data/exports/rss/medium_feed.jekyll-import.xml")},
+        {.path = "/post", .content_type = "text/html",
+         .file = test_shared("data/exports/substack_pages/substack-e2e-scrape.html")},
+    };
+    struct httpd_test *h = httpd_test_start(routes, 3);
+    const char *urls[2];
+    CHECK(h);
+    urls[0] = fmt("%s/feed", httpd_test_base(h));
+    urls[1] = fmt("%s/post", httpd_test_base(h));
+    for (int u = 0; u < 2; u++) {
+        int done = 0;
+        for (long n = 0; n < 2000 && !done; n++) {
+            struct got g = {0};
+            struct src_sink sink = {got_emit, got_fail, &g};
+            struct src_net net = {.http = fast_client()};
+            struct tw_err err = TW_ERR_INIT;
+            int rc;
+            CHECK(net.http);
+            tw_mem_fail_after(n);
+            rc = src_crawl_url(urls[u], NULL, &net, &sink, &err);
+            tw_mem_fail_after(-1);
+            CHECK_MSG(rc == 0 || rc == TW_ENOMEM, "%s, allocation %ld: %d %s", urls[u], n, rc,
+                      err.msg);
+            done = rc == 0 && g.n_fail == 0 && g.n == (u == 0 ? 2u : 1u);
+            got_release(&g);
+            http_client_free(net.http);
+        }
+        CHECK_MSG(done, "%s never succeeded", urls[u]);
+    }
+    httpd_test_stop(h);
+}
+
 TEST(crawl_medium_profile_to_feed_url)
 {
     static const char *const cases[][2] = {
