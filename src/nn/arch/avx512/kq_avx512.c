@@ -5,6 +5,7 @@
 #include "nn/kq_impl.h"
 
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 static inline float f16(uint16_t h)
@@ -469,6 +470,211 @@ static float dot_q6_K(int64_t n, const void *w, const void *x)
     return _mm512_reduce_add_ps(acc);
 }
 
+/* ---- K-quant 4x4 tiles (prompt processing) ----
+ *
+ * Per super-block: every unpacked chunk of 4 weight rows meets the same chunk of 4 token rows;
+ * the 16 int32 accumulators are then folded into one vector (lane 4r+t) by a transposing
+ * reduction and scaled by d_r * dy_t in one multiply. Mins: the 8 mins of all 4 rows form one
+ * vector of int16 that meets each token's 8 group sums in one madd. */
+
+/* Lane k of the result = sum of the 16 lanes of v[k]. */
+static inline __m512i reduce16_epi32(const __m512i *v)
+{
+    __m512i l1[8], l2[4], l3[2];
+    for (int k = 0; k < 8; k++)
+        l1[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]),
+                                 _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
+    for (int k = 0; k < 4; k++)
+        l2[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(l1[2 * k], l1[2 * k + 1]),
+                                 _mm512_unpackhi_epi64(l1[2 * k], l1[2 * k + 1]));
+    for (int k = 0; k < 2; k++)
+        l3[k] = _mm512_add_epi32(_mm512_shuffle_i32x4(l2[2 * k], l2[2 * k + 1], 0x88),
+                                 _mm512_shuffle_i32x4(l2[2 * k], l2[2 * k + 1], 0xDD));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(l3[0], l3[1], 0x88),
+                            _mm512_shuffle_i32x4(l3[0], l3[1], 0xDD));
+}
+
+/* Q4_K (qh == NULL) and Q5_K weights: a 4x4 tile. */
+static inline void gemm_kx(int64_t n, const uint8_t *const *ws, size_t blk, size_t off_d,
+                           size_t off_sc, size_t off_qh, size_t off_qs, int has_qh,
+                           const struct kq_block_q8_K *const *b, float *y, int64_t y_stride)
+{
+    const __m512i idx_r = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i idx_t = _mm512_set_epi32(3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0);
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    __m512 facc = _mm512_setzero_ps(), macc[4];
+    for (int t = 0; t < 4; t++)
+        macc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        const uint8_t *blkp[4];
+        __m512i sc16[4], qh[4];
+        uint64_t mn[4];
+        float dw[4], dm[4], dy[4];
+        for (int r = 0; r < 4; r++) {
+            uint64_t sc;
+            uint16_t h;
+            blkp[r] = ws[r] + i * blk;
+            unpack_scales_k4(blkp[r] + off_sc, &sc, &mn[r]);
+            sc16[r] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+            memcpy(&h, blkp[r] + off_d, 2);
+            dw[r] = f16(h);
+            memcpy(&h, blkp[r] + off_d + 2, 2);
+            dm[r] = f16(h);
+            qh[r] = has_qh ? _mm512_broadcast_i64x4(
+                                 _mm256_loadu_si256((const __m256i *)(blkp[r] + off_qh)))
+                           : _mm512_setzero_si512();
+        }
+        for (int t = 0; t < 4; t++)
+            dy[t] = b[t][i].d;
+        __m512i acc[16];
+        for (int k = 0; k < 16; k++)
+            acc[k] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            __m512i yv[4];
+            for (int t = 0; t < 4; t++)
+                yv[t] = _mm512_loadu_si512(b[t][i].qs + 64 * c);
+            const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                                   _mm256_set1_epi8((char)(2 << (2 * c))), 1);
+            for (int r = 0; r < 4; r++) {
+                __m512i q = chunk_nibbles(blkp[r] + off_qs + 32 * c);
+                if (has_qh)
+                    q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(qh[r], bit), q, sixteen);
+                const __m512i s = spread_pair(sc16[r], c);
+                for (int t = 0; t < 4; t++)
+                    acc[4 * r + t] = _mm512_add_epi32(
+                        acc[4 * r + t], _mm512_madd_epi16(_mm512_maddubs_epi16(q, yv[t]), s));
+            }
+        }
+        const __m128 dwv = _mm_loadu_ps(dw), dyv = _mm_loadu_ps(dy), dmv = _mm_loadu_ps(dm);
+        const __m512 dd = _mm512_mul_ps(_mm512_permutexvar_ps(idx_r, _mm512_castps128_ps512(dwv)),
+                                        _mm512_permutexvar_ps(idx_t, _mm512_castps128_ps512(dyv)));
+        facc = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(reduce16_epi32(acc)), facc);
+        /* mins: row r's 8 mins in 128-bit lane r, against token t's 8 group-pair sums */
+        const __m512i M = _mm512_cvtepu8_epi16(
+            _mm256_setr_epi64x((long long)mn[0], (long long)mn[1], (long long)mn[2], (long long)mn[3]));
+        const __m512 dmr = _mm512_permutexvar_ps(idx_r, _mm512_castps128_ps512(dmv));
+        for (int t = 0; t < 4; t++) {
+            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)b[t][i].bsums),
+                                              _mm_loadu_si128((const __m128i *)(b[t][i].bsums + 8)));
+            const __m512i P = _mm512_madd_epi16(M, _mm512_broadcast_i32x4(bs));
+            macc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dmr, _mm512_set1_ps(dy[t])),
+                                      _mm512_cvtepi32_ps(P), macc[t]);
+        }
+    }
+    float f[16], m[4][16];
+    _mm512_storeu_ps(f, facc);
+    for (int t = 0; t < 4; t++)
+        _mm512_storeu_ps(m[t], macc[t]);
+    for (int t = 0; t < 4; t++)
+        for (int r = 0; r < 4; r++)
+            y[t * y_stride + r] =
+                f[4 * r + t] - (m[t][4 * r] + m[t][4 * r + 1] + m[t][4 * r + 2] + m[t][4 * r + 3]);
+}
+
+static void gemm_q4_K(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                      float *y, int64_t y_stride)
+{
+    const uint8_t *ws[4];
+    const struct kq_block_q8_K *b[4];
+    for (int k = 0; k < 4; k++) {
+        ws[k] = (const uint8_t *)w + k * w_stride;
+        b[k] = (const struct kq_block_q8_K *)((const char *)x + k * x_stride);
+    }
+    gemm_kx(n, ws, sizeof(struct kq_block_q4_K), offsetof(struct kq_block_q4_K, d),
+            offsetof(struct kq_block_q4_K, scales), 0, offsetof(struct kq_block_q4_K, qs), 0, b, y,
+            y_stride);
+}
+
+static void gemm_q5_K(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                      float *y, int64_t y_stride)
+{
+    const uint8_t *ws[4];
+    const struct kq_block_q8_K *b[4];
+    for (int k = 0; k < 4; k++) {
+        ws[k] = (const uint8_t *)w + k * w_stride;
+        b[k] = (const struct kq_block_q8_K *)((const char *)x + k * x_stride);
+    }
+    gemm_kx(n, ws, sizeof(struct kq_block_q5_K), offsetof(struct kq_block_q5_K, d),
+            offsetof(struct kq_block_q5_K, scales), offsetof(struct kq_block_q5_K, qh),
+            offsetof(struct kq_block_q5_K, qs), 1, b, y, y_stride);
+}
+
+/* Q6_K 4x4 tile: as dot_q6_K, with the unpacked halves of 4 rows meeting 4 tokens. */
+static void gemm_q6_K(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                      float *y, int64_t y_stride)
+{
+    const struct kq_block_q6_K *a[4];
+    const struct kq_block_q8_K *b[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = (const struct kq_block_q6_K *)((const char *)w + k * w_stride);
+        b[k] = (const struct kq_block_q8_K *)((const char *)x + k * x_stride);
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
+    const __m512i shA = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i shB = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1,
+                                          1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i idx_r = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i idx_t = _mm512_set_epi32(3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0);
+    __m512 facc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        __m512i scv[4], acc[16];
+        float dw[4], dy[4];
+        for (int r = 0; r < 4; r++) {
+            const __m256i sc16 =
+                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[r][i].scales));
+            scv[r] = _mm512_castsi256_si512(sc16);
+            dw[r] = f16(a[r][i].d);
+            for (int t = 0; t < 4; t++) { // the -32 offset, per (r, t)
+                __m256i off =
+                    _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)b[t][i].bsums));
+                acc[4 * r + t] = _mm512_sub_epi32(
+                    _mm512_setzero_si512(),
+                    _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_slli_epi32(off, 5)),
+                                       _mm256_setzero_si256(), 1));
+            }
+        }
+        for (int t = 0; t < 4; t++)
+            dy[t] = b[t][i].d;
+        for (int h = 0; h < 2; h++) {
+            __m512i yA[4], yB[4];
+            for (int t = 0; t < 4; t++) {
+                yA[t] = _mm512_loadu_si512(b[t][i].qs + 128 * h);
+                yB[t] = _mm512_loadu_si512(b[t][i].qs + 128 * h + 64);
+            }
+            for (int r = 0; r < 4; r++) {
+                const __m512i L = _mm512_loadu_si512(a[r][i].ql + 64 * h);
+                const __m512i QH = _mm512_broadcast_i64x4(
+                    _mm256_loadu_si256((const __m256i *)(a[r][i].qh + 32 * h)));
+                const __m512i qA = _mm512_or_si512(
+                    _mm512_and_si512(L, m4),
+                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shA), m2), 4));
+                const __m512i qB = _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shB), m2), 4));
+                const __m512i scA = _mm512_permutexvar_epi16(
+                    _mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h))), scv[r]);
+                const __m512i scB = _mm512_permutexvar_epi16(
+                    _mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h + 4))), scv[r]);
+                for (int t = 0; t < 4; t++) {
+                    __m512i s = _mm512_madd_epi16(_mm512_maddubs_epi16(qA, yA[t]), scA);
+                    s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(qB, yB[t]), scB));
+                    acc[4 * r + t] = _mm512_add_epi32(acc[4 * r + t], s);
+                }
+            }
+        }
+        const __m512 dd =
+            _mm512_mul_ps(_mm512_permutexvar_ps(idx_r, _mm512_castps128_ps512(_mm_loadu_ps(dw))),
+                          _mm512_permutexvar_ps(idx_t, _mm512_castps128_ps512(_mm_loadu_ps(dy))));
+        facc = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(reduce16_epi32(acc)), facc);
+    }
+    float f[16];
+    _mm512_storeu_ps(f, facc);
+    for (int t = 0; t < 4; t++)
+        for (int r = 0; r < 4; r++)
+            y[t * y_stride + r] = f[4 * r + t];
+}
+
 void kq_avx512_table(struct kq_ops *ops, int vnni)
 {
     memset(ops, 0, sizeof(*ops));
@@ -483,9 +689,9 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
         ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0, gemm_q8_0};
         ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){NULL, NULL, dot_q4_0, gemm_q4_0};
     }
-    ops->type[GGUF_T_Q4_K].vec_dot = dot_q4_K;
-    ops->type[GGUF_T_Q5_K].vec_dot = dot_q5_K;
-    ops->type[GGUF_T_Q6_K].vec_dot = dot_q6_K;
+    ops->type[GGUF_T_Q4_K] = (struct kq_type_ops){NULL, NULL, dot_q4_K, gemm_q4_K};
+    ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){NULL, NULL, dot_q5_K, gemm_q5_K};
+    ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){NULL, NULL, dot_q6_K, gemm_q6_K};
 }
 
 /* 12 independent FMA chains: enough to cover the FMA latency on two pipes. */
