@@ -46,6 +46,22 @@ const char *src__memcasemem(const char *s, size_t len, const char *needle);
 void src__fail(struct src_sink *sink, const char *item, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- html internals shared with the export sources (html.c) ---- */
+
+struct GumboInternalNode; // GumboNode
+
+/* Renders one gumbo element's subtree as html_to_text renders a document. */
+int html__node_text(const struct GumboInternalNode *n, char **out, struct tw_err *err);
+/* The subtree's text on one line (titles, names); NULL when out of memory. */
+char *html__node_line(const struct GumboInternalNode *n);
+/* Calls fn on every element under root (included), in document order, without recursion. */
+int html__walk(const struct GumboInternalNode *root,
+               void (*fn)(void *ctx, const struct GumboInternalNode *n), void *ctx,
+               struct tw_err *err);
+/* True when the element's attribute 'name' contains the word 'word' (space-separated, as class
+ * lists are); for other attributes use gumbo_get_attribute. */
+bool html__has_class(const struct GumboInternalNode *n, const char *word);
+
 /* ---- front matter (frontmatter.c) ---- */
 
 #define FM_TAGS_MAX 64
@@ -69,5 +85,56 @@ struct fm_meta {
  * "key: value" at the top level, is TW_EFORMAT naming the line. Release with fm_meta_release. */
 int fm_parse(const char *text, size_t len, struct fm_meta *m, struct tw_err *err);
 void fm_meta_release(struct fm_meta *m);
+
+/* ---- input trees: a folder, a zip archive or a single file (zip.c) ---- */
+
+#define SRC_TREE_ENTRIES_MAX 200000          // files in a folder walk or entries in a zip
+#define SRC_ZIP_TOTAL_MAX ((size_t)1 << 30) // bytes a zip may expand to (loaded entries)
+#define SRC_TREE_DEPTH_MAX 64
+
+/* One file of a tree. 'name' is relative to the tree root with '/' separators. */
+struct src_entry {
+    char *name;
+    char *data;    // zip entries that were wanted: the loaded bytes (NUL-terminated); else NULL
+    size_t len;    // bytes in data
+    bool too_big;  // a wanted zip entry past SRC_FILE_MAX (not loaded)
+};
+
+/* The files of one input PATH, sorted by name. A zip is read once, keeping in memory only the
+ * entries 'want' accepts (all names are listed); folders are read lazily. Entries that are links,
+ * devices or dot files are left out; a zip entry whose name is absolute or has a ".." component
+ * fails the whole archive (path traversal). */
+struct src_tree {
+    char *path;  // absolute path of the folder, zip or file
+    bool is_zip;
+    bool is_file; // a single plain file: one entry, its base name
+    struct src_entry *e;
+    size_t n, cap;
+};
+
+typedef bool (*src_tree_want_fn)(const char *name, void *ctx);
+
+/* Opens PATH as a tree. want == NULL loads no zip data (listing only). */
+int src__tree_open(const char *path, src_tree_want_fn want, void *ctx, struct src_tree *t,
+                   struct tw_err *err);
+void src__tree_release(struct src_tree *t);
+/* The bytes of entry i as a NUL-terminated heap copy (at most SRC_FILE_MAX). Errors name it. */
+int src__tree_read(const struct src_tree *t, size_t i, char **data, size_t *len,
+                   struct tw_err *err);
+/* Index of the entry named exactly 'name' (ASCII case-insensitive), or -1. */
+long src__tree_find(const struct src_tree *t, const char *name);
+/* Index of the entry named 'name' at the root or one folder down ("export/posts.csv"),
+ * case-insensitively; *prefix_len is the length of the folder part with its '/' (0 at the root).
+ * -1 when absent. */
+long src__tree_find_marker(const struct src_tree *t, const char *name, size_t *prefix_len);
+/* A display name for entry i ("/abs/dir/a.md", "/abs/x.zip:posts/a.html") and its URL
+ * ("file:///abs/dir/a.md", "file:///abs/x.zip#posts/a.html"); heap strings. */
+char *src__tree_item(const struct src_tree *t, size_t i);
+char *src__tree_url(const struct src_tree *t, size_t i);
+/* True when 'path' starts like a zip archive ("PK\3\4" or an empty archive "PK\5\6"). */
+bool src__is_zip(const char *path);
+/* The extension of a name's last component ("md" for "a/b.md"), "" if none; points into name.
+ * Compare it with strcasecmp. */
+const char *src__ext(const char *name);
 
 #endif
