@@ -103,7 +103,7 @@ int64_t kq__block_size(enum gguf_ttype t)
 size_t kq__block_bytes(enum gguf_ttype t)
 {
     if (t == KQ_T_Q8_0X)
-        return sizeof(float) + KQ_QK;
+        return sizeof(float) + KQ_QK + sizeof(int32_t);
     switch (t) {
     case GGUF_T_F32:
         return 4;

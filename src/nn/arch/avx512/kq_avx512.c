@@ -252,12 +252,166 @@ static float tail_q4_0(const struct kq_block_q4_0 *a, const int8_t *q, float dy)
         return sum;                                                                                \
     }
 
+/* Token generation with VNNI + VBMI, 16 blocks per step: each pair of blocks gives one vpdpbusd
+ * of unsigned weights (Q4_0 nibbles q, Q8_0 quants + 128) against the activations; the 8 pair
+ * vectors are folded into one vector of 16 block sums by a transposing reduction, the offset
+ * (8 or 128 times the block's activation sum, from Q8_0X) comes off once per block, and one
+ * FMA applies the 16 scales. Rows shorter than 16 blocks, and the rest, go through the pairs. */
+
+/* Lane b = the sum of block b, from P[p] = [block 2p in lanes 0-7 | block 2p+1 in 8-15]. */
+VNNI_TARGET static inline __m512i fold16_blocks(const __m512i *P)
+{
+    __m512i A[4], B[2];
+    for (int k = 0; k < 4; k++)
+        A[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(P[2 * k], P[2 * k + 1]),
+                                _mm512_unpackhi_epi32(P[2 * k], P[2 * k + 1]));
+    for (int k = 0; k < 2; k++)
+        B[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(A[2 * k], A[2 * k + 1]),
+                                _mm512_unpackhi_epi64(A[2 * k], A[2 * k + 1]));
+    /* 128-bit lane L of B[k] holds lane-L partials of P[4k..4k+3]; L 0-1 are the pair's first
+     * block, 2-3 its second */
+    const __m512i G = _mm512_add_epi32(_mm512_shuffle_i32x4(B[0], B[1], 0x88),
+                                       _mm512_shuffle_i32x4(B[0], B[1], 0xDD));
+    /* G lane 4(2k+h)+j = block 8k+2j+h: put block b in lane b */
+    const __m512i idx = _mm512_set_epi32(15, 11, 14, 10, 13, 9, 12, 8, 7, 3, 6, 2, 5, 1, 4, 0);
+    return _mm512_permutexvar_epi32(idx, G);
+}
+
+/* The 16 f16 scales at word offsets 0 and 'second' of eight 64-byte vectors, as floats. */
+VNNI_TARGET static inline __m512 gather16_d(const __m512i *V, short second)
+{
+    const __m512i i1 = _mm512_castsi128_si512(_mm_setr_epi16(0, second, 32, (short)(32 + second),
+                                                             0, 0, 0, 0));
+    const __m512i i2 = _mm512_castsi128_si512(_mm_setr_epi16(0, 1, 2, 3, 32, 33, 34, 35));
+    const __m512i i3 = _mm512_castsi256_si512(_mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34,
+                                                                35, 36, 37, 38, 39));
+    __m512i m[4], q[2];
+    for (int k = 0; k < 4; k++)
+        m[k] = _mm512_permutex2var_epi16(V[2 * k], i1, V[2 * k + 1]);
+    q[0] = _mm512_permutex2var_epi16(m[0], i2, m[1]);
+    q[1] = _mm512_permutex2var_epi16(m[2], i2, m[3]);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(q[0], i3, q[1])));
+}
+
+/* One step of up to 16 blocks (r = the number left, 1..16): masked loads keep the last step
+ * inside the row; missing blocks contribute zero. */
+VNNI_TARGET static inline __m512 step16_q4_0(const struct kq_block_q4_0 *a, const float *xd,
+                                             const int8_t *xq, const int32_t *xs, int r,
+                                             __m512 acc)
+{
+    const __m512i idx = _mm512_set_epi8(35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21,
+                                        20, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22,
+                                        21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                        2, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
+    const __m512i sh = _mm512_set_epi64(0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                        0x0004000400040004ll, 0x0004000400040004ll, 0, 0);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i V[8], P[8];
+    for (int p = 0; p < 8; p++) {
+        const int cnt = r - 2 * p >= 2 ? 2 : r - 2 * p;
+        if (cnt <= 0) {
+            V[p] = P[p] = _mm512_setzero_si512();
+            continue;
+        }
+        V[p] = _mm512_maskz_loadu_epi8(cnt == 2 ? 0xFFFFFFFFFull : 0x3FFFFull, a + 2 * p);
+        const __m512i q =
+            _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(idx, V[p]), sh), m4);
+        const __m512i y = _mm512_maskz_loadu_epi8(cnt == 2 ? ~0ull : 0xFFFFFFFFull,
+                                                  xq + 2 * p * KQ_QK);
+        P[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
+    }
+    const __mmask16 mb = (__mmask16)((1u << r) - 1);
+    const __m512i S = _mm512_sub_epi32(fold16_blocks(P),
+                                       _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mb, xs), 3));
+    const __m512 d = _mm512_mul_ps(gather16_d(V, 9), _mm512_maskz_loadu_ps(mb, xd));
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S), acc);
+}
+
+VNNI_TARGET static float dot16_q4_0(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q4_0 *a = w;
+    const float *xd = kq__q8x_d(x);
+    const int8_t *xq = kq__q8x_qs(x, n);
+    const int32_t *xs = kq__q8x_s(x, n);
+    const int64_t nb = n / KQ_QK;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    int64_t i = 0;
+    for (; i + 32 <= nb; i += 32) {
+        acc0 = step16_q4_0(a + i, xd + i, xq + i * KQ_QK, xs + i, 16, acc0);
+        acc1 = step16_q4_0(a + i + 16, xd + i + 16, xq + (i + 16) * KQ_QK, xs + i + 16, 16, acc1);
+    }
+    for (; i < nb; i += 16)
+        acc0 = step16_q4_0(a + i, xd + i, xq + i * KQ_QK, xs + i, nb - i < 16 ? (int)(nb - i) : 16,
+                           acc0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+VNNI_TARGET static inline __m512 step16_q8_0(const struct kq_block_q8_0 *a, const float *xd,
+                                             const int8_t *xq, const int32_t *xs, int r,
+                                             __m512 acc)
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i V[8], P[8];
+    for (int p = 0; p < 8; p++) {
+        const int cnt = r - 2 * p >= 2 ? 2 : r - 2 * p;
+        if (cnt <= 0) {
+            V[p] = P[p] = _mm512_setzero_si512();
+            continue;
+        }
+        const struct kq_block_q8_0 *b = a + 2 * p;
+        V[p] = _mm512_maskz_loadu_epi8(cnt == 2 ? ~0ull : 0x3FFFFFFFFull, b); // d at words 0, 17
+        __m512i q = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[0].qs));
+        if (cnt == 2)
+            q = _mm512_inserti64x4(q, _mm256_loadu_si256((const __m256i *)b[1].qs), 1);
+        const __m512i y = _mm512_maskz_loadu_epi8(cnt == 2 ? ~0ull : 0xFFFFFFFFull,
+                                                  xq + 2 * p * KQ_QK);
+        /* (q + 128) as unsigned; the 128 * sum(y) comes off below. Missing halves: y is 0. */
+        P[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(q, flip), y);
+    }
+    const __mmask16 mb = (__mmask16)((1u << r) - 1);
+    const __m512i S = _mm512_sub_epi32(fold16_blocks(P),
+                                       _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mb, xs), 7));
+    const __m512 d = _mm512_mul_ps(gather16_d(V, 17), _mm512_maskz_loadu_ps(mb, xd));
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S), acc);
+}
+
+VNNI_TARGET static float dot16_q8_0(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q8_0 *a = w;
+    const float *xd = kq__q8x_d(x);
+    const int8_t *xq = kq__q8x_qs(x, n);
+    const int32_t *xs = kq__q8x_s(x, n);
+    const int64_t nb = n / KQ_QK;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    int64_t i = 0;
+    for (; i + 32 <= nb; i += 32) {
+        acc0 = step16_q8_0(a + i, xd + i, xq + i * KQ_QK, xs + i, 16, acc0);
+        acc1 = step16_q8_0(a + i + 16, xd + i + 16, xq + (i + 16) * KQ_QK, xs + i + 16, 16, acc1);
+    }
+    for (; i < nb; i += 16)
+        acc0 = step16_q8_0(a + i, xd + i, xq + i * KQ_QK, xs + i, nb - i < 16 ? (int)(nb - i) : 16,
+                           acc0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
 DEF_DOT_Q(dot_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, Q8_0_OFF, dp_u8s8, , tail_q8_0)
-DEF_DOT_Q(dot_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, Q4_0_OFF, dp_u8s8, , tail_q4_0)
-DEF_DOT_Q(dot_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_0_OFF, dp_u8s8_vnni,
+DEF_DOT_Q(dot2_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_0_OFF, dp_u8s8_vnni,
           VNNI_TARGET, tail_q8_0)
-DEF_DOT_Q(dot_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF, dp_u8s8_vnni,
+DEF_DOT_Q(dot2_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF, dp_u8s8_vnni,
           VNNI_TARGET, tail_q4_0)
+
+/* Rows of whole 16-block steps take the folded kernel, others (768 = 24 blocks, ...) the pairs:
+ * a partial step wastes most of its fold. */
+static float dot_q8_0_vnni(int64_t n, const void *w, const void *x)
+{
+    return (n / KQ_QK) % 16 ? dot2_q8_0_vnni(n, w, x) : dot16_q8_0(n, w, x);
+}
+static float dot_q4_0_vnni(int64_t n, const void *w, const void *x)
+{
+    return (n / KQ_QK) % 16 ? dot2_q4_0_vnni(n, w, x) : dot16_q4_0(n, w, x);
+}
+
+DEF_DOT_Q(dot_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, Q4_0_OFF, dp_u8s8, , tail_q4_0)
 
 /* 4 rows x 4 tokens, two blocks per step: each unpacked weight pair serves 4 tokens, each
  * activation pair (with its Q4_0 offset) 4 rows. An odd last block goes through the tail. */
