@@ -330,6 +330,20 @@ int train_llama_lora_load(struct train_llama *m, const struct gguf_file *f, stru
 int train_llama_lora_save(const struct train_llama *m, const char *arch, const char *path,
                           struct tw_err *err);
 
+/* Writes the training state at 'path' (a GGUF, atomically): every trainable tensor with its AdamW
+ * moments ("<name>", "<name>.adam_m", "<name>.adam_v", F32), the step, the rng state (if rng is
+ * non-NULL) and the adapter settings. Frozen tensors are not written: they come from the base
+ * model. */
+int train_llama_checkpoint_save(const struct train_llama *m, long step,
+                                const struct train_rng *rng, const char *path,
+                                struct tw_err *err);
+/* Restores a checkpoint into a model built the same way (same config; adapters are added from
+ * the checkpoint's settings if the model has none, and must match if it has). Sets *step and
+ * *rng (when non-NULL). Every trainable tensor must be present with its shape, else an error
+ * names it; on error the model's values may be partly overwritten. */
+int train_llama_checkpoint_load(struct train_llama *m, const struct gguf_file *f, long *step,
+                                struct train_rng *rng, struct tw_err *err);
+
 /* ---- double-precision twins, for gradient checks ---- */
 
 struct train_param_f64 {

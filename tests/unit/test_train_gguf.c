@@ -347,6 +347,196 @@ TEST(train_stories260K_lora_learns_a_sequence)
     CHECK(loss < first / 4);
 }
 
+/* ---- checkpoints ---- */
+
+static int lora_steps(struct train_llama *m, struct train_rng *rng, long from, int n_steps)
+{
+    static const int32_t ids[13] = {1, 403, 407, 261, 378, 1, 2, 300, 17, 99, 450, 12, 7};
+    struct train_adamw opt = TRAIN_ADAMW_DEFAULT;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_param *p;
+    float loss;
+    int n;
+    p = train_llama_params(m, &n);
+    opt.weight_decay = 0.01f;
+    for (long s = from; s < from + n_steps; s++) {
+        train_grad_zero(p, n);
+        if (train_llama_forward(m, ids, ids + 1, NULL, 1, 12, rng, &loss, &err) < 0 ||
+            train_llama_backward(m, 1.0f, &err) < 0)
+            return -1;
+        train_adamw_step(&opt, 1e-2f, s + 1, p, n);
+    }
+    return 0;
+}
+
+/* Stop after 2 steps, write a checkpoint, restore it into a fresh graph over the same base: 2
+ * more steps on each give the same adapters bit for bit (dropout and weight decay on). */
+TEST(train_checkpoint_resume_through_a_file)
+{
+    struct llm_model *lm = NULL;
+    struct train_llama *a = NULL, *b = NULL;
+    struct gguf_file *f = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng ra, rb;
+    struct train_param *pa, *pb;
+    char path[600];
+    long step = -1;
+    int n, nb, same = 1, n_lora = 0;
+    unsigned targets = 0;
+    snprintf(path, sizeof(path), "%s/ckpt.gguf", test_tmpdir());
+    CHECK_OK(llm_model_load(test_shared(MODEL), &lm, &err), &err);
+    CHECK_OK(train_llama_from_llm(lm, 1, &a, &err), &err);
+    CHECK_OK(train_llama_add_lora(a, TRAIN_LORA_Q | TRAIN_LORA_DOWN, 2, 4.0f, 0.1f, 5, &err),
+             &err);
+    train_rng_seed(&ra, 77);
+    CHECK_EQ_INT(lora_steps(a, &ra, 0, 2), 0);
+    CHECK_OK(train_llama_checkpoint_save(a, 2, &ra, path, &err), &err);
+    CHECK_EQ_INT(lora_steps(a, &ra, 2, 2), 0);
+    CHECK_OK(gguf_open(path, &f, &err), &err);
+    CHECK_EQ_INT(gguf_n_tensors(f), 5 * 2 * 2 * 3); // layers x targets x (A, B) x (w, m, v)
+    CHECK_OK(train_llama_from_llm(lm, 1, &b, &err), &err);
+    CHECK_OK(train_llama_checkpoint_load(b, f, &step, &rb, &err), &err);
+    CHECK_EQ_INT(step, 2);
+    CHECK(train_llama_lora(b, &targets, NULL, NULL, NULL));
+    CHECK_EQ_INT(targets, TRAIN_LORA_Q | TRAIN_LORA_DOWN);
+    CHECK_EQ_INT(lora_steps(b, &rb, step, 2), 0);
+    pa = train_llama_params(a, &n);
+    pb = train_llama_params(b, &nb);
+    CHECK_EQ_INT(n, nb);
+    for (int i = 0; i < n; i++)
+        if (pa[i].g) {
+            same &= !memcmp(pa[i].w, pb[i].w, pa[i].n * sizeof(float)) &&
+                    !memcmp(pa[i].v, pb[i].v, pa[i].n * sizeof(float));
+            n_lora++;
+        }
+    gguf_close(f);
+    train_llama_free(a);
+    train_llama_free(b);
+    llm_model_free(lm);
+    CHECK_EQ_INT(n_lora, 20);
+    CHECK(same);
+}
+
+/* A full fine-tuning checkpoint restores every tensor; one from another shape is refused with
+ * the tensor named; a base model is not a checkpoint. */
+TEST(train_checkpoint_full_and_mismatch)
+{
+    struct train_llama_cfg cfg = {.n_vocab = 32, .n_embd = 16, .n_layer = 1, .n_head = 2,
+                                  .n_head_kv = 1, .n_ff = 24, .rope_type = TRAIN_ROPE_NORM,
+                                  .rope_base = 10000.0f, .norm_eps = 1e-5f};
+    struct train_llama *a = NULL, *b = NULL, *c = NULL;
+    struct gguf_file *f = NULL, *g = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_param *pa, *pb;
+    char path[600];
+    int n, same = 1;
+    snprintf(path, sizeof(path), "%s/full.gguf", test_tmpdir());
+    CHECK_OK(train_llama_new(&cfg, 1, &a, &err), &err);
+    CHECK_OK(train_llama_new(&cfg, 2, &b, &err), &err);
+    pa = train_llama_params(a, &n);
+    pa[3].m[5] = 0.25f; // a moment that must survive
+    CHECK_OK(train_llama_checkpoint_save(a, 7, NULL, path, &err), &err);
+    CHECK_OK(gguf_open(path, &f, &err), &err);
+    CHECK_OK(train_llama_checkpoint_load(b, f, NULL, NULL, &err), &err);
+    pb = train_llama_params(b, &n);
+    for (int i = 0; i < n; i++)
+        same &= !memcmp(pa[i].w, pb[i].w, pa[i].n * sizeof(float));
+    CHECK(same && pb[3].m[5] == 0.25f);
+    cfg.n_ff = 32;
+    CHECK_OK(train_llama_new(&cfg, 3, &c, &err), &err);
+    CHECK(train_llama_checkpoint_load(c, f, NULL, NULL, &err) < 0);
+    CHECK(strstr(err.msg, "checkpoint") && strstr(err.msg, "blk.0.ffn_gate.weight"));
+    tw_err_clear(&err);
+    CHECK_OK(gguf_open(test_shared(MODEL), &g, &err), &err);
+    CHECK_EQ_INT(train_llama_checkpoint_load(c, g, NULL, NULL, &err), TW_EFORMAT);
+    CHECK(strstr(err.msg, "not a training checkpoint") != NULL);
+    gguf_close(g);
+    gguf_close(f);
+    train_llama_free(a);
+    train_llama_free(b);
+    train_llama_free(c);
+}
+
+/* ---- hostile adapters ---- */
+
+struct bad_tensor {
+    const char *name;
+    int64_t ne0, ne1;
+};
+
+/* Writes an adapter with the given tensors and tries to load it into stories260K. */
+static int try_adapter(struct llm_model *lm, const struct bad_tensor *ts, int n_ts, float *zeros,
+                       struct tw_err *err)
+{
+    char path[600];
+    struct gguf_writer *w = gguf_writer_new();
+    struct gguf_file *f = NULL;
+    struct train_llama *m = NULL;
+    int rc;
+    snprintf(path, sizeof(path), "%s/bad.gguf", test_tmpdir());
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_writer_set_str(w, "general.type", "adapter");
+    gguf_writer_set_str(w, "adapter.type", "lora");
+    gguf_writer_set_f32(w, "adapter.lora.alpha", 8.0f);
+    for (int i = 0; i < n_ts; i++) {
+        int64_t ne[2] = {ts[i].ne0, ts[i].ne1};
+        gguf_writer_add_tensor(w, ts[i].name, GGUF_T_F32, 2, ne, zeros);
+    }
+    rc = gguf_writer_write(w, path, err);
+    gguf_writer_free(w);
+    if (rc < 0)
+        return 1;
+    if (gguf_open(path, &f, err) < 0 || train_llama_from_llm(lm, 1, &m, err) < 0) {
+        gguf_close(f);
+        return 1;
+    }
+    rc = train_llama_lora_load(m, f, err);
+    train_llama_free(m);
+    gguf_close(f);
+    return rc;
+}
+
+TEST(train_lora_load_rejects_bad_adapters)
+{
+    static const struct bad_tensor wrong_shape[] = {{"blk.0.attn_q.weight.lora_a", 63, 4},
+                                                    {"blk.0.attn_q.weight.lora_b", 4, 64}};
+    static const struct bad_tensor embd[] = {{"token_embd.weight.lora_a", 64, 4},
+                                             {"token_embd.weight.lora_b", 4, 512}};
+    static const struct bad_tensor ranks[] = {{"blk.0.attn_q.weight.lora_a", 64, 4},
+                                              {"blk.0.attn_q.weight.lora_b", 4, 64},
+                                              {"blk.0.attn_v.weight.lora_a", 64, 2},
+                                              {"blk.0.attn_v.weight.lora_b", 2, 32}};
+    static const struct bad_tensor layer[] = {{"blk.5.attn_q.weight.lora_a", 64, 4},
+                                              {"blk.5.attn_q.weight.lora_b", 4, 64}};
+    static const struct bad_tensor suffix[] = {{"blk.0.attn_q.weight.lora_c", 64, 4}};
+    static const struct bad_tensor only_a[] = {{"blk.0.attn_q.weight.lora_a", 64, 4}};
+    static const struct bad_tensor ok[] = {{"blk.1.ffn_up.weight.lora_a", 64, 3},
+                                           {"blk.1.ffn_up.weight.lora_b", 3, 172}};
+    struct llm_model *lm = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    float *zeros = tw_calloc(4096, sizeof(float));
+    CHECK(zeros != NULL);
+    CHECK_OK(llm_model_load(test_shared(MODEL), &lm, &err), &err);
+    CHECK(try_adapter(lm, wrong_shape, 2, zeros, &err) < 0);
+    CHECK(strstr(err.msg, "blk.0.attn_q.weight.lora_a") != NULL);
+    tw_err_clear(&err);
+    CHECK_EQ_INT(try_adapter(lm, embd, 2, zeros, &err), TW_EUNSUP);
+    CHECK(strstr(err.msg, "token_embd.weight.lora_a") != NULL);
+    tw_err_clear(&err);
+    CHECK_EQ_INT(try_adapter(lm, ranks, 4, zeros, &err), TW_EUNSUP);
+    CHECK(strstr(err.msg, "ranks differ") != NULL);
+    tw_err_clear(&err);
+    CHECK_EQ_INT(try_adapter(lm, layer, 2, zeros, &err), TW_EUNSUP);
+    tw_err_clear(&err);
+    CHECK_EQ_INT(try_adapter(lm, suffix, 1, zeros, &err), TW_EUNSUP);
+    tw_err_clear(&err);
+    CHECK_EQ_INT(try_adapter(lm, only_a, 1, zeros, &err), TW_EFORMAT);
+    tw_err_clear(&err);
+    CHECK_OK(try_adapter(lm, ok, 2, zeros, &err), &err);
+    llm_model_free(lm);
+    tw_free(zeros);
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);
