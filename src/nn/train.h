@@ -164,6 +164,16 @@ void train_qmatmul_fwd(enum gguf_ttype t, const void *w, int n_in, int n_out, co
 void train_qmatmul_bwd_x(enum gguf_ttype t, const void *w, int n_in, int n_out, const float *dy,
                          int n_tok, float *dx, struct tw_pool *pool);
 
+/* The fast matmul backward, for W of any kq type (dW only for F32): dx += dy W, dW += dy^T x,
+ * db += sum_t dy, computed block by block of 256 output rows through kq_matmul, with each block
+ * dequantized and transposed into 'scratch' (train_matmul_bwd_kq_scratch(n_tok, n_in) floats,
+ * independent of n_out). Equal to train_matmul_bwd / train_qmatmul_bwd_x up to summation order,
+ * and the same for any thread count. */
+size_t train_matmul_bwd_kq_scratch(int n_tok, int n_in);
+void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const float *dy,
+                         int n_tok, int n_in, int n_out, float *dx, float *dw, float *db,
+                         float *scratch, struct tw_pool *pool);
+
 /* ---- optimizer ---- */
 
 /* One trainable (or frozen) tensor: its values, gradient and AdamW moments, n floats each.

@@ -105,6 +105,7 @@ struct LLAMA {
     treal *xnf, *rstdf, *probs; // final norm, its rstd, softmax [n_tok][V]
     /* backward scratch */
     treal *dres, *dhmid, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *dlogits;
+    treal *mm_scratch; // train_matmul_bwd_kq's (f32 only)
 };
 
 /* n_in and n_out of layer matrix j. */
@@ -520,7 +521,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_e
 {
     const struct train_llama_cfg *c = &m->cfg;
     size_t C = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
-    size_t L = (size_t)c->n_layer, per_layer, lora = 0, total, ints;
+    size_t L = (size_t)c->n_layer, per_layer, lora = 0, total, ints, mm_scratch = 0;
     size_t qd = (size_t)m->qd, kvd = (size_t)m->kvd;
     treal *p;
     char *ip;
@@ -539,8 +540,13 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_e
     total = per_layer * L + C * (L + 1) + C + 1 + V // layers, residuals, xnf, rstdf, probs
             + 3 * C + 2 * qd + 2 * kvd + 3 * F + V   // backward scratch
             + lora;
+#ifndef TRAIN_F64
+    mm_scratch = train_matmul_bwd_kq_scratch((int)n_tok, C > qd ? (C > F ? C : F)
+                                                                : (qd > F ? qd : F));
+#endif
     if (tw_size_mul(total, n_tok, &total) < 0 || tw_size_mul(n_att, L, &ints) < 0 ||
-        tw_size_add(total, ints, &total) < 0 || tw_size_mul(total, sizeof(treal), &total) < 0 ||
+        tw_size_add(total, ints, &total) < 0 || tw_size_add(total, mm_scratch, &total) < 0 ||
+        tw_size_mul(total, sizeof(treal), &total) < 0 ||
         tw_size_mul(n_tok, 3 * sizeof(int32_t) + 1, &ints) < 0 ||
         tw_size_add(total, ints, &total) < 0)
         return tw_errf(err, TW_ELIMIT, "activations for %zu tokens overflow", n_tok);
@@ -601,6 +607,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_e
     CARVE(m->du, n_tok * F);
     CARVE(m->dh, n_tok * F);
     CARVE(m->dlogits, n_tok * V);
+    CARVE(m->mm_scratch, mm_scratch);
 #undef CARVE
     ip = (char *)p;
     m->tokens = (int32_t *)ip;
@@ -656,15 +663,14 @@ static void mat_bwd(struct LLAMA *m, const struct PARAM *w, const struct PARAM *
                     const treal *dy, const treal *x, int n_tok, int n_in, int n_out, treal *dx)
 {
 #ifndef TRAIN_F64
-    if (w->qdata) {
-        if (dx)
-            train_qmatmul_bwd_x(w->qtype, w->qdata, n_in, n_out, dy, n_tok, dx, m->pool);
-        if (b && b->g)
-            train_matmul_bwd(dy, x, NULL, n_tok, n_in, n_out, NULL, NULL, b->g, m->pool);
-        return;
-    }
-#endif
+    /* f32: through the SIMD kernels (train_matmul_bwd and train_qmatmul_bwd_x are the plain
+     * definitions it is tested against) */
+    train_matmul_bwd_kq(w->qdata ? w->qtype : GGUF_T_F32, w->qdata ? w->qdata : w->w, x, dy,
+                        n_tok, n_in, n_out, dx, w->qdata ? NULL : w->g, b ? b->g : NULL,
+                        m->mm_scratch, m->pool);
+#else
     OP(train_matmul_bwd)(dy, x, w->w, n_tok, n_in, n_out, dx, w->g, b ? b->g : NULL, m->pool);
+#endif
 }
 
 /* y = W_j x (+ b_j) (+ scale B A drop(x)) for layer l's matrix j. */
