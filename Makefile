@@ -205,7 +205,14 @@ fuzz-run: fuzz
 			> $(FUZZ_B)/$$f.log 2>&1 || { tail -40 $(FUZZ_B)/$$f.log; exit 1; }; \
 	done
 
+# The hnswlib peer for `twin bench vector` (Debian libhnswlib-dev, header-only); never needed by
+# `make test`. Built with every advantage: -O3 -march=native.
+$(B)/bench/hnswlib_peer: bench/hnswlib_peer.cpp
+	@mkdir -p $(@D)
+	$(CXX) -O3 -march=native -DNDEBUG -o $@ $< -pthread
+
 bench: release
+	$(MAKE) MODE=release build-release/bench/hnswlib_peer
 	./twin bench all
 
 run: twin

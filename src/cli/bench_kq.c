@@ -150,7 +150,7 @@ static const enum gguf_ttype bench_types[] = {GGUF_T_F32,  GGUF_T_F16,  GGUF_T_B
 
 static void bench_usage(FILE *f)
 {
-    fprintf(f, "usage: twin bench kernels [--threads N] [--quick] [--type NAME]\n"
+    fprintf(f, "usage: twin bench kernels [--threads N] [--quick] [--type NAME] [--isa SET]\n"
                "  Weights GB/s for token generation (n_tok 1, %s), GFLOP/s for prompt\n"
                "  processing (n_tok 128), each for the SIMD kernels and the scalar reference\n"
                "  in the same run; memcpy bandwidth and FMA peak as yardsticks.\n",
@@ -289,6 +289,11 @@ TW_BENCH(kernels, "tensor kernels: dequant, dot, matmul GB/s and GFLOP/s per typ
             if (*end || v < 1 || v > 256)
                 return cli_fail("--threads wants a number from 1 to 256, not '%s'", argv[i]);
             op.n_threads = (int)v;
+        } else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
+            if (kq_set_isa(argv[++i]) < 0)
+                return cli_fail("kernel set '%s' is not available here (scalar avx2 avx512 "
+                                "avx512-novnni)",
+                                argv[i]);
         } else if (!strcmp(argv[i], "--quick")) {
             op.quick = 1;
         } else if (!strcmp(argv[i], "--type") && i + 1 < argc) {

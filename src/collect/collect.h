@@ -55,9 +55,10 @@ int src_files_import(const char *path, const struct src_opts *o, struct src_sink
 
 /* A Medium export (its zip or unpacked folder): posts/NAME.html in h-entry markup. kind article,
  * platform medium, url = the post's canonical link. Drafts (no canonical link or publish time)
- * are skipped unless o->include_drafts (then url medium-draft:<file name>); responses (comments,
- * no subtitle and a title that is the start of the body) are skipped. The author's handle comes
- * from profile/profile.html. */
+ * are skipped unless o->include_drafts (then url = the file's file:// URL); responses (comments:
+ * no subtitle and a title that is the start of the body) are skipped. A canonical link used by an
+ * earlier file of the export is reported as a failed item. The author's handle comes from
+ * profile/profile.html. */
 int src_medium_import(const char *path, const struct src_opts *o, struct src_sink *sink,
                       struct tw_err *err);
 
@@ -113,6 +114,7 @@ struct csv_reader {
     const char *s;    // input (private)
     size_t len, pos;  // (private)
     long line;        // 1-based line where the current record starts
+    long next_line;   // (private) line the reader is on
     char *buf;        // decoded fields (private)
     size_t buf_cap;
     const char *field[CSV_FIELDS_MAX];
@@ -268,40 +270,59 @@ int64_t feed_parse_date(const char *s);
 /* What a crawl reaches the network with. */
 struct src_net {
     struct http_client *http;
-    const char *github_api;   // REST API base, default "https://api.github.com" (TWIN_GITHUB_API)
-    size_t substack_page_max; // posts per archive page, default 50
-    size_t max_items;         // stop after this many documents per URL (0: no limit)
+    const char *platform;     // force a source ("medium", "substack", "github", "web"); NULL: by
+                              // host (a Substack on its own domain needs "substack")
+    const char *github_api;   // REST API base; NULL: "https://api.github.com" (TWIN_GITHUB_API)
+    size_t substack_page_max; // posts per archive API page; 0: 50
+    size_t max_pages;         // pages of any paginated listing; 0: 200
 };
 
-/* Crawls one URL, choosing the source from it: a Medium profile or feed
- * (medium.com/@user, medium.com/feed/@user, user.medium.com), a Medium article, a Substack
- * publication (*.substack.com: feed, then archive API, then post pages), a GitHub user
- * (github.com/<user>: every public non-fork repository) or repository (github.com/<u>/<r>),
- * a feed, or any web page (main content extracted). Documents go to sink->emit; items that fail
- * go to sink->fail. Returns an error only when the URL as a whole failed (nothing collected). */
+/* Crawls one URL, choosing the source from net->platform or the host: Medium (medium.com,
+ * *.medium.com), Substack (*.substack.com), GitHub (github.com/<user> or /<user>/<repo>),
+ * otherwise any web URL (feed or page by content). Documents go to sink->emit; items that fail
+ * go to sink->fail. Returns an error only when the URL as a whole failed, or when sink->emit
+ * returned one (a store failure: the caller stops). */
 int src_crawl_url(const char *url, const struct src_opts *o, struct src_net *net,
                   struct src_sink *sink, struct tw_err *err);
 
-/* Parses a fetched feed and emits one document per item (platform as given, kind "article");
- * item HTML becomes text via html_to_text. Returns the number emitted or a negative code. */
+/* Parses a fetched feed and emits one document per item (kind "article", the given platform);
+ * item HTML becomes text through html_to_text; the link (Medium's "?source=" tracking removed)
+ * is the URL. Items without a link or text are reported to sink->fail. Returns the number of
+ * documents emitted, or a negative code (feed unreadable, or a sink error). */
 int src_feed_emit(const char *feed_url, const char *xml, size_t len, const char *platform,
                   const struct src_opts *o, struct src_sink *sink, struct tw_err *err);
-/* Emits one page as an article (html_extract_article); bot challenges and paywall
- * interstitials are TW_EBLOCKED errors, never emitted. */
+
+/* What a listing already knows about a page, used when the page itself does not say. */
+struct src_page_meta {
+    const char *title;
+    const char *subtitle;
+    int64_t published_at; // DOC_TIME_UNKNOWN if unknown
+};
+
+/* Emits one fetched page as an article (html_extract_article). The document URL is the page's
+ * canonical URL when on the same host, else 'url'. A bot challenge or paywall interstitial is
+ * TW_EBLOCKED and a page without article text TW_ENOENT; neither is emitted. 'meta' may be
+ * NULL. Returns 0 or a negative code. */
 int src_web_page_emit(const char *url, const char *html, size_t len, const char *platform,
-                      const struct src_opts *o, struct src_sink *sink, struct tw_err *err);
-/* Medium: an author's feed (https://medium.com/feed/@user) or one article page. */
+                      const struct src_page_meta *meta, const struct src_opts *o,
+                      struct src_sink *sink, struct tw_err *err);
+
+/* Medium: a profile (medium.com/@user, user.medium.com) or its feed (medium.com/feed/@user)
+ * as the feed's articles; any other URL as one article page. */
 int src_medium_crawl(const char *url, const struct src_opts *o, struct src_net *net,
                      struct src_sink *sink, struct tw_err *err);
-/* Substack: the publication's /feed, then its archive API (paginated) for posts the feed lacks,
- * each fetched as a page; or one post URL (/p/slug). */
+/* Substack: a publication (its /feed, then the archive API /api/v1/archive?sort=new&offset=N&
+ * limit=M page by page, fetching each post page the feed lacked) or one post (/p/<slug>).
+ * Paid-only posts are reported to sink->fail, not stored. */
 int src_substack_crawl(const char *url, const struct src_opts *o, struct src_net *net,
                        struct src_sink *sink, struct tw_err *err);
-/* GitHub: a user's public non-fork repositories (REST API, Link pagination) each imported with
- * src_git_import; or one repository. Token: o->github_token. */
+/* GitHub: a user's (or organization's) public non-fork repositories, listed through the REST
+ * API (Link pagination, o->github_token as a bearer token) and each imported with
+ * src_git_import_as; or one repository (github.com/<user>/<repo>). A repository that fails is
+ * reported to sink->fail and the crawl goes on. */
 int src_github_crawl(const char *url, const struct src_opts *o, struct src_net *net,
                      struct src_sink *sink, struct tw_err *err);
-/* Any URL: a feed (by content type or body) or a page. */
+/* Any URL: a feed (by content type or body) or a page, platform "web". */
 int src_web_crawl(const char *url, const struct src_opts *o, struct src_net *net,
                   struct src_sink *sink, struct tw_err *err);
 

@@ -46,6 +46,22 @@ const char *src__memcasemem(const char *s, size_t len, const char *needle);
 void src__fail(struct src_sink *sink, const char *item, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- html internals shared with the export sources (html.c) ---- */
+
+struct GumboInternalNode; // GumboNode
+
+/* Renders one gumbo element's subtree as html_to_text renders a document. */
+int html__node_text(const struct GumboInternalNode *n, char **out, struct tw_err *err);
+/* The subtree's text on one line (titles, names); NULL when out of memory. */
+char *html__node_line(const struct GumboInternalNode *n);
+/* Calls fn on every element under root (included), in document order, without recursion. */
+int html__walk(const struct GumboInternalNode *root,
+               void (*fn)(void *ctx, const struct GumboInternalNode *n), void *ctx,
+               struct tw_err *err);
+/* True when the element's attribute 'name' contains the word 'word' (space-separated, as class
+ * lists are); for other attributes use gumbo_get_attribute. */
+bool html__has_class(const struct GumboInternalNode *n, const char *word);
+
 /* ---- front matter (frontmatter.c) ---- */
 
 #define FM_TAGS_MAX 64
@@ -107,6 +123,10 @@ int src__tree_read(const struct src_tree *t, size_t i, char **data, size_t *len,
                    struct tw_err *err);
 /* Index of the entry named exactly 'name' (ASCII case-insensitive), or -1. */
 long src__tree_find(const struct src_tree *t, const char *name);
+/* Index of the entry named 'name' at the root or one folder down ("export/posts.csv"),
+ * case-insensitively; *prefix_len is the length of the folder part with its '/' (0 at the root).
+ * -1 when absent. */
+long src__tree_find_marker(const struct src_tree *t, const char *name, size_t *prefix_len);
 /* A display name for entry i ("/abs/dir/a.md", "/abs/x.zip:posts/a.html") and its URL
  * ("file:///abs/dir/a.md", "file:///abs/x.zip#posts/a.html"); heap strings. */
 char *src__tree_item(const struct src_tree *t, size_t i);

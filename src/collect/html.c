@@ -24,6 +24,7 @@
 #define HTML_LIST_MAX 16          // list nesting tracked for markers and indentation
 #define HTML_TEXT_MAX DOC_CONTENT_MAX // rendered text bound
 #define HTML_JSONLD_MAX ((size_t)1 << 20)
+#define HTML_DEPTH_MAX 2000 // estimated element nesting refused before parsing
 
 /* ---- rendering ---- */
 
@@ -471,12 +472,104 @@ static int render_to_text(const GumboNode *root, char **out, struct tw_err *err)
     return rc;
 }
 
+int html__node_text(const GumboNode *n, char **out, struct tw_err *err)
+{
+    return render_to_text(n, out, err);
+}
+
+static char *node_plain_text(const GumboNode *n);
+
+char *html__node_line(const GumboNode *n)
+{
+    return node_plain_text(n);
+}
+
+bool html__has_class(const GumboNode *n, const char *word)
+{
+    const GumboAttribute *a;
+    size_t wl = strlen(word);
+    if (n->type != GUMBO_NODE_ELEMENT)
+        return false;
+    a = gumbo_get_attribute(&n->v.element.attributes, "class");
+    if (!a || !a->value)
+        return false;
+    for (const char *p = a->value; *p;) {
+        size_t len;
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        len = 0;
+        while (p[len] && !isspace((unsigned char)p[len]))
+            len++;
+        if (len == wl && !strncmp(p, word, wl))
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+/* Gumbo's tree building is quadratic in nesting depth (20000 nested <div>s take seconds), so a
+ * linear pre-scan estimates the depth and refuses hostile nesting before parsing. Elements that
+ * are void or whose end tag is optional are not counted, so ordinary pages never come close. */
+static bool depth_is_sane(const char *html, size_t len)
+{
+    static const char *const uncounted[] = {
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr", "p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th",
+        "tbody", "thead", "tfoot", "colgroup", "caption", "rb", "rt", "rp", "html", "head",
+        "body", "!doctype", NULL};
+    long depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        char name[16];
+        size_t n = 0, j;
+        bool close;
+        if (html[i] != '<')
+            continue;
+        if (i + 3 < len && !memcmp(html + i, "<!--", 4)) {
+            const char *e = src__memcasemem(html + i + 4, len - i - 4, "-->");
+            if (!e)
+                break;
+            i = (size_t)(e - html) + 2;
+            continue;
+        }
+        j = i + 1;
+        close = j < len && html[j] == '/';
+        if (close)
+            j++;
+        while (j < len && n < sizeof(name) - 1 && (isalnum((unsigned char)html[j]) || html[j] == '!'))
+            name[n++] = (char)tolower((unsigned char)html[j++]);
+        name[n] = '\0';
+        if (n == 0)
+            continue;
+        {
+            bool skip = false;
+            for (int k = 0; uncounted[k] && !skip; k++)
+                skip = !strcmp(name, uncounted[k]);
+            if (skip)
+                continue;
+        }
+        if (close) {
+            depth -= depth > 0;
+            continue;
+        }
+        {
+            const char *gt = memchr(html + j, '>', len - j);
+            if (gt && gt > html + j && gt[-1] == '/')
+                continue; // <x/>
+        }
+        if (++depth > HTML_DEPTH_MAX)
+            return false;
+    }
+    return true;
+}
+
 static int parse(const char *html, size_t len, GumboOutput **out, struct tw_err *err)
 {
     *out = NULL;
     if (len > HTML_INPUT_MAX)
         return tw_errf(err, TW_ELIMIT, "html is %zu bytes, the limit is %zu", len,
                        (size_t)HTML_INPUT_MAX);
+    if (!depth_is_sane(html, len))
+        return tw_errf(err, TW_ELIMIT, "html nests elements more than %d deep", HTML_DEPTH_MAX);
     *out = gumbo_parse_with_options(&kGumboDefaultOptions, html, len);
     if (!*out)
         return tw_errf(err, TW_ENOMEM, "out of memory parsing html");
@@ -505,10 +598,17 @@ static char *node_plain_text(const GumboNode *n)
     struct tw_err e = TW_ERR_INIT;
     if (render_to_text(n, &text, &e) < 0)
         return NULL;
-    /* One line: line breaks become spaces; list or heading markers are not wanted here. */
+    /* One line: line breaks become spaces; a heading's own marker is not wanted here. */
     for (nl = text; *nl; nl++)
         if (*nl == '\n')
             *nl = ' ';
+    if (n->type == GUMBO_NODE_ELEMENT && heading_level(n->v.element.tag)) {
+        size_t k = 0;
+        while (text[k] == '#')
+            k++;
+        if (k && text[k] == ' ')
+            memmove(text, text + k + 1, strlen(text + k + 1) + 1);
+    }
     return text;
 }
 
@@ -693,6 +793,15 @@ static void scan_element(struct meta_scan *m, const GumboNode *n)
         m->main = n;
 }
 
+static int walk_elements(const GumboNode *root, void (*fn)(void *, const GumboNode *), void *ctx,
+                         struct tw_err *err);
+
+int html__walk(const GumboNode *root, void (*fn)(void *, const GumboNode *), void *ctx,
+               struct tw_err *err)
+{
+    return walk_elements(root, fn, ctx, err);
+}
+
 /* Calls fn on every element under 'root' (included) in document order, iteratively. */
 static int walk_elements(const GumboNode *root, void (*fn)(void *, const GumboNode *), void *ctx,
                          struct tw_err *err)
@@ -826,6 +935,8 @@ static const GumboNode *best_scored(struct scoring *sc)
 {
     const GumboNode *best = NULL;
     double best_v = 0;
+    if (sc->n == 0)
+        return NULL;
     qsort(sc->s, sc->n, sizeof(*sc->s), cmp_score_node);
     for (size_t i = 0; i < sc->n;) {
         size_t j = i;

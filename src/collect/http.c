@@ -503,25 +503,25 @@ static int robots_load(struct http_client *c, struct http_host *h, struct tw_err
         return tw_errf(err, TW_ENOMEM, "out of memory fetching robots.txt");
     rate_wait(c, h);
     rc = perform(c, url.data, NULL, c->o.timeout_ms, 1, HTTP_ROBOTS_BODY_MAX, &x, &r, &e2);
-    if (rc == TW_ENOMEM) {
+    if (rc < 0) {
+        /* The host did not answer at all: the URL fails with that error; robots.txt is asked
+         * again next time (nothing cached). */
         tw_buf_release(&url);
         return tw_errf(err, rc, "%s", e2.msg);
     }
-    if (rc < 0 || r.status >= 500 || r.status == 429) {
-        /* RFC 9309 §2.3.1.4: unreachable robots.txt means complete disallow. */
-        tw_log(TW_LOG_WARN, "http", "robots.txt of '%s' unreachable (%s): not crawling it",
-               origin, rc < 0 ? e2.msg : "server error");
+    if (r.status >= 500 || r.status == 429) {
+        /* RFC 9309 §2.3.1.4: a robots.txt that errors means complete disallow. */
+        tw_log(TW_LOG_WARN, "http", "robots.txt of '%s' unavailable (status %ld): not crawling it",
+               origin, r.status);
         rc = robots_new_all(0, &h->robots, err);
     } else if (r.status >= 200 && r.status < 300) {
         rc = robots_parse(x.body.data, x.body.len, agent, &h->robots, err);
     } else {
         rc = robots_new_all(1, &h->robots, err); /* 4xx: no rules */
     }
-    if (e2.code == 0) {
-        xfer_result_release(&r);
-        tw_buf_release(&x.body);
-        tw_buf_release(&x.headers);
-    }
+    xfer_result_release(&r);
+    tw_buf_release(&x.body);
+    tw_buf_release(&x.headers);
     tw_buf_release(&url);
     return rc;
 }

@@ -300,6 +300,26 @@ long src__tree_find(const struct src_tree *t, const char *name)
     return -1;
 }
 
+long src__tree_find_marker(const struct src_tree *t, const char *name, size_t *prefix_len)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < t->n; i++) {
+        const char *e = t->e[i].name, *slash = strchr(e, '/');
+        size_t len = strlen(e);
+        if (len < n || strcasecmp(e + len - n, name))
+            continue;
+        if (len == n) {
+            *prefix_len = 0;
+            return (long)i;
+        }
+        if (e[len - n - 1] == '/' && slash == e + len - n - 1) {
+            *prefix_len = len - n;
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
 static char *joined(const char *a, const char *sep, const char *b, const char *c)
 {
     size_t n = strlen(a) + strlen(sep) + strlen(b) + strlen(c) + 1;

@@ -80,6 +80,8 @@ uint16_t kq_f32_to_bf16(float f)
 
 int64_t kq__block_size(enum gguf_ttype t)
 {
+    if (t == KQ_T_Q8_0X)
+        return KQ_QK;
     switch (t) {
     case GGUF_T_F32:
     case GGUF_T_F16:
@@ -100,6 +102,8 @@ int64_t kq__block_size(enum gguf_ttype t)
 
 size_t kq__block_bytes(enum gguf_ttype t)
 {
+    if (t == KQ_T_Q8_0X)
+        return sizeof(float) + KQ_QK;
     switch (t) {
     case GGUF_T_F32:
         return 4;
@@ -134,7 +138,7 @@ enum gguf_ttype kq__vec_type(enum gguf_ttype t)
     switch (t) {
     case GGUF_T_Q8_0:
     case GGUF_T_Q4_0:
-        return GGUF_T_Q8_0;
+        return KQ_T_Q8_0X;
     case GGUF_T_Q4_K:
     case GGUF_T_Q5_K:
     case GGUF_T_Q6_K:
@@ -163,7 +167,7 @@ int kq_type_supported(enum gguf_ttype t)
 
 /* ---- dispatch ---- */
 
-static struct kq_ops ops_ref, ops_avx2, ops_avx512;
+static struct kq_ops ops_ref, ops_avx2, ops_avx512, ops_avx512_plain;
 static const struct kq_ops *ops_cur = &ops_ref;
 static const char *isa_cur = "scalar";
 static int have_avx2, have_avx512;
@@ -202,8 +206,11 @@ static void kq_init_once(void)
         ops_inherit(&ops_avx2, &ops_ref);
     }
     if (have_avx512) {
-        kq_avx512_table(&ops_avx512);
+        kq_avx512_table(&ops_avx512, __builtin_cpu_supports("avx512vnni") &&
+                                            __builtin_cpu_supports("avx512vbmi"));
         ops_inherit(&ops_avx512, &ops_avx2);
+        kq_avx512_table(&ops_avx512_plain, 0);
+        ops_inherit(&ops_avx512_plain, &ops_avx2);
     }
     if (have_avx512 && !(force && (!strcmp(force, "scalar") || !strcmp(force, "avx2")))) {
         ops_cur = &ops_avx512;
@@ -248,6 +255,8 @@ const struct kq_ops *kq__ops_isa(const char *isa)
         return have_avx2 ? &ops_avx2 : NULL;
     if (!strcmp(isa, "avx512"))
         return have_avx512 ? &ops_avx512 : NULL;
+    if (!strcmp(isa, "avx512-novnni"))
+        return have_avx512 ? &ops_avx512_plain : NULL;
     return NULL;
 }
 
@@ -257,14 +266,17 @@ int kq_set_isa(const char *isa)
     if (!ops)
         return -1;
     ops_cur = ops;
-    isa_cur = !strcmp(isa, "avx512") ? "avx512" : !strcmp(isa, "avx2") ? "avx2" : "scalar";
+    isa_cur = ops == &ops_avx512   ? "avx512"
+              : ops == &ops_avx512_plain ? "avx512-novnni"
+              : ops == &ops_avx2     ? "avx2"
+                                     : "scalar";
     return 0;
 }
 
 int64_t kq_fma_burn(int64_t iters)
 {
     kq_init();
-    if (ops_cur == &ops_avx512)
+    if (ops_cur == &ops_avx512 || ops_cur == &ops_avx512_plain)
         return kq__fma_burn_avx512(iters);
     if (ops_cur == &ops_avx2)
         return kq__fma_burn_avx2(iters);

@@ -58,6 +58,26 @@ _Static_assert(sizeof(struct kq_block_q5_K) == 176, "q5_K block layout");
 _Static_assert(sizeof(struct kq_block_q6_K) == 210, "q6_K block layout");
 _Static_assert(sizeof(struct kq_block_q8_K) == 292, "q8_K block layout");
 
+/* Activations for Q8_0/Q4_0 weights ("Q8_0X"). llama.cpp quantizes them to Q8_0 blocks; we keep
+ * exactly its numbers (each scale is the Q8_0 block's f16 scale, widened to f32) in a layout that
+ * SIMD loads well: a row of n values (n % 32 == 0) is n/32 f32 scales, then the n int8 quants,
+ * so that two or more blocks of quants are one contiguous load.
+ *
+ *   +---------------------+----------------------------------+
+ *   | d[0] ... d[n/32-1]  | q[0] ............... q[n-1]      |
+ *   | f32                 | int8                             |
+ *   +---------------------+----------------------------------+
+ */
+#define KQ_T_Q8_0X ((enum gguf_ttype)64)
+static inline const float *kq__q8x_d(const void *row)
+{
+    return (const float *)row;
+}
+static inline const int8_t *kq__q8x_qs(const void *row, int64_t n)
+{
+    return (const int8_t *)row + (n / KQ_QK) * (int64_t)sizeof(float);
+}
+
 /* Kernels of one weight type. 'gemm' is optional: it computes the full tile
  *     y[t*y_stride + r] = vec_dot(n, w + r*w_stride, x + t*x_stride)   r < KQ_TILE_R, t < KQ_TILE_T
  * reusing loaded weights and activations (register tiling); edges go through vec_dot. */
@@ -83,8 +103,8 @@ size_t kq__row_bytes(enum gguf_ttype t, int64_t n);
 enum gguf_ttype kq__vec_type(enum gguf_ttype t);
 /* The kernel table in use after dispatch (never NULL entries for supported types). */
 const struct kq_ops *kq__ops(void);
-/* The reference table; and the table of a given ISA ("scalar", "avx2", "avx512"), NULL if the CPU
- * or the build lacks it. Tests compare them. */
+/* The reference table; and the table of a given ISA ("scalar", "avx2", "avx512", and
+ * "avx512-novnni" for AVX-512 without VNNI), NULL if the CPU lacks it. Tests compare them. */
 const struct kq_ops *kq__ops_ref(void);
 const struct kq_ops *kq__ops_isa(const char *isa);
 
@@ -104,11 +124,13 @@ void kq_quant_q4_K_ref(const float *x, void *dst, int64_t n);
 void kq_quant_q5_K_ref(const float *x, void *dst, int64_t n);
 void kq_quant_q6_K_ref(const float *x, void *dst, int64_t n);
 void kq_quant_q8_K_ref(const float *x, void *dst, int64_t n);
+void kq_quant_q8_0x_ref(const float *x, void *dst, int64_t n);
 void kq_ref_table(struct kq_ops *ops);
 
 /* Arch tables (src/nn/arch/<isa>/): fill the entries they accelerate. */
 void kq_avx2_table(struct kq_ops *ops);
-void kq_avx512_table(struct kq_ops *ops);
+/* vnni: the CPU has AVX-512 VNNI and VBMI (vpdpbusd, vpermb) for the 8-bit dot products. */
+void kq_avx512_table(struct kq_ops *ops, int vnni);
 int64_t kq__fma_burn_avx2(int64_t iters);
 int64_t kq__fma_burn_avx512(int64_t iters);
 

@@ -5,6 +5,8 @@
 #include "base/mem.h"
 #include "collect/collect.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -23,12 +25,12 @@ struct cs {
     int stop_after; // emit returns an error after this many (0: never)
 };
 
-static char *cs_dup(const char *s)
+static inline char *cs_dup(const char *s)
 {
     return s ? tw_strdup(s) : NULL;
 }
 
-static int cs_emit(void *ctx, const struct doc *d, struct tw_err *err)
+static inline int cs_emit(void *ctx, const struct doc *d, struct tw_err *err)
 {
     struct cs *c = ctx;
     struct cs_doc *o;
@@ -49,7 +51,7 @@ static int cs_emit(void *ctx, const struct doc *d, struct tw_err *err)
     return 0;
 }
 
-static void cs_fail(void *ctx, const char *item, const char *message)
+static inline void cs_fail(void *ctx, const char *item, const char *message)
 {
     struct cs *c = ctx;
     if (c->n_fail >= CS_MAX)
@@ -59,7 +61,7 @@ static void cs_fail(void *ctx, const char *item, const char *message)
     c->n_fail++;
 }
 
-static struct src_sink cs_sink(struct cs *c)
+static inline struct src_sink cs_sink(struct cs *c)
 {
     struct src_sink s = {cs_emit, cs_fail, c};
     memset(c, 0, sizeof(*c));
@@ -67,7 +69,7 @@ static struct src_sink cs_sink(struct cs *c)
 }
 
 /* The document whose url ends with 'suffix', or NULL. */
-static const struct cs_doc *cs_find(const struct cs *c, const char *suffix)
+static inline const struct cs_doc *cs_find(const struct cs *c, const char *suffix)
 {
     size_t n = strlen(suffix);
     for (int i = 0; i < c->n; i++) {
@@ -79,7 +81,7 @@ static const struct cs_doc *cs_find(const struct cs *c, const char *suffix)
 }
 
 /* Index of the failure whose item ends with 'suffix', or -1. */
-static int cs_find_fail(const struct cs *c, const char *suffix)
+static inline int cs_find_fail(const struct cs *c, const char *suffix)
 {
     size_t n = strlen(suffix);
     for (int i = 0; i < c->n_fail; i++) {
@@ -90,7 +92,7 @@ static int cs_find_fail(const struct cs *c, const char *suffix)
     return -1;
 }
 
-static void cs_release(struct cs *c)
+static inline void cs_release(struct cs *c)
 {
     for (int i = 0; i < c->n; i++) {
         struct cs_doc *o = &c->d[i];
@@ -108,6 +110,36 @@ static void cs_release(struct cs *c)
         tw_free(c->fail_msg[i]);
     }
     c->n = c->n_fail = 0;
+}
+
+/* Writes a zip at 'path' holding n entries (names[i], datas[i] as C strings). 0 on success. */
+static inline int cs_write_zip(const char *path, const char *const *names, const char *const *datas, int n)
+{
+    struct archive *a = archive_write_new();
+    int rc = 0;
+    if (!a)
+        return -1;
+    archive_write_set_format_zip(a);
+    if (archive_write_open_filename(a, path) != ARCHIVE_OK) {
+        archive_write_free(a);
+        return -1;
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        struct archive_entry *e = archive_entry_new();
+        size_t len = strlen(datas[i]);
+        archive_entry_set_pathname(e, names[i]);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, (la_int64_t)len);
+        if (archive_write_header(a, e) != ARCHIVE_OK ||
+            archive_write_data(a, datas[i], len) != (la_ssize_t)len)
+            rc = -1;
+        archive_entry_free(e);
+    }
+    if (archive_write_close(a) != ARCHIVE_OK)
+        rc = -1;
+    archive_write_free(a);
+    return rc;
 }
 
 #endif

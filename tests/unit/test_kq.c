@@ -63,7 +63,7 @@ static const char *tname(enum gguf_ttype t)
     }
 }
 
-static const char *const isas[] = {"avx2", "avx512"};
+static const char *const isas[] = {"avx2", "avx512", "avx512-novnni"};
 
 static void *quantized(enum gguf_ttype t, const float *x, int64_t n)
 {
@@ -211,7 +211,7 @@ static double dot_scale(enum gguf_ttype t, const void *w, const float *x, int64_
 TEST(kq_isa_matches_ref)
 {
     const struct kq_ops *ref = kq__ops_ref();
-    const int64_t sizes[] = {256, 512, 768, 1024 + 256, 2304};
+    const int64_t sizes[] = {96, 256, 512, 768, 800, 1024 + 256, 2304};
     const int64_t odd[] = {1, 3, 7, 15, 16, 17, 31, 33, 63, 65, 100, 129, 255};
     int tested = 0;
     for (size_t s = 0; s < sizeof(isas) / sizeof(isas[0]); s++) {
@@ -281,10 +281,11 @@ TEST(kq_matmul_shapes)
     struct tw_err err = TW_ERR_INIT;
     struct tw_pool *pool = NULL;
     CHECK_OK(tw_pool_new(3, &pool, &err), &err);
-    const char *sets[] = {"scalar", "avx2", "avx512"};
+    const char *sets[] = {"scalar", "avx2", "avx512", "avx512-novnni"};
     for (size_t k = 0; k < N_TYPES; k++) {
         enum gguf_ttype t = all_types[k];
-        int64_t n_in = kq__block_size(t) == 1 ? 77 : 512;
+        /* odd block counts exercise the pairwise kernels' tails */
+        int64_t n_in = kq__block_size(t) == 1 ? 77 : kq__block_size(t) == 32 ? 544 : 512;
         for (int64_t n_out = 1; n_out <= 13; n_out += 3) {
             for (int64_t n_tok = 1; n_tok <= 17; n_tok += (n_tok < 6 ? 1 : 5)) {
                 float *w = gauss_vec(n_in * n_out, 0.05f), *x = gauss_vec(n_in * n_tok, 1.0f);
@@ -293,7 +294,7 @@ TEST(kq_matmul_shapes)
                 float *y1 = tw_calloc((size_t)(n_out * n_tok), sizeof(float));
                 CHECK(w && x && wq && y0 && y1);
                 matmul_ref(t, wq, n_in, n_out, x, n_tok, y0);
-                for (size_t s = 0; s < 3; s++) {
+                for (size_t s = 0; s < 4; s++) {
                     const struct kq_ops *ops = kq__ops_isa(sets[s]);
                     if (!ops)
                         continue;
@@ -487,6 +488,59 @@ TEST(kq_quant_matches_llama_quantize)
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && !test__failed; i++)
         check_quant_file(files[i], f32);
     gguf_close(f32);
+}
+
+/* The whole-model quantizer against llama-quantize's files: every tensor has the type and the
+ * bytes of the reference (tensor order differs: llama-quantize sorts them). */
+TEST(kq_quantize_file_matches)
+{
+    const char *types[] = {"q4_k_m", "q4_0", "q6_k"};
+    struct tw_err err = TW_ERR_INIT;
+    struct tw_pool *pool = NULL;
+    CHECK_OK(tw_pool_new(2, &pool, &err), &err);
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+        char out[4096], ref[128];
+        struct kq_quantize_stats st;
+        struct gguf_file *a = NULL, *b = NULL;
+        snprintf(out, sizeof(out), "%s/%s.gguf", test_tmpdir(), types[k]);
+        snprintf(ref, sizeof(ref), "refs/models/synth-tiny-%s.gguf", types[k]);
+        CHECK_OK(kq_quantize_file(test_shared("refs/models/synth-tiny-f32.gguf"), out, types[k],
+                                  pool, &st, &err),
+                 &err);
+        CHECK_EQ_INT(st.n_tensors, 21);
+        CHECK_EQ_INT(st.n_quantized, 16);
+        CHECK_OK(gguf_open(out, &a, &err), &err);
+        CHECK_OK(gguf_open(test_shared(ref), &b, &err), &err);
+        CHECK_EQ_INT(gguf_n_tensors(a), gguf_n_tensors(b));
+        for (int64_t i = 0; i < gguf_n_tensors(b); i++) {
+            const struct gguf_tensor *tb = gguf_tensor(b, i);
+            char name[128];
+            snprintf(name, sizeof(name), "%.*s", (int)tb->name.len, tb->name.ptr);
+            const struct gguf_tensor *ta = gguf_find_tensor(a, name);
+            CHECK_MSG(ta, "%s: '%s' missing", types[k], name);
+            CHECK_MSG(ta->type == tb->type && ta->nbytes == tb->nbytes &&
+                          !memcmp(ta->data, tb->data, tb->nbytes),
+                      "%s: tensor '%s' differs (type %s vs %s)", types[k], name, tname(ta->type),
+                      tname(tb->type));
+        }
+        uint32_t ft = 0;
+        CHECK_OK(gguf_get_u32(a, "general.file_type", 0, &ft, &err), &err);
+        uint32_t ft_ref = 1;
+        CHECK_OK(gguf_get_u32(b, "general.file_type", 0, &ft_ref, &err), &err);
+        CHECK_EQ_INT(ft, ft_ref);
+        gguf_close(a);
+        gguf_close(b);
+    }
+    struct kq_quantize_stats st;
+    char out[4096];
+    snprintf(out, sizeof(out), "%s/bad.gguf", test_tmpdir());
+    CHECK(kq_quantize_file(test_shared("refs/models/synth-tiny-f32.gguf"), out, "q3_k", pool,
+                           &st, &err) == TW_EINVAL);
+    CHECK(strstr(err.msg, "'q3_k'"));
+    tw_err_clear(&err);
+    CHECK(kq_quantize_file("/nonexistent/m.gguf", out, "q4_0", pool, &st, &err) < 0);
+    CHECK(strstr(err.msg, "/nonexistent/m.gguf"));
+    tw_pool_free(pool);
 }
 
 int main(int argc, char **argv)
