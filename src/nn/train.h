@@ -340,6 +340,12 @@ int train_llama_lora_load(struct train_llama *m, const struct gguf_file *f, stru
 int train_llama_lora_save(const struct train_llama *m, const char *arch, const char *path,
                           struct tw_err *err);
 
+/* Writes the whole model as a GGUF at 'path' (atomically), readable by llm_model_load and
+ * llama.cpp: the metadata of 'base' (the file the model came from), every base tensor in F32
+ * with the adapters merged in (W + alpha/r B A, as llama-export-lora does) and the base's other
+ * tensors (rope_freqs ...) as they are. For full fine-tuning this is the trained model. */
+int train_llama_save_model(const struct train_llama *m, const struct gguf_file *base,
+                           const char *path, struct tw_err *err);
 /* Writes the training state at 'path' (a GGUF, atomically): every trainable tensor with its AdamW
  * moments ("<name>", "<name>.adam_m", "<name>.adam_v", F32), the step, the rng state (if rng is
  * non-NULL) and the adapter settings. Frozen tensors are not written: they come from the base

@@ -340,3 +340,85 @@ int train_llama_checkpoint_load(struct train_llama *m, const struct gguf_file *f
         *step = (long)st;
     return TW_OK;
 }
+
+/* ---- whole models ---- */
+
+/* The values of tensor p with its adapter (if any) merged in: w + scale * B A, in f32. */
+static void merged_values(const struct train_param *p, const struct train_param *a,
+                          const struct train_param *b, float scale, float *out)
+{
+    if (p->w)
+        memcpy(out, p->w, p->n * sizeof(float));
+    else
+        kq_dequant(p->qtype, p->qdata, out, (int64_t)p->n);
+    if (!a)
+        return;
+    int64_t n_in = p->ne[0], n_out = p->ne[1], r = a->ne[1];
+    for (int64_t o = 0; o < n_out; o++) {
+        float *row = out + o * n_in;
+        for (int64_t k = 0; k < r; k++) {
+            float s = scale * b->w[o * r + k];
+            const float *ak = a->w + k * n_in;
+            for (int64_t i = 0; i < n_in; i++)
+                row[i] += s * ak[i];
+        }
+    }
+}
+
+int train_llama_save_model(const struct train_llama *m, const struct gguf_file *base,
+                           const char *path, struct tw_err *err)
+{
+    struct gguf_writer *w;
+    struct train_param *p;
+    float **bufs = NULL, alpha = 0;
+    int n, n_base = 0, rc, r = 0;
+    char name[96];
+
+    p = train_llama_params(m, &n);
+    while (n_base < n && !strstr(p[n_base].name, ".lora_"))
+        n_base++;
+    train_llama_lora(m, NULL, &r, &alpha, NULL);
+    w = gguf_writer_new();
+    bufs = tw_calloc((size_t)n_base, sizeof(*bufs));
+    if (!w || !bufs) {
+        rc = tw_errf(err, TW_ENOMEM, "out of memory writing '%s'", path);
+        goto out;
+    }
+    gguf_writer_copy_kv(w, base);
+    gguf_writer_set_u32(w, "general.file_type", 0); // all F32
+    for (int i = 0; i < n_base; i++) {
+        const struct train_param *a = NULL, *b = NULL;
+        snprintf(name, sizeof(name), "%s.lora_a", p[i].name);
+        for (int j = n_base; j < n; j++)
+            if (!strcmp(p[j].name, name)) {
+                a = &p[j];
+                b = &p[j + 1]; // lora_b follows its lora_a
+            }
+        bufs[i] = tw_mallocarray(p[i].n, sizeof(float));
+        if (!bufs[i]) {
+            rc = tw_errf(err, TW_ENOMEM, "out of memory for tensor '%s'", p[i].name);
+            goto out;
+        }
+        merged_values(&p[i], a, b, r ? alpha / (float)r : 0.0f, bufs[i]);
+        gguf_writer_add_tensor(w, p[i].name, GGUF_T_F32, p[i].ne[1] > 1 ? 2 : 1, p[i].ne,
+                               bufs[i]);
+    }
+    /* tensors of the base the graph has no use for (rope_freqs.weight ...) pass through */
+    for (int64_t k = 0; k < gguf_n_tensors(base); k++) {
+        const struct gguf_tensor *t = gguf_tensor(base, k);
+        int known = 0;
+        for (int i = 0; i < n_base && !known; i++)
+            known = strlen(p[i].name) == t->name.len && !memcmp(p[i].name, t->name.ptr, t->name.len);
+        if (!known) {
+            snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
+            gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data);
+        }
+    }
+    rc = gguf_writer_write(w, path, err);
+out:
+    for (int i = 0; bufs && i < n_base; i++)
+        tw_free(bufs[i]);
+    tw_free(bufs);
+    gguf_writer_free(w);
+    return rc;
+}

@@ -537,6 +537,140 @@ TEST(train_lora_load_rejects_bad_adapters)
     tw_free(zeros);
 }
 
+/* ---- whole models ---- */
+
+/* Last-position logits of every case of 'cases' through our decoder on the model at 'path'. */
+static double decoder_cases_diff(const char *path, const cJSON *cases, int *n_cases)
+{
+    struct llm_model *lm = NULL;
+    struct llm_ctx *ctx = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    const cJSON *cs;
+    double worst = 0;
+    *n_cases = 0;
+    if (llm_model_load(path, &lm, &err) < 0 || llm_ctx_new(lm, 64, LLM_KV_F32, 1, &ctx, &err) < 0) {
+        fprintf(stderr, "  %s\n", err.msg);
+        llm_model_free(lm);
+        return 1e9;
+    }
+    cJSON_ArrayForEach(cs, cases)
+    {
+        int32_t ids[64];
+        float want[512], got[512];
+        int n = json_ids(cJSON_GetObjectItem(cs, "prompt_ids"), ids, 64);
+        json_floats(cJSON_GetObjectItem(cs, "last_logits"), want, 512);
+        llm_ctx_reset(ctx);
+        if (n < 1 || n > 64 || llm_decode(ctx, ids, n, got, 0, &err) < 0) {
+            worst = 1e9;
+            break;
+        }
+        for (int v = 0; v < 512; v++)
+            worst = fmax(worst, fabs(got[v] - want[v]));
+        ++*n_cases;
+    }
+    llm_ctx_free(ctx);
+    llm_model_free(lm);
+    return worst;
+}
+
+/* Merging llama.cpp's test adapter into stories260K gives llama-export-lora's tensors, and the
+ * merged file gives llama.cpp's merged-model logits through our decoder. */
+TEST(train_merge_matches_llama_export_lora)
+{
+    struct llm_model *lm = NULL;
+    struct gguf_file *af = NULL, *ours = NULL, *ref = NULL;
+    struct train_llama *m = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    cJSON *j = load_json("refs/lora/stories260K-lora.json");
+    char path[600];
+    double worst = 0, d_logits;
+    int n_cases = 0, n_cmp = 0;
+    CHECK(j != NULL);
+    snprintf(path, sizeof(path), "%s/merged.gguf", test_tmpdir());
+    CHECK_OK(llm_model_load(test_shared(MODEL), &lm, &err), &err);
+    CHECK_OK(gguf_open(test_shared(ADAPTER), &af, &err), &err);
+    CHECK_OK(train_llama_from_llm(lm, 1, &m, &err), &err);
+    CHECK_OK(train_llama_lora_load(m, af, &err), &err);
+    CHECK_OK(train_llama_save_model(m, llm_model_gguf(lm), path, &err), &err);
+    CHECK_OK(gguf_open(path, &ours, &err), &err);
+    CHECK_OK(gguf_open(test_shared("refs/lora/stories260K-test-lora-merged.gguf"), &ref, &err),
+             &err);
+    CHECK_EQ_INT(gguf_n_tensors(ours), gguf_n_tensors(ref));
+    for (int64_t k = 0; k < gguf_n_tensors(ref); k++) {
+        const struct gguf_tensor *rt = gguf_tensor(ref, k), *ot;
+        char name[96];
+        snprintf(name, sizeof(name), "%.*s", (int)rt->name.len, rt->name.ptr);
+        ot = gguf_find_tensor(ours, name);
+        CHECK_MSG(ot && ot->type == GGUF_T_F32 && rt->type == GGUF_T_F32 &&
+                      ot->nbytes == rt->nbytes, "%s", name);
+        for (uint64_t e = 0; e < rt->nbytes / 4; e++)
+            worst = fmax(worst, fabs(((const float *)ot->data)[e] - ((const float *)rt->data)[e]));
+        n_cmp++;
+    }
+    d_logits = decoder_cases_diff(path, cJSON_GetObjectItem(cJSON_GetObjectItem(j, "runs"),
+                                                            "merged"), &n_cases);
+    printf("  merged vs llama-export-lora: %d tensors, max |diff| %.3g; logits (%d prompts) "
+           "%.3g\n", n_cmp, worst, n_cases, d_logits);
+    gguf_close(ours);
+    gguf_close(ref);
+    gguf_close(af);
+    train_llama_free(m);
+    llm_model_free(lm);
+    cJSON_Delete(j);
+    CHECK(n_cmp > 40);
+    CHECK(worst <= 1e-6);
+    CHECK_EQ_INT(n_cases, 3);
+    CHECK(d_logits <= LOGIT_TOL);
+}
+
+/* A fully fine-tuned model saved as GGUF loads in our decoder and computes what the training
+ * graph computes. */
+TEST(train_full_finetune_saves_a_loadable_model)
+{
+    static const int32_t ids[13] = {1, 403, 407, 261, 378, 1, 2, 300, 17, 99, 450, 12, 7};
+    struct llm_model *lm = NULL, *out = NULL;
+    struct llm_ctx *ctx = NULL;
+    struct train_llama *m = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_adamw opt = TRAIN_ADAMW_DEFAULT;
+    struct train_param *p;
+    char path[600];
+    float loss, first = 0, *a = tw_mallocarray(12 * 512, sizeof(float));
+    float *b = tw_mallocarray(12 * 512, sizeof(float));
+    double d = 0;
+    int n;
+    CHECK(a && b);
+    snprintf(path, sizeof(path), "%s/full.gguf", test_tmpdir());
+    CHECK_OK(llm_model_load(test_shared(MODEL), &lm, &err), &err);
+    CHECK_OK(train_llama_from_llm(lm, 0, &m, &err), &err);
+    p = train_llama_params(m, &n);
+    for (int step = 1; step <= 5; step++) {
+        train_grad_zero(p, n);
+        CHECK_OK(train_llama_forward(m, ids, ids + 1, NULL, 1, 12, NULL, &loss, &err), &err);
+        CHECK_OK(train_llama_backward(m, 1.0f, &err), &err);
+        if (step == 1)
+            first = loss;
+        train_adamw_step(&opt, 1e-3f, step, p, n);
+    }
+    CHECK_OK(train_llama_save_model(m, llm_model_gguf(lm), path, &err), &err);
+    CHECK_OK(train_llama_logits(m, ids, 1, 12, NULL, a, &err), &err);
+    CHECK_OK(llm_model_load(path, &out, &err), &err);
+    CHECK_OK(llm_ctx_new(out, 64, LLM_KV_F32, 1, &ctx, &err), &err);
+    CHECK_OK(llm_decode(ctx, ids, 12, b, LLM_LOGITS_ALL, &err), &err);
+    for (int i = 0; i < 12 * 512; i++)
+        d = fmax(d, fabs(a[i] - b[i]));
+    printf("  full fine-tuning: loss %.3f -> %.3f; saved model vs graph logits %.3g\n", first,
+           loss, d);
+    llm_ctx_free(ctx);
+    llm_model_free(out);
+    train_llama_free(m);
+    llm_model_free(lm);
+    tw_free(a);
+    tw_free(b);
+    CHECK(loss < first);
+    CHECK(d <= LOGIT_TOL);
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);
