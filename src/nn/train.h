@@ -341,9 +341,11 @@ int train_llama_lora_save(const struct train_llama *m, const char *arch, const c
                           struct tw_err *err);
 
 /* Writes the whole model as a GGUF at 'path' (atomically), readable by llm_model_load and
- * llama.cpp: the metadata of 'base' (the file the model came from), every base tensor in F32
- * with the adapters merged in (W + alpha/r B A, as llama-export-lora does) and the base's other
- * tensors (rope_freqs ...) as they are. For full fine-tuning this is the trained model. */
+ * llama.cpp: the metadata of 'base' (the file the model came from, for its tokenizer; NULL: none)
+ * with the architecture keys rewritten from the graph's config, every base tensor in F32 with
+ * the adapters merged in (W + alpha/r B A, as llama-export-lora does) and the base's other
+ * tensors (rope_freqs ...) as they are. For full fine-tuning, or training from scratch with a
+ * base's tokenizer, this is the trained model. */
 int train_llama_save_model(const struct train_llama *m, const struct gguf_file *base,
                            const char *path, struct tw_err *err);
 /* Writes the training state at 'path' (a GGUF, atomically): every trainable tensor with its AdamW

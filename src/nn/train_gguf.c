@@ -365,6 +365,43 @@ static void merged_values(const struct train_param *p, const struct train_param 
     }
 }
 
+/* The architecture keys from the graph's config (they override the base's, so that a model of
+ * another shape, e.g. trained from scratch with the base's tokenizer, describes itself). */
+static void write_hparams(struct gguf_writer *w, const struct gguf_file *base,
+                          const struct train_llama_cfg *c)
+{
+    struct gguf_str a = {NULL, 0};
+    char arch[32], key[96];
+    if (base && gguf_get_str(base, "general.architecture", &a, NULL) >= 0 && a.ptr &&
+        a.len < sizeof(arch))
+        snprintf(arch, sizeof(arch), "%.*s", (int)a.len, a.ptr);
+    else
+        snprintf(arch, sizeof(arch), "%s", c->qkv_bias ? "qwen2" : "llama");
+    gguf_writer_set_str(w, "general.architecture", arch);
+#define HP_U32(suffix, v)                                                                          \
+    snprintf(key, sizeof(key), "%s." suffix, arch);                                                \
+    gguf_writer_set_u32(w, key, (uint32_t)(v))
+#define HP_F32(suffix, v)                                                                          \
+    snprintf(key, sizeof(key), "%s." suffix, arch);                                                \
+    gguf_writer_set_f32(w, key, (v))
+    HP_U32("embedding_length", c->n_embd);
+    HP_U32("block_count", c->n_layer);
+    HP_U32("feed_forward_length", c->n_ff);
+    HP_U32("attention.head_count", c->n_head);
+    HP_U32("attention.head_count_kv", c->n_head_kv);
+    HP_U32("rope.dimension_count", c->n_rot ? c->n_rot : c->n_embd / c->n_head);
+    HP_U32("vocab_size", c->n_vocab);
+    HP_F32("rope.freq_base", c->rope_base);
+    HP_F32("attention.layer_norm_rms_epsilon", c->norm_eps);
+    if (c->rope_freq_scale > 0 && c->rope_freq_scale != 1.0f) {
+        snprintf(key, sizeof(key), "%s.rope.scaling.type", arch);
+        gguf_writer_set_str(w, key, "linear");
+        HP_F32("rope.scaling.factor", 1.0f / c->rope_freq_scale);
+    }
+#undef HP_U32
+#undef HP_F32
+}
+
 int train_llama_save_model(const struct train_llama *m, const struct gguf_file *base,
                            const char *path, struct tw_err *err)
 {
@@ -384,7 +421,9 @@ int train_llama_save_model(const struct train_llama *m, const struct gguf_file *
         rc = tw_errf(err, TW_ENOMEM, "out of memory writing '%s'", path);
         goto out;
     }
-    gguf_writer_copy_kv(w, base);
+    if (base)
+        gguf_writer_copy_kv(w, base);
+    write_hparams(w, base, train_llama_config(m));
     gguf_writer_set_u32(w, "general.file_type", 0); // all F32
     for (int i = 0; i < n_base; i++) {
         const struct train_param *a = NULL, *b = NULL;
@@ -404,15 +443,15 @@ int train_llama_save_model(const struct train_llama *m, const struct gguf_file *
                                bufs[i]);
     }
     /* tensors of the base the graph has no use for (rope_freqs.weight ...) pass through */
-    for (int64_t k = 0; k < gguf_n_tensors(base); k++) {
+    for (int64_t k = 0; base && k < gguf_n_tensors(base); k++) {
         const struct gguf_tensor *t = gguf_tensor(base, k);
-        int known = 0;
-        for (int i = 0; i < n_base && !known; i++)
-            known = strlen(p[i].name) == t->name.len && !memcmp(p[i].name, t->name.ptr, t->name.len);
-        if (!known) {
-            snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
+        /* the graph's own tensors, and the base's output when the graph ties it, are not the
+         * base's to pass on */
+        snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
+        int known = !strncmp(name, "blk.", 4) || !strcmp(name, "output.weight") ||
+                    !strcmp(name, "token_embd.weight") || !strcmp(name, "output_norm.weight");
+        if (!known)
             gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data);
-        }
     }
     rc = gguf_writer_write(w, path, err);
 out:
