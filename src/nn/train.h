@@ -174,6 +174,18 @@ void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const
                          int n_tok, int n_in, int n_out, float *dx, float *dw, float *db,
                          float *scratch, struct tw_pool *pool);
 
+/* Attention through the kq kernels, one (sequence, head) at a time: scores, outputs and every
+ * gradient are matmuls over contiguous copies in 'scratch' (train_attn_kq_scratch(T, hd)
+ * floats), each split across the pool. Same contracts and results (up to summation order) as
+ * train_attn_fwd / train_attn_bwd, the definitions. */
+size_t train_attn_kq_scratch(int T, int hd);
+void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T,
+                       int n_head, int n_head_kv, int hd, float *att, float *out, float *scratch,
+                       struct tw_pool *pool);
+void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const float *v,
+                       const float *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
+                       float *dq, float *dk, float *dv, float *scratch, struct tw_pool *pool);
+
 /* ---- optimizer ---- */
 
 /* One trainable (or frozen) tensor: its values, gradient and AdamW moments, n floats each.

@@ -3,6 +3,7 @@
 #include "nn/kq.h"
 #include "nn/train.h"
 
+#include <math.h>
 #include <string.h>
 
 void train_qmatmul_fwd(enum gguf_ttype t, const void *w, int n_in, int n_out, const float *x,
@@ -185,4 +186,147 @@ void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const
     for (int tt = 0; db && tt < n_tok; tt++)
         for (int o = 0; o < n_out; o++)
             db[o] += dy[(size_t)tt * n_out + o];
+}
+
+/* ---- attention through the kq kernels ---- */
+
+size_t train_attn_kq_scratch(int T, int hd)
+{
+    return 3 * (size_t)T * T + 8 * (size_t)T * hd;
+}
+
+struct akq {
+    int T, hd;
+    float *a, *b, *c, *d;     // [T][hd] contiguous copies
+    float *at, *bt, *ct, *dt; // [hd][T] transposes
+    float *s1, *s2, *s3;      // [T][T]
+};
+
+static void akq_carve(struct akq *k, float *scratch, int T, int hd)
+{
+    size_t th = (size_t)T * hd, tt = (size_t)T * T;
+    k->T = T;
+    k->hd = hd;
+    k->a = scratch;
+    k->b = k->a + th;
+    k->c = k->b + th;
+    k->d = k->c + th;
+    k->at = k->d + th;
+    k->bt = k->at + th;
+    k->ct = k->bt + th;
+    k->dt = k->ct + th;
+    k->s1 = k->dt + th;
+    k->s2 = k->s1 + tt;
+    k->s3 = k->s2 + tt;
+}
+
+/* Rows of one head (stride 'stride' floats between tokens) into a contiguous [T][hd] block and,
+ * if t_out, its transpose [hd][T]. */
+static void akq_gather(const float *src, size_t stride, int T, int hd, float *out, float *t_out)
+{
+    for (int t = 0; t < T; t++) {
+        memcpy(out + (size_t)t * hd, src + (size_t)t * stride, (size_t)hd * sizeof(float));
+        for (int d = 0; t_out && d < hd; d++)
+            t_out[(size_t)d * T + t] = src[(size_t)t * stride + d];
+    }
+}
+
+void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T,
+                       int n_head, int n_head_kv, int hd, float *att, float *out, float *scratch,
+                       struct tw_pool *pool)
+{
+    struct akq s;
+    size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    int group = n_head / n_head_kv;
+    akq_carve(&s, scratch, T, hd);
+    for (int sq = 0; sq < n_seq; sq++)
+        for (int h = 0; h < n_head; h++) {
+            size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
+            float *p = att + (((size_t)sq * n_head + h) * T) * T;
+            akq_gather(q + (size_t)sq * T * qs + (size_t)h * hd, qs, T, hd, s.a, NULL);
+            akq_gather(k + kvo, ks, T, hd, s.b, NULL);
+            akq_gather(v + kvo, ks, T, hd, s.c, s.ct);
+            kq_matmul(GGUF_T_F32, s.b, hd, T, s.a, T, s.s1, pool); // s1[i][j] = q_i . k_j
+            for (int i = 0; i < T; i++) {
+                const float *si = s.s1 + (size_t)i * T;
+                float *pi = p + (size_t)i * T, mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= i; j++)
+                    if (si[j] * scale > mx)
+                        mx = si[j] * scale;
+                for (int j = 0; j <= i; j++) {
+                    pi[j] = expf(si[j] * scale - mx);
+                    sum += pi[j];
+                }
+                for (int j = 0; j <= i; j++)
+                    pi[j] /= sum;
+                for (int j = i + 1; j < T; j++)
+                    pi[j] = 0;
+            }
+            kq_matmul(GGUF_T_F32, s.ct, T, hd, p, T, s.d, pool); // o_i = sum_j p_ij v_j
+            for (int t = 0; t < T; t++)
+                memcpy(out + ((size_t)sq * T + t) * qs + (size_t)h * hd, s.d + (size_t)t * hd,
+                       (size_t)hd * sizeof(float));
+        }
+}
+
+static void akq_scatter_add(float *dst, size_t stride, int T, int hd, const float *src)
+{
+    for (int t = 0; t < T; t++)
+        for (int d = 0; d < hd; d++)
+            dst[(size_t)t * stride + d] += src[(size_t)t * hd + d];
+}
+
+static void akq_transpose(const float *src, int rows, int cols, float *dst)
+{
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
+void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const float *v,
+                       const float *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
+                       float *dq, float *dk, float *dv, float *scratch, struct tw_pool *pool)
+{
+    struct akq s;
+    size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    int group = n_head / n_head_kv;
+    akq_carve(&s, scratch, T, hd);
+    for (int sq = 0; sq < n_seq; sq++)
+        for (int h = 0; h < n_head; h++) {
+            size_t qo = (size_t)sq * T * qs + (size_t)h * hd;
+            size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
+            const float *p = att + (((size_t)sq * n_head + h) * T) * T;
+            akq_gather(q + qo, qs, T, hd, s.a, s.at);
+            akq_gather(k + kvo, ks, T, hd, s.b, s.bt);
+            akq_gather(v + kvo, ks, T, hd, s.c, NULL);
+            akq_gather(dout + qo, qs, T, hd, s.d, s.dt);
+            /* dP = dO V^T; dS = P (dP - rowsum(P dP)) scale, in s1 */
+            kq_matmul(GGUF_T_F32, s.c, hd, T, s.d, T, s.s1, pool);
+            for (int i = 0; i < T; i++) {
+                const float *pi = p + (size_t)i * T;
+                float *di = s.s1 + (size_t)i * T, sum = 0;
+                for (int j = 0; j <= i; j++)
+                    sum += pi[j] * di[j];
+                for (int j = 0; j <= i; j++)
+                    di[j] = pi[j] * (di[j] - sum) * scale;
+                for (int j = i + 1; j < T; j++)
+                    di[j] = 0;
+            }
+            if (dq) { // dQ = dS K
+                kq_matmul(GGUF_T_F32, s.bt, T, hd, s.s1, T, s.a, pool);
+                akq_scatter_add(dq + qo, qs, T, hd, s.a);
+            }
+            if (dk) { // dK = dS^T Q
+                akq_transpose(s.s1, T, T, s.s2);
+                kq_matmul(GGUF_T_F32, s.at, T, hd, s.s2, T, s.b, pool);
+                akq_scatter_add(dk + kvo, ks, T, hd, s.b);
+            }
+            if (dv) { // dV = P^T dO
+                akq_transpose(p, T, T, s.s3);
+                kq_matmul(GGUF_T_F32, s.dt, T, hd, s.s3, T, s.c, pool);
+                akq_scatter_add(dv + kvo, ks, T, hd, s.c);
+            }
+        }
 }
