@@ -721,6 +721,76 @@ TEST(train_from_scratch_saves_a_loadable_model)
     CHECK(d <= LOGIT_TOL);
 }
 
+/* Every allocation of loading, adapting, running and saving fails in turn: a clean error, no
+ * leak (the harness counts tw_malloc blocks), never a crash. Each save is its own loop so that
+ * only its last, successful round writes a file. */
+static int save_step(struct train_llama *m, const struct gguf_file *base, int which,
+                     const char *path, struct tw_err *e)
+{
+    return which ? train_llama_save_model(m, base, path, e)
+                 : train_llama_checkpoint_save(m, 1, NULL, path, e);
+}
+
+TEST(train_gguf_paths_survive_allocation_failures)
+{
+    static const int32_t ids[5] = {1, 403, 407, 261, 378};
+    struct llm_model *lm = NULL;
+    struct gguf_file *af = NULL;
+    struct train_llama *keep = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    char path[600];
+    int failures = 0, done = 0;
+    snprintf(path, sizeof(path), "%s/oom.gguf", test_tmpdir());
+    CHECK_OK(llm_model_load(test_shared(MODEL), &lm, &err), &err);
+    CHECK_OK(gguf_open(test_shared(ADAPTER), &af, &err), &err);
+    for (long k = 0; k < 1000 && !done; k++) {
+        struct train_llama *m = NULL;
+        struct tw_err e = TW_ERR_INIT;
+        float loss;
+        int rc;
+        tw_mem_fail_after(k);
+        rc = train_llama_from_llm(lm, (int)(k & 1), &m, &e);
+        if (rc >= 0)
+            rc = train_llama_lora_load(m, af, &e);
+        if (rc >= 0)
+            rc = train_llama_forward(m, ids, ids + 1, NULL, 1, 4, NULL, &loss, &e);
+        if (rc >= 0)
+            rc = train_llama_backward(m, 1.0f, &e);
+        tw_mem_fail_after(-1);
+        if (rc < 0) {
+            CHECK_MSG(e.code != 0 && e.msg[0], "rc %d without a message", rc);
+            failures++;
+            train_llama_free(m);
+        } else {
+            done = 1;
+            keep = m;
+        }
+    }
+    CHECK(done);
+    for (int which = 0; which < 2; which++) {
+        done = 0;
+        for (long k = 0; k < 1000 && !done; k++) {
+            struct tw_err e = TW_ERR_INIT;
+            int rc;
+            tw_mem_fail_after(k);
+            rc = save_step(keep, llm_model_gguf(lm), which, path, &e);
+            tw_mem_fail_after(-1);
+            if (rc < 0) {
+                CHECK_MSG(e.code != 0 && e.msg[0], "rc %d without a message", rc);
+                failures++;
+            } else {
+                done = 1;
+            }
+        }
+        CHECK(done);
+    }
+    train_llama_free(keep);
+    gguf_close(af);
+    llm_model_free(lm);
+    printf("  %d allocation failures handled\n", failures);
+    CHECK(failures >= 10);
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);
