@@ -13,9 +13,14 @@
  *
  * Precision: every op and the model exist twice from one source (train_ops.c, train_model.c):
  * the f32 versions used for training, and *_f64 twins with double in place of float, compiled
- * from the same text with a type switch (train_f64.c). The twins exist for gradient checks:
- * central finite differences taken on the double forward are exact enough (~1e-10) to judge the
- * f32 analytic gradients; see docs/training.md.
+ * from the same text with a type switch (train_ops_f64.c, train_model_f64.c). The twins exist
+ * for gradient checks: central finite differences taken on the double forward are exact enough
+ * (~1e-10) to judge the f32 analytic gradients; see docs/training.md. The f32 graph runs its
+ * matmuls and attention through the kq kernels (train_*_kq, train_quant.c); the plain ops are
+ * their definitions.
+ *
+ * Files: train_ops.c (ops), train_optim.c (rng, AdamW, clipping, schedules), train_model.c (the
+ * graph), train_quant.c (kq paths), train_gguf.c (GGUF models, adapters, checkpoints).
  *
  *   layer l (pre-norm Llama block), n_tok tokens:
  *     x ─┬─ rmsnorm(attn_norm) ─ q,k,v = W x (+LoRA) ─ rope(q,k) ─ causal GQA attention ─ Wo ─(+)─┐
@@ -289,8 +294,10 @@ int train_llama_new_frozen(const struct train_llama_cfg *cfg, struct train_llama
                            struct tw_err *err);
 void train_llama_free(struct train_llama *m);
 const struct train_llama_cfg *train_llama_config(const struct train_llama *m);
-/* The model's tensors in a fixed order (base tensors, then adapters' A and B per matrix). The
- * array and the tensors are the model's; w may be written (to load weights). */
+/* The model's tensors in a fixed order (base tensors, then adapters' A and B per matrix), named
+ * as in GGUF. The array and the tensors are the model's; w may be written (to load weights).
+ * g, m and v are NULL for frozen tensors; w is NULL for a matrix read in place (qdata set, or
+ * still unset in a train_llama_new_frozen model). */
 struct train_param *train_llama_params(const struct train_llama *m, int *n_params);
 
 /* Freezes every base tensor (their g/m/v become NULL) and adds rank-r adapters on the chosen

@@ -1,9 +1,9 @@
 /* train_ops.c - forward and backward of every op of the Llama-family decoder, and LoRA.
  *
  * This text is compiled twice: on its own with treal = float (the ops used for training), and
- * from train_f64.c with TRAIN_F64 defined, treal = double and every name suffixed _f64 (the
+ * from train_ops_f64.c with TRAIN_F64 defined, treal = double and every name suffixed _f64 (the
  * twins used for gradient checks). Keep it free of anything that differs between the two but
- * the macros below. Contracts are in train.h.
+ * the macros below and the f32 matmul forward (kq_matmul). Contracts are in train.h.
  */
 #include "nn/kq.h"
 #include "nn/train.h"
