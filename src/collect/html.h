@@ -9,7 +9,9 @@
  * block by paragraph text) and also returns its title, author, date and canonical URL from
  * og:/twitter:/JSON-LD/meta tags when present. html_is_bot_challenge recognizes
  * challenge/paywall interstitials ("Just a moment...", "Verify you are human").
- * All functions are pure and thread-safe; outputs are heap strings freed with tw_free.
+ * Input is bounded: at most HTML_INPUT_MAX bytes, and markup nesting elements more than 2000 deep
+ * (estimated before parsing, since tree building is quadratic in depth) is refused with
+ * TW_ELIMIT. All functions are pure and thread-safe; outputs are heap strings freed with tw_free.
  */
 #ifndef TW_HTML_H
 #define TW_HTML_H

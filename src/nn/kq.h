@@ -20,8 +20,18 @@
 
 /* Detects CPU features and fills the dispatch table (called implicitly by the kernels). */
 void kq_init(void);
-/* "avx512", "avx2" or "scalar": the kernel set in use (TWIN_KQ=scalar|avx2 forces a lower one). */
+/* "avx512", "avx2" or "scalar" (or what kq_set_isa chose): the kernel set in use
+ * (TWIN_KQ=scalar|avx2 forces a lower one). */
 const char *kq_isa(void);
+
+/* Switches the kernel set to "scalar", "avx2", "avx512" or "avx512-novnni" (AVX-512 without
+ * its 8-bit dot product instructions) (for benchmarks and tests; call it
+ * while no kernel runs). Returns 0, or -1 if the CPU or build lacks that set. */
+int kq_set_isa(const char *isa);
+/* Runs 'iters' rounds of independent f32 FMAs in registers with the widest vectors of the kernel
+ * set in use, on the calling thread; returns the number of floating-point operations done (time
+ * it to get the core's peak GFLOP/s). */
+int64_t kq_fma_burn(int64_t iters);
 
 float kq_f16_to_f32(uint16_t h);
 uint16_t kq_f32_to_f16(float f);
@@ -39,5 +49,28 @@ float kq_dot(enum gguf_ttype t, const void *row, const float *x, int64_t n);
 /* y = W x for n_tok tokens, split across the pool's threads by output rows. */
 void kq_matmul(enum gguf_ttype t, const void *w, int64_t n_in, int64_t n_out, const float *x,
                int64_t n_tok, float *y, struct tw_pool *pool);
+
+/* ---- whole models (kq_model.c) ---- */
+
+struct kq_quantize_stats {
+    int64_t n_tensors;   // tensors written
+    int64_t n_quantized; // of which converted to another type
+    uint64_t bytes_in;   // tensor data read
+    uint64_t bytes_out;  // tensor data written
+};
+
+/* Writes a copy of the GGUF model 'in' to 'out' (atomically) with its 2-D weights converted to
+ * 'type': "f32" "f16" "bf16" "q8_0" "q4_0" "q4_k" "q5_k" "q6_k" put every 2-D weight in that type
+ * (llama-quantize --pure); "q4_k_m" "q5_k_m" are llama.cpp's mixes (output.weight and the
+ * attn_v/ffn_down weights of the first and last eighth of the layers and every third layer
+ * between in Q6_K). Other tensors (norms, biases) are copied unchanged; a row length that is
+ * not a multiple of the type's block falls back to Q8_0 (or F16). Quantized bytes are those of
+ * llama-quantize without an importance matrix. Rows are split across 'pool' (may be NULL).
+ * Metadata is copied, with general.file_type set. On failure returns a negative TW_E* code
+ * naming the file and tensor. */
+int kq_quantize_file(const char *in, const char *out, const char *type, struct tw_pool *pool,
+                     struct kq_quantize_stats *st, struct tw_err *err);
+/* The type names kq_quantize_file accepts, space-separated. */
+const char *kq_quantize_types(void);
 
 #endif

@@ -1,0 +1,333 @@
+/* bench_kq.c - `twin bench kernels`: throughput of the tensor kernels per type, SIMD against the
+ * scalar reference in the same run, and the machine's yardsticks (memory copy bandwidth, FMA
+ * peak, best f32 matmul rate).
+ */
+#include "base/mem.h"
+#include "base/pool.h"
+#include "cli/cli.h"
+#include "nn/kq.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Seconds per call of fn(ctx): repeats until min_s has passed (at least 'min_runs' calls, after
+ * one warm-up call) and keeps the fastest call, the least disturbed by other load. */
+static double time_best(void (*fn)(void *), void *ctx, double min_s, int min_runs)
+{
+    double best = 1e30, start;
+    fn(ctx);
+    start = now_s();
+    for (int i = 0; i < min_runs || now_s() - start < min_s; i++) {
+        double t0 = now_s();
+        fn(ctx);
+        double dt = now_s() - t0;
+        if (dt < best)
+            best = dt;
+        if (i > 1000)
+            break;
+    }
+    return best;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static float gauss(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    float u = ((rng >> 40) + 0.5f) / 16777216.0f;
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    float v = ((rng >> 40) + 0.5f) / 16777216.0f;
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+
+/* A weight matrix of n_out rows of n_in values of type t: a quantized seed of up to 64 rows,
+ * repeated (the values do not change the speed, and quantizing 100 MB takes long). */
+static void *make_weights(enum gguf_ttype t, int64_t n_in, int64_t n_out, size_t *row_bytes)
+{
+    int64_t seed_rows = n_out < 64 ? n_out : 64;
+    float *f = tw_mallocarray((size_t)(n_in * seed_rows), sizeof(float));
+    size_t rb = gguf_row_size(t, n_in);
+    char *w = tw_mallocarray((size_t)n_out, rb);
+    if (!f || !w) {
+        tw_free(f);
+        tw_free(w);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n_in * seed_rows; i++)
+        f[i] = gauss() * 0.02f;
+    kq_quant(t, f, w, n_in * seed_rows);
+    for (int64_t r = seed_rows; r < n_out; r++)
+        memcpy(w + r * rb, w + (r % seed_rows) * rb, rb);
+    tw_free(f);
+    *row_bytes = rb;
+    return w;
+}
+
+struct mm_job {
+    enum gguf_ttype t;
+    const void *w;
+    int64_t n_in, n_out, n_tok;
+    const float *x;
+    float *y;
+    struct tw_pool *pool;
+};
+
+static void run_matmul(void *arg)
+{
+    struct mm_job *j = arg;
+    kq_matmul(j->t, j->w, j->n_in, j->n_out, j->x, j->n_tok, j->y, j->pool);
+}
+
+struct dq_job {
+    enum gguf_ttype t;
+    const void *w;
+    float *out;
+    int64_t n;
+};
+
+static void run_dequant(void *arg)
+{
+    struct dq_job *j = arg;
+    kq_dequant(j->t, j->w, j->out, j->n);
+}
+
+struct copy_job {
+    void *dst;
+    const void *src;
+    size_t n;
+};
+
+static void run_copy(void *arg)
+{
+    struct copy_job *j = arg;
+    memcpy(j->dst, j->src, j->n);
+}
+
+struct burn_job {
+    int64_t iters;
+    int64_t flops[64];
+};
+
+static void burn_fn(void *arg, int ith, int nth)
+{
+    struct burn_job *b = arg;
+    (void)nth;
+    int64_t f = kq_fma_burn(b->iters);
+    if (ith < 64)
+        b->flops[ith] = f;
+}
+
+struct burn_all {
+    struct burn_job *job;
+    struct tw_pool *pool;
+};
+
+static void run_burn(void *arg)
+{
+    struct burn_all *a = arg;
+    tw_pool_run(a->pool, burn_fn, a->job);
+}
+
+static float *gauss_vec(int64_t n)
+{
+    float *v = tw_mallocarray((size_t)n, sizeof(float));
+    for (int64_t i = 0; v && i < n; i++)
+        v[i] = gauss();
+    return v;
+}
+
+static const enum gguf_ttype bench_types[] = {GGUF_T_F32,  GGUF_T_F16,  GGUF_T_BF16,
+                                              GGUF_T_Q8_0, GGUF_T_Q4_0, GGUF_T_Q4_K,
+                                              GGUF_T_Q5_K, GGUF_T_Q6_K};
+
+static void bench_usage(FILE *f)
+{
+    fprintf(f, "usage: twin bench kernels [--threads N] [--quick] [--type NAME] [--isa SET]\n"
+               "  Weights GB/s for token generation (n_tok 1, %s), GFLOP/s for prompt\n"
+               "  processing (n_tok 128), each for the SIMD kernels and the scalar reference\n"
+               "  in the same run; memcpy bandwidth and FMA peak as yardsticks.\n",
+               "a 64 MiB matrix");
+}
+
+static int parse_type(const char *s, enum gguf_ttype *out)
+{
+    for (size_t k = 0; k < sizeof(bench_types) / sizeof(bench_types[0]); k++)
+        if (!strcmp(s, gguf_type_name(bench_types[k]))) {
+            *out = bench_types[k];
+            return 0;
+        }
+    return -1;
+}
+
+struct bench_opts {
+    int n_threads;
+    int quick;
+    int only; // restrict to one type
+    enum gguf_ttype type;
+};
+
+static void bench_yardsticks(struct tw_pool *pool, const struct bench_opts *op)
+{
+    size_t n = (size_t)64 << 20;
+    char *a = tw_malloc(n), *b = tw_malloc(n);
+    if (a && b) {
+        memset(a, 1, n);
+        memset(b, 2, n);
+        struct copy_job cj = {b, a, n};
+        double s = time_best(run_copy, &cj, op->quick ? 0.1 : 0.4, 3);
+        printf("memcpy 64 MiB (1 thread)   %8.1f GB/s copied (%.1f GB/s read+write)\n",
+               n / s / 1e9, 2 * n / s / 1e9);
+    }
+    tw_free(a);
+    tw_free(b);
+
+    struct burn_job bj = {.iters = 2000000};
+    struct burn_all ba = {&bj, NULL};
+    double s1 = time_best(run_burn, &ba, 0.1, 3);
+    ba.pool = pool;
+    double sn = time_best(run_burn, &ba, 0.1, 3);
+    int64_t fl = 0;
+    for (int i = 0; i < tw_pool_size(pool) && i < 64; i++)
+        fl += bj.flops[i];
+    printf("f32 FMA peak (%s)       %8.1f GFLOP/s 1 thread, %.1f GFLOP/s %d threads\n",
+           kq_isa(), bj.flops[0] / s1 / 1e9, fl / sn / 1e9, tw_pool_size(pool));
+}
+
+/* Best f32 matmul rate over a few prompt-processing shapes. */
+static void bench_f32_peak(struct tw_pool *pool, const struct bench_opts *op)
+{
+    static const int64_t shapes[][3] = {{1024, 1024, 128}, {2048, 2048, 128}, {768, 3072, 512}};
+    double best = 0;
+    int bi = 0;
+    for (int k = 0; k < (op->quick ? 1 : 3); k++) {
+        size_t rb;
+        void *w = make_weights(GGUF_T_F32, shapes[k][0], shapes[k][1], &rb);
+        float *x = gauss_vec(shapes[k][0] * shapes[k][2]);
+        float *y = tw_mallocarray((size_t)(shapes[k][1] * shapes[k][2]), sizeof(float));
+        if (w && x && y) {
+            struct mm_job j = {GGUF_T_F32, w, shapes[k][0], shapes[k][1], shapes[k][2], x, y, pool};
+            double s = time_best(run_matmul, &j, op->quick ? 0.1 : 0.3, 3);
+            double g = 2.0 * shapes[k][0] * shapes[k][1] * shapes[k][2] / s / 1e9;
+            if (g > best)
+                best = g, bi = k;
+        }
+        tw_free(w), tw_free(x), tw_free(y);
+    }
+    printf("f32 matmul best            %8.1f GFLOP/s (n_in %lld, n_out %lld, n_tok %lld, %d "
+           "threads)\n",
+           best, (long long)shapes[bi][0], (long long)shapes[bi][1], (long long)shapes[bi][2],
+           tw_pool_size(pool));
+}
+
+static void bench_type(enum gguf_ttype t, struct tw_pool *pool, const struct bench_opts *op,
+                       const char *isa)
+{
+    const int64_t n_in = 4096, pp_in = 2048, pp_out = 2048, pp_tok = 128;
+    size_t rb;
+    int64_t tg_out = (int64_t)(((size_t)64 << 20) / gguf_row_size(t, n_in));
+    void *w = make_weights(t, n_in, tg_out, &rb);
+    size_t rb2;
+    void *w2 = make_weights(t, pp_in, pp_out, &rb2);
+    float *x = gauss_vec(pp_in * pp_tok > n_in ? pp_in * pp_tok : n_in);
+    float *y = tw_mallocarray((size_t)(tg_out > pp_out * pp_tok ? tg_out : pp_out * pp_tok),
+                              sizeof(float));
+    float *dq = tw_mallocarray((size_t)1 << 22, sizeof(float));
+    if (!w || !w2 || !x || !y || !dq) {
+        printf("%-5s out of memory\n", gguf_type_name(t));
+        goto out;
+    }
+    double tmin = op->quick ? 0.05 : 0.25;
+    double wbytes = (double)rb * tg_out;
+
+    kq_set_isa(isa);
+    struct dq_job dj = {t, w, dq, (int64_t)1 << 22};
+    double s_dq = time_best(run_dequant, &dj, tmin, 3);
+    struct mm_job j1 = {t, w, n_in, tg_out, 1, x, y, NULL};
+    double s_dot = time_best(run_matmul, &j1, tmin, 3);
+    struct mm_job jn = {t, w, n_in, tg_out, 1, x, y, pool};
+    double s_tg = time_best(run_matmul, &jn, tmin, 3);
+    struct mm_job jp = {t, w2, pp_in, pp_out, pp_tok, x, y, pool};
+    double s_pp = time_best(run_matmul, &jp, tmin, 3);
+
+    kq_set_isa("scalar");
+    double r_dq = time_best(run_dequant, &dj, 0.0, 1);
+    double r_tg = time_best(run_matmul, &jn, 0.0, 1);
+    double r_pp = op->quick ? 0 : time_best(run_matmul, &jp, 0.0, 1);
+    kq_set_isa(isa);
+
+    double flops = 2.0 * pp_in * pp_out * pp_tok;
+    printf("%-5s %9.1f %5.1fx %9.1f %9.1f %5.1fx %9.1f", gguf_type_name(t),
+           4.0 * dj.n / s_dq / 1e9, r_dq / s_dq, wbytes / s_dot / 1e9, wbytes / s_tg / 1e9,
+           r_tg / s_tg, flops / s_pp / 1e9);
+    if (r_pp > 0)
+        printf(" %5.1fx\n", r_pp / s_pp);
+    else
+        printf("      -\n");
+    fflush(stdout);
+out:
+    tw_free(w), tw_free(w2), tw_free(x), tw_free(y), tw_free(dq);
+}
+
+TW_BENCH(kernels, "tensor kernels: dequant, dot, matmul GB/s and GFLOP/s per type, vs scalar")
+{
+    struct bench_opts op = {.n_threads = 0};
+    struct tw_err err = TW_ERR_INIT;
+    struct tw_pool *pool = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 256)
+                return cli_fail("--threads wants a number from 1 to 256, not '%s'", argv[i]);
+            op.n_threads = (int)v;
+        } else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
+            if (kq_set_isa(argv[++i]) < 0)
+                return cli_fail("kernel set '%s' is not available here (scalar avx2 avx512 "
+                                "avx512-novnni)",
+                                argv[i]);
+        } else if (!strcmp(argv[i], "--quick")) {
+            op.quick = 1;
+        } else if (!strcmp(argv[i], "--type") && i + 1 < argc) {
+            if (parse_type(argv[++i], &op.type))
+                return cli_fail("unknown type '%s' (f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k)",
+                                argv[i]);
+            op.only = 1;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            bench_usage(stdout);
+            return 0;
+        } else {
+            bench_usage(stderr);
+            return 2;
+        }
+    }
+    if (tw_pool_new(op.n_threads, &pool, &err))
+        return cli_fail("%s", err.msg);
+    const char *isa = kq_isa();
+    printf("kernels: %s, %d threads (figures are the fastest of repeated runs; the machine may be "
+           "shared)\n",
+           isa, tw_pool_size(pool));
+    bench_yardsticks(pool, &op);
+    bench_f32_peak(pool, &op);
+    printf("\n%-5s %9s %6s %9s %9s %6s %9s %6s\n", "type", "dequant", "vs ref", "dot 1thr",
+           "tg", "vs ref", "pp", "vs ref");
+    printf("%-5s %9s %6s %9s %9s %6s %9s %6s\n", "", "GB/s out", "", "GB/s w", "GB/s w", "",
+           "GFLOP/s", "");
+    for (size_t k = 0; k < sizeof(bench_types) / sizeof(bench_types[0]); k++) {
+        if (op.only && bench_types[k] != op.type)
+            continue;
+        bench_type(bench_types[k], pool, &op, isa);
+    }
+    printf("\ntg: n_in 4096, 64 MiB of weights, n_tok 1; dot 1thr: the same on one thread; "
+           "pp: 2048x2048, n_tok 128\n");
+    tw_pool_free(pool);
+    return 0;
+}

@@ -1,0 +1,507 @@
+/* kq_avx512.c - AVX-512 kernels (compiled with -mavx512f/bw/vl/dq; called only when the CPU has
+ * them). Float kernels use 16-wide FMAs with masked tails; the Q8_0/Q4_0 integer dot products use
+ * VNNI (vpdpbusd) when the CPU has it. Entries left NULL come from the AVX2 table.
+ */
+#include "nn/kq_impl.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+static inline float f16(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+static inline __m512 load_bf16(const uint16_t *p)
+{
+    __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+static inline __m512 load_bf16_mask(const uint16_t *p, __mmask16 m)
+{
+    __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+
+#define LOAD_F32(p) _mm512_loadu_ps(p)
+#define LOADM_F32(p, m) _mm512_maskz_loadu_ps(m, p)
+#define LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define LOADM_F16(p, m) _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p))
+#define LOAD_BF16(p) load_bf16(p)
+#define LOADM_BF16(p, m) load_bf16_mask(p, m)
+
+/* ---- float dot products: 4 accumulators, masked tail ---- */
+
+#define DEF_DOT(name, T, LOAD, LOADM)                                                              \
+    static float name(int64_t n, const void *w, const void *x)                                     \
+    {                                                                                              \
+        const T *a = w, *b = x;                                                                    \
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                                \
+        int64_t i = 0;                                                                             \
+        for (; i + 64 <= n; i += 64) {                                                             \
+            s0 = _mm512_fmadd_ps(LOAD(a + i), LOAD(b + i), s0);                                    \
+            s1 = _mm512_fmadd_ps(LOAD(a + i + 16), LOAD(b + i + 16), s1);                          \
+            s2 = _mm512_fmadd_ps(LOAD(a + i + 32), LOAD(b + i + 32), s2);                          \
+            s3 = _mm512_fmadd_ps(LOAD(a + i + 48), LOAD(b + i + 48), s3);                          \
+        }                                                                                          \
+        for (; i + 16 <= n; i += 16)                                                               \
+            s0 = _mm512_fmadd_ps(LOAD(a + i), LOAD(b + i), s0);                                    \
+        if (i < n) {                                                                               \
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                                  \
+            s1 = _mm512_fmadd_ps(LOADM(a + i, m), LOADM(b + i, m), s1);                            \
+        }                                                                                          \
+        return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));  \
+    }
+
+DEF_DOT(dot_f32, float, LOAD_F32, LOADM_F32)
+
+DEF_DOT(dot_bf16, uint16_t, LOAD_BF16, LOADM_BF16)
+
+/* ---- float gemm: 4 x 4 register tile ---- */
+
+/* Sums each of 4 vectors and returns the 4 sums in one __m128 (a transposing reduction: cheaper
+ * than 4 separate reductions). */
+static inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+    /* 512 -> 256: add halves */
+    __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(a),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    __m256 b8 = _mm256_add_ps(_mm512_castps512_ps256(b),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
+    __m256 c8 = _mm256_add_ps(_mm512_castps512_ps256(c),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1)));
+    __m256 d8 = _mm256_add_ps(_mm512_castps512_ps256(d),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(d), 1)));
+    __m256 ab = _mm256_hadd_ps(a8, b8); // a01 a23 b01 b23 | a45 a67 b45 b67
+    __m256 cd = _mm256_hadd_ps(c8, d8);
+    __m256 abcd = _mm256_hadd_ps(ab, cd); // a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+#define DEF_GEMM(name, T, LOAD, LOADM)                                                             \
+    static void name(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,    \
+                     float *y, int64_t y_stride)                                                   \
+    {                                                                                              \
+        const T *a0 = w, *a1 = (const T *)((const char *)w + w_stride),                            \
+                *a2 = (const T *)((const char *)w + 2 * w_stride),                                 \
+                *a3 = (const T *)((const char *)w + 3 * w_stride);                                 \
+        const T *b[4];                                                                             \
+        for (int k = 0; k < 4; k++)                                                                \
+            b[k] = (const T *)((const char *)x + k * x_stride);                                    \
+        __m512 acc[4][4];                                                                          \
+        for (int t = 0; t < 4; t++)                                                                \
+            acc[0][t] = acc[1][t] = acc[2][t] = acc[3][t] = _mm512_setzero_ps();                   \
+        int64_t i = 0;                                                                             \
+        for (; i + 16 <= n; i += 16) {                                                             \
+            const __m512 w0 = LOAD(a0 + i), w1 = LOAD(a1 + i), w2 = LOAD(a2 + i),                  \
+                         w3 = LOAD(a3 + i);                                                        \
+            for (int t = 0; t < 4; t++) {                                                          \
+                const __m512 v = LOAD(b[t] + i);                                                   \
+                acc[0][t] = _mm512_fmadd_ps(w0, v, acc[0][t]);                                     \
+                acc[1][t] = _mm512_fmadd_ps(w1, v, acc[1][t]);                                     \
+                acc[2][t] = _mm512_fmadd_ps(w2, v, acc[2][t]);                                     \
+                acc[3][t] = _mm512_fmadd_ps(w3, v, acc[3][t]);                                     \
+            }                                                                                      \
+        }                                                                                          \
+        if (i < n) {                                                                               \
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                                  \
+            const __m512 w0 = LOADM(a0 + i, m), w1 = LOADM(a1 + i, m), w2 = LOADM(a2 + i, m),      \
+                         w3 = LOADM(a3 + i, m);                                                    \
+            for (int t = 0; t < 4; t++) {                                                          \
+                const __m512 v = LOADM(b[t] + i, m);                                               \
+                acc[0][t] = _mm512_fmadd_ps(w0, v, acc[0][t]);                                     \
+                acc[1][t] = _mm512_fmadd_ps(w1, v, acc[1][t]);                                     \
+                acc[2][t] = _mm512_fmadd_ps(w2, v, acc[2][t]);                                     \
+                acc[3][t] = _mm512_fmadd_ps(w3, v, acc[3][t]);                                     \
+            }                                                                                      \
+        }                                                                                          \
+        for (int t = 0; t < 4; t++)                                                                \
+            _mm_storeu_ps(y + t * y_stride, reduce4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));  \
+    }
+
+DEF_GEMM(gemm_f32, float, LOAD_F32, LOADM_F32)
+DEF_GEMM(gemm_f16, uint16_t, LOAD_F16, LOADM_F16)
+DEF_GEMM(gemm_bf16, uint16_t, LOAD_BF16, LOADM_BF16)
+
+/* ---- Q8_0 / Q4_0 against Q8_0X activations: two blocks per 512-bit vector ----
+ *
+ * The activations' quants are contiguous (kq_impl.h), so a pair of blocks is one 64-byte load.
+ * With AVX-512 VNNI and VBMI (Ice Lake, Zen 4) the two weight blocks of a pair are gathered from
+ * one masked 36-byte load by vpermb, their scales by vpermw; vpdpbusd does the byte dot products.
+ * Without them: 128/256-bit loads and maddubs + madd. */
+
+#define VNNI_TARGET __attribute__((target("avx512vnni,avx512vbmi,avx512bw,avx512f")))
+
+/* u8 x s8 -> 16 x int32 added to acc; inputs keep maddubs from saturating (|u| <= 128). */
+static inline __m512i dp_u8s8(__m512i acc, __m512i u, __m512i s)
+{
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s),
+                                                   _mm512_set1_epi16(1)));
+}
+VNNI_TARGET static inline __m512i dp_u8s8_vnni(__m512i acc, __m512i u, __m512i s)
+{
+    return _mm512_dpbusd_epi32(acc, u, s);
+}
+
+/* Weight pairs, plain: quants in weight order, and the two f16 scales as floats 0 and 1. */
+static inline __m512i load2_q8_0(const struct kq_block_q8_0 *b, __m128 *d)
+{
+    *d = _mm_cvtph_ps(_mm_setr_epi16((short)b[0].d, (short)b[1].d, 0, 0, 0, 0, 0, 0));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[0].qs)),
+                              _mm256_loadu_si256((const __m256i *)b[1].qs), 1);
+}
+
+static inline __m512i load2_q4_0(const struct kq_block_q4_0 *b, __m128 *d)
+{
+    *d = _mm_cvtph_ps(_mm_setr_epi16((short)b[0].d, (short)b[1].d, 0, 0, 0, 0, 0, 0));
+    const __m128i a = _mm_loadu_si128((const __m128i *)b[0].qs);
+    const __m128i c = _mm_loadu_si128((const __m128i *)b[1].qs);
+    const __m256i ac = _mm256_set_m128i(c, a);
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(ac), _mm256_srli_epi16(ac, 4), 1);
+    /* z = [a, c, a>>4, c>>4]: reorder lanes to [a, a>>4, c, c>>4] */
+    return _mm512_and_si512(_mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)),
+                            _mm512_set1_epi8(0x0F));
+}
+
+/* Weight pairs with VBMI: blocks i and i+1 are bytes 0..35 from b (a masked load never touches
+ * memory past them). Q4_0: d at bytes 0 and 18, nibbles at 2..17 and 20..35. */
+VNNI_TARGET static inline __m512i load2_q4_0_vbmi(const struct kq_block_q4_0 *b, __m128 *d)
+{
+    const __m512i v = _mm512_maskz_loadu_epi8(0xFFFFFFFFFull, b);
+    const __m512i idx = _mm512_set_epi8(35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21,
+                                        20, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22,
+                                        21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                        2, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
+    const __m512i sh = _mm512_set_epi64(0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                        0x0004000400040004ll, 0x0004000400040004ll, 0, 0);
+    const __m512i didx = _mm512_castsi128_si512(_mm_setr_epi16(0, 9, 0, 0, 0, 0, 0, 0));
+    *d = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(didx, v)));
+    return _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(idx, v), sh),
+                            _mm512_set1_epi8(0x0F));
+}
+VNNI_TARGET static inline __m512i load2_q8_0_vbmi(const struct kq_block_q8_0 *b, __m128 *d)
+{
+    return load2_q8_0(b, d);
+}
+
+/* [s0 x 8, s1 x 8] from floats 0 and 1 of s. */
+static inline __m512 spread2(__m128 s)
+{
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
+}
+
+/* Q8_0 weights are signed: |w| against y with w's sign. Q4_0 weights are nibbles q for q - 8:
+ * dot(q, y) + c where c = -dot(8, y) (computed once per activation pair). */
+#define Q8_0_TERM(DP, w, y, c)                                                                     \
+    DP(c, _mm512_abs_epi8(w),                                                                      \
+       _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y))
+#define Q4_0_TERM(DP, w, y, c) DP(c, w, y)
+#define Q8_0_OFF(DP, y) _mm512_setzero_si512()
+#define Q4_0_OFF(DP, y)                                                                            \
+    _mm512_sub_epi32(_mm512_setzero_si512(), DP(_mm512_setzero_si512(), _mm512_set1_epi8(8), y))
+
+/* One block (the odd last one) in plain C. */
+static float tail_q8_0(const struct kq_block_q8_0 *a, const int8_t *q, float dy)
+{
+    int s = 0;
+    for (int j = 0; j < KQ_QK; j++)
+        s += a->qs[j] * q[j];
+    return s * (f16(a->d) * dy);
+}
+static float tail_q4_0(const struct kq_block_q4_0 *a, const int8_t *q, float dy)
+{
+    int s = 0;
+    for (int j = 0; j < KQ_QK / 2; j++)
+        s += ((a->qs[j] & 0xF) - 8) * q[j] + ((a->qs[j] >> 4) - 8) * q[j + 16];
+    return s * (f16(a->d) * dy);
+}
+
+#define DEF_DOT_Q(name, WB, LOAD2, TERM, OFF, DP, ATTR, TAIL)                                      \
+    ATTR static float name(int64_t n, const void *w, const void *x)                                \
+    {                                                                                              \
+        const WB *a = w;                                                                           \
+        const float *xd = kq__q8x_d(x);                                                            \
+        const int8_t *xq = kq__q8x_qs(x, n);                                                       \
+        const int64_t nb = n / KQ_QK;                                                              \
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                            \
+        int64_t i = 0;                                                                             \
+        for (; i + 4 <= nb; i += 4) {                                                              \
+            __m128 d0, d1;                                                                         \
+            const __m512i y0 = _mm512_loadu_si512(xq + i * KQ_QK);                                 \
+            const __m512i y1 = _mm512_loadu_si512(xq + (i + 2) * KQ_QK);                           \
+            const __m512i p0 = TERM(DP, LOAD2(a + i, &d0), y0, OFF(DP, y0));                       \
+            const __m512i p1 = TERM(DP, LOAD2(a + i + 2, &d1), y1, OFF(DP, y1));                   \
+            const __m128 dy = _mm_loadu_ps(xd + i);                                                \
+            const __m512 s0 = spread2(_mm_mul_ps(d0, dy));                                         \
+            const __m512 s1 = spread2(_mm_mul_ps(d1, _mm_movehl_ps(dy, dy)));                      \
+            acc0 = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(p0), acc0);                              \
+            acc1 = _mm512_fmadd_ps(s1, _mm512_cvtepi32_ps(p1), acc1);                              \
+        }                                                                                          \
+        for (; i + 2 <= nb; i += 2) {                                                              \
+            __m128 d0;                                                                             \
+            const __m512i y0 = _mm512_loadu_si512(xq + i * KQ_QK);                                 \
+            const __m512i p0 = TERM(DP, LOAD2(a + i, &d0), y0, OFF(DP, y0));                       \
+            const __m512 s0 = spread2(_mm_mul_ps(d0, _mm_setr_ps(xd[i], xd[i + 1], 0, 0)));        \
+            acc0 = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(p0), acc0);                              \
+        }                                                                                          \
+        float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));                               \
+        if (i < nb)                                                                                \
+            sum += TAIL(a + i, xq + i * KQ_QK, xd[i]);                                             \
+        return sum;                                                                                \
+    }
+
+DEF_DOT_Q(dot_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, Q8_0_OFF, dp_u8s8, , tail_q8_0)
+DEF_DOT_Q(dot_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, Q4_0_OFF, dp_u8s8, , tail_q4_0)
+DEF_DOT_Q(dot_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_0_OFF, dp_u8s8_vnni,
+          VNNI_TARGET, tail_q8_0)
+DEF_DOT_Q(dot_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF, dp_u8s8_vnni,
+          VNNI_TARGET, tail_q4_0)
+
+/* 4 rows x 4 tokens, two blocks per step: each unpacked weight pair serves 4 tokens, each
+ * activation pair (with its Q4_0 offset) 4 rows. An odd last block goes through the tail. */
+#define DEF_GEMM_Q(name, WB, LOAD2, TERM, OFF, DP, ATTR, TAIL)                                     \
+    ATTR static void name(int64_t n, const void *w, size_t w_stride, const void *x,                \
+                          size_t x_stride, float *y, int64_t y_stride)                             \
+    {                                                                                              \
+        const WB *a[4];                                                                            \
+        const float *bd[4];                                                                        \
+        const int8_t *bq[4];                                                                       \
+        for (int k = 0; k < 4; k++) {                                                              \
+            a[k] = (const WB *)((const char *)w + k * w_stride);                                   \
+            bd[k] = kq__q8x_d((const char *)x + k * x_stride);                                     \
+            bq[k] = kq__q8x_qs((const char *)x + k * x_stride, n);                                 \
+        }                                                                                          \
+        const int64_t nb = n / KQ_QK;                                                              \
+        __m512 acc[4][4];                                                                          \
+        for (int r = 0; r < 4; r++)                                                                \
+            for (int t = 0; t < 4; t++)                                                            \
+                acc[r][t] = _mm512_setzero_ps();                                                   \
+        int64_t i = 0;                                                                             \
+        for (; i + 2 <= nb; i += 2) {                                                              \
+            __m512i qa[4], qb[4], off[4];                                                          \
+            __m512 da[4], db[4];                                                                   \
+            for (int k = 0; k < 4; k++) {                                                          \
+                __m128 d;                                                                          \
+                qa[k] = LOAD2(a[k] + i, &d);                                                       \
+                da[k] = spread2(d);                                                                \
+                qb[k] = _mm512_loadu_si512(bq[k] + i * KQ_QK);                                     \
+                off[k] = OFF(DP, qb[k]);                                                           \
+                db[k] = spread2(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(bd[k] + i))));  \
+            }                                                                                      \
+            for (int r = 0; r < 4; r++)                                                            \
+                for (int t = 0; t < 4; t++)                                                        \
+                    acc[r][t] = _mm512_fmadd_ps(                                                   \
+                        _mm512_mul_ps(da[r], db[t]),                                               \
+                        _mm512_cvtepi32_ps(TERM(DP, qa[r], qb[t], off[t])), acc[r][t]);            \
+        }                                                                                          \
+        for (int t = 0; t < 4; t++) {                                                              \
+            __m128 s = reduce4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]);                        \
+            if (i < nb) {                                                                          \
+                const int8_t *q = bq[t] + i * KQ_QK;                                               \
+                s = _mm_add_ps(s, _mm_setr_ps(TAIL(a[0] + i, q, bd[t][i]),                         \
+                                              TAIL(a[1] + i, q, bd[t][i]),                         \
+                                              TAIL(a[2] + i, q, bd[t][i]),                         \
+                                              TAIL(a[3] + i, q, bd[t][i])));                       \
+            }                                                                                      \
+            _mm_storeu_ps(y + t * y_stride, s);                                                    \
+        }                                                                                          \
+    }
+
+DEF_GEMM_Q(gemm_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, Q8_0_OFF, dp_u8s8, , tail_q8_0)
+DEF_GEMM_Q(gemm_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, Q4_0_OFF, dp_u8s8, , tail_q4_0)
+DEF_GEMM_Q(gemm_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_0_OFF,
+           dp_u8s8_vnni, VNNI_TARGET, tail_q8_0)
+DEF_GEMM_Q(gemm_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF,
+           dp_u8s8_vnni, VNNI_TARGET, tail_q4_0)
+
+/* ---- K-quants against Q8_K ----
+ *
+ * A 32-byte chunk c of Q4_K/Q5_K quants holds sub-block 2c in its low nibbles and 2c+1 in its high
+ * ones, i.e. weights 64c..64c+63 in order once the chunk is broadcast to both halves of a vector
+ * and the upper half is shifted by 4: one contiguous 64-byte load of activations matches it.
+ * maddubs gives 16-bit pair sums, madd with the sub-block scales (vpermw from one vector of 8)
+ * sums them to int32. Mins go through the Q8_K group sums. */
+
+/* The 8 6-bit scales (*sc) and mins (*m) of a Q4_K/Q5_K block, one per byte, with 32-bit ops. */
+static inline void unpack_scales_k4(const uint8_t *s, uint64_t *sc, uint64_t *m)
+{
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4);
+    memcpy(&u1, s + 4, 4);
+    memcpy(&u2, s + 8, 4);
+    const uint32_t sc_lo = u0 & 0x3F3F3F3Fu, m_lo = u1 & 0x3F3F3F3Fu;
+    const uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    const uint32_t m_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    *sc = sc_lo | (uint64_t)sc_hi << 32;
+    *m = m_lo | (uint64_t)m_hi << 32;
+}
+
+/* 16-bit lanes 0-15 = v[2c], 16-31 = v[2c+1] (v: 8 int16 in the low 128 bits). */
+static inline __m512i spread_pair(__m512i v, int c)
+{
+    const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * c)),
+                                           _mm256_set1_epi16((short)(2 * c + 1)), 1);
+    return _mm512_permutexvar_epi16(idx, v);
+}
+
+/* Chunk c of 32 bytes as 64 quants 0..15 in weight order. */
+static inline __m512i chunk_nibbles(const uint8_t *q)
+{
+    const __m512i z = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q));
+    const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    return _mm512_and_si512(_mm512_srlv_epi16(z, sh), _mm512_set1_epi8(0x0F));
+}
+
+/* sum_j m_j * (bsums[2j] + bsums[2j+1]) as 4 int32 lanes. */
+static inline __m128i mins_dot4(uint64_t m, const int16_t *bsums)
+{
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums),
+                                      _mm_loadu_si128((const __m128i *)(bsums + 8)));
+    return _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m)), bs);
+}
+
+static float dot_q4_K(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q4_K *a = w;
+    const struct kq_block_q8_K *b = x;
+    __m512 acc = _mm512_setzero_ps();
+    __m128 macc = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        uint64_t sc, mn;
+        unpack_scales_k4(a[i].scales, &sc, &mn);
+        const __m512i sc16 =
+            _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+        __m512i s = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            const __m512i q = chunk_nibbles(a[i].qs + 32 * c);
+            const __m512i y = _mm512_loadu_si512(b[i].qs + 64 * c);
+            s = _mm512_add_epi32(
+                s, _mm512_madd_epi16(_mm512_maddubs_epi16(q, y), spread_pair(sc16, c)));
+        }
+        const float dy = b[i].d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(a[i].d) * dy), _mm512_cvtepi32_ps(s), acc);
+        macc = _mm_fmadd_ps(_mm_set1_ps(f16(a[i].dmin) * dy),
+                            _mm_cvtepi32_ps(mins_dot4(mn, b[i].bsums)), macc);
+    }
+    return _mm512_reduce_add_ps(acc) -
+           _mm512_reduce_add_ps(_mm512_castps128_ps512(macc)); // upper lanes of the cast: zero
+}
+
+static float dot_q5_K(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q5_K *a = w;
+    const struct kq_block_q8_K *b = x;
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    __m512 acc = _mm512_setzero_ps();
+    __m128 macc = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        uint64_t sc, mn;
+        unpack_scales_k4(a[i].scales, &sc, &mn);
+        const __m512i sc16 =
+            _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)a[i].qh));
+        __m512i s = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            /* the 5th bit of weight l of sub-block 2c (2c+1) is bit 2c (2c+1) of qh[l] */
+            const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                                   _mm256_set1_epi8((char)(2 << (2 * c))), 1);
+            const __m512i q = _mm512_mask_add_epi8(chunk_nibbles(a[i].qs + 32 * c),
+                                                   _mm512_test_epi8_mask(qh, bit),
+                                                   chunk_nibbles(a[i].qs + 32 * c), sixteen);
+            const __m512i y = _mm512_loadu_si512(b[i].qs + 64 * c);
+            s = _mm512_add_epi32(
+                s, _mm512_madd_epi16(_mm512_maddubs_epi16(q, y), spread_pair(sc16, c)));
+        }
+        const float dy = b[i].d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(a[i].d) * dy), _mm512_cvtepi32_ps(s), acc);
+        macc = _mm_fmadd_ps(_mm_set1_ps(f16(a[i].dmin) * dy),
+                            _mm_cvtepi32_ps(mins_dot4(mn, b[i].bsums)), macc);
+    }
+    return _mm512_reduce_add_ps(acc) - _mm512_reduce_add_ps(_mm512_castps128_ps512(macc));
+}
+
+/* Q6_K: q in 0..63 against y, each group of 16 weighted by its signed scale; the -32 offset
+ * comes back as 32 * sum_s scale_s * bsums_s. Half h of the block: L = ql[64h..64h+63] gives
+ * weights 0..63 (low nibbles) and 64..127 (high nibbles) of the half, in order. */
+static float dot_q6_K(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q6_K *a = w;
+    const struct kq_block_q8_K *b = x;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
+    const __m512i shA = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i shB = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    /* vpermw indices: 8 lanes each of scales k, k+1, k+2, k+3 */
+    const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1,
+                                          1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales));
+        const __m512i scv = _mm512_castsi256_si512(sc16);
+        /* the offset: sum_s sc_s * bsums_s (16 products, int32) */
+        __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)b[i].bsums));
+        __m512i s = _mm512_slli_epi32(_mm512_castsi256_si512(off), 5); // 32 * ..., subtracted
+        s = _mm512_sub_epi32(_mm512_setzero_si512(),
+                             _mm512_inserti64x4(s, _mm256_setzero_si256(), 1));
+        for (int h = 0; h < 2; h++) {
+            const __m512i L = _mm512_loadu_si512(a[i].ql + 64 * h);
+            const __m512i QH =
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h)));
+            const __m512i qA = _mm512_or_si512(
+                _mm512_and_si512(L, m4),
+                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shA), m2), 4));
+            const __m512i qB = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shB), m2), 4));
+            const int8_t *y = b[i].qs + 128 * h;
+            const __m512i scA =
+                _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16(8 * h)), scv);
+            const __m512i scB = _mm512_permutexvar_epi16(
+                _mm512_add_epi16(idx0, _mm512_set1_epi16(8 * h + 4)), scv);
+            s = _mm512_add_epi32(
+                s, _mm512_madd_epi16(_mm512_maddubs_epi16(qA, _mm512_loadu_si512(y)), scA));
+            s = _mm512_add_epi32(
+                s, _mm512_madd_epi16(_mm512_maddubs_epi16(qB, _mm512_loadu_si512(y + 64)), scB));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(a[i].d) * b[i].d), _mm512_cvtepi32_ps(s), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+void kq_avx512_table(struct kq_ops *ops, int vnni)
+{
+    memset(ops, 0, sizeof(*ops));
+    ops->type[GGUF_T_F32] = (struct kq_type_ops){NULL, NULL, dot_f32, gemm_f32};
+    /* dot_f16 stays AVX2: 512-bit vcvtph2ps made it slower on Zen 4 (35 vs 55 GB/s from L2) */
+    ops->type[GGUF_T_F16] = (struct kq_type_ops){NULL, NULL, NULL, gemm_f16};
+    ops->type[GGUF_T_BF16] = (struct kq_type_ops){NULL, NULL, dot_bf16, gemm_bf16};
+    if (vnni) {
+        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0_vnni, gemm_q8_0_vnni};
+        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){NULL, NULL, dot_q4_0_vnni, gemm_q4_0_vnni};
+    } else {
+        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0, gemm_q8_0};
+        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){NULL, NULL, dot_q4_0, gemm_q4_0};
+    }
+    ops->type[GGUF_T_Q4_K].vec_dot = dot_q4_K;
+    ops->type[GGUF_T_Q5_K].vec_dot = dot_q5_K;
+    ops->type[GGUF_T_Q6_K].vec_dot = dot_q6_K;
+}
+
+/* 12 independent FMA chains: enough to cover the FMA latency on two pipes. */
+int64_t kq__fma_burn_avx512(int64_t iters)
+{
+    __m512 acc[12];
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (int k = 0; k < 12; k++)
+        acc[k] = _mm512_set1_ps((float)k);
+    for (int64_t i = 0; i < iters; i++)
+        for (int k = 0; k < 12; k++)
+            acc[k] = _mm512_fmadd_ps(acc[k], m, c);
+    __m512 s = acc[0];
+    for (int k = 1; k < 12; k++)
+        s = _mm512_add_ps(s, acc[k]);
+    volatile float sink = _mm512_reduce_add_ps(s);
+    (void)sink;
+    return iters * 12 * 16 * 2;
+}

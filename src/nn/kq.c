@@ -1,0 +1,487 @@
+/* kq.c - tensor types: half/bfloat conversion, the type table, run-time dispatch and the matmul
+ * driver (see kq.h, kq_impl.h).
+ *
+ * Matmul: activations are converted once per call to the weight's vec type (llama.cpp's choice:
+ * Q8_0 for Q4_0/Q8_0, Q8_K for K-quants, F16/BF16 for F16/BF16), then every thread takes a
+ * contiguous slice of output rows. Within a slice, tokens go in chunks that stay in cache; each
+ * chunk is swept by KQ_TILE_R x KQ_TILE_T register tiles (gemm) where the ISA has one, and by
+ * vec_dot elsewhere (edges, single tokens).
+ */
+#include "nn/kq_impl.h"
+
+#include "base/log.h"
+#include "base/mem.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- half and bfloat ---- */
+
+float kq_f16_to_f32(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    const uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
+    uint32_t bits;
+    float f;
+
+    if (exp == 0x1F) {
+        bits = sign | 0x7F800000 | (mant << 13); // inf, nan (payload kept)
+    } else if (exp) {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    } else {
+        f = (float)mant * 0x1p-24f; // zero or subnormal: exact in float
+        memcpy(&bits, &f, sizeof(bits));
+        bits |= sign;
+    }
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+uint16_t kq_f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof(x));
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7FFFFFFF;
+
+    if (ax > 0x7F800000) // nan: keep it quiet and keep the top payload bits
+        return (uint16_t)(sign | 0x7E00 | ((ax >> 13) & 0x3FF));
+    if (ax >= 0x477FF000) // >= 65520 rounds to infinity (ties to even)
+        return (uint16_t)(sign | 0x7C00);
+    if (ax < 0x38800000) { // below 2^-14: subnormal half; v*2^24 is exact, round half to even
+        float v;
+        memcpy(&v, &ax, sizeof(v));
+        v = v * 0x1p24f + 0x1p23f; // the addition rounds to an integer, ties to even
+        return (uint16_t)(sign | (uint16_t)(v - 0x1p23f));
+    }
+    ax += 0xFFF + ((ax >> 13) & 1); // round to nearest, ties to even, on the 13 dropped bits
+    return (uint16_t)(sign | ((ax - 0x38000000) >> 13));
+}
+
+float kq_bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+uint16_t kq_f32_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof(x));
+    if ((x & 0x7FFFFFFF) > 0x7F800000) // nan: force quiet (as ggml)
+        return (uint16_t)((x >> 16) | 64);
+    return (uint16_t)((x + (0x7FFF + ((x >> 16) & 1))) >> 16);
+}
+
+/* ---- type table ---- */
+
+int64_t kq__block_size(enum gguf_ttype t)
+{
+    if (t == KQ_T_Q8_0X)
+        return KQ_QK;
+    switch (t) {
+    case GGUF_T_F32:
+    case GGUF_T_F16:
+    case GGUF_T_BF16:
+        return 1;
+    case GGUF_T_Q8_0:
+    case GGUF_T_Q4_0:
+        return KQ_QK;
+    case GGUF_T_Q4_K:
+    case GGUF_T_Q5_K:
+    case GGUF_T_Q6_K:
+    case GGUF_T_Q8_K:
+        return KQ_QK_K;
+    default:
+        return 0;
+    }
+}
+
+size_t kq__block_bytes(enum gguf_ttype t)
+{
+    if (t == KQ_T_Q8_0X)
+        return sizeof(float) + KQ_QK;
+    switch (t) {
+    case GGUF_T_F32:
+        return 4;
+    case GGUF_T_F16:
+    case GGUF_T_BF16:
+        return 2;
+    case GGUF_T_Q8_0:
+        return sizeof(struct kq_block_q8_0);
+    case GGUF_T_Q4_0:
+        return sizeof(struct kq_block_q4_0);
+    case GGUF_T_Q4_K:
+        return sizeof(struct kq_block_q4_K);
+    case GGUF_T_Q5_K:
+        return sizeof(struct kq_block_q5_K);
+    case GGUF_T_Q6_K:
+        return sizeof(struct kq_block_q6_K);
+    case GGUF_T_Q8_K:
+        return sizeof(struct kq_block_q8_K);
+    default:
+        return 0;
+    }
+}
+
+size_t kq__row_bytes(enum gguf_ttype t, int64_t n)
+{
+    int64_t bs = kq__block_size(t);
+    return bs ? (size_t)(n / bs) * kq__block_bytes(t) : 0;
+}
+
+enum gguf_ttype kq__vec_type(enum gguf_ttype t)
+{
+    switch (t) {
+    case GGUF_T_Q8_0:
+    case GGUF_T_Q4_0:
+        return KQ_T_Q8_0X;
+    case GGUF_T_Q4_K:
+    case GGUF_T_Q5_K:
+    case GGUF_T_Q6_K:
+        return GGUF_T_Q8_K;
+    default:
+        return t;
+    }
+}
+
+int kq_type_supported(enum gguf_ttype t)
+{
+    switch (t) {
+    case GGUF_T_F32:
+    case GGUF_T_F16:
+    case GGUF_T_BF16:
+    case GGUF_T_Q8_0:
+    case GGUF_T_Q4_0:
+    case GGUF_T_Q4_K:
+    case GGUF_T_Q5_K:
+    case GGUF_T_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ---- dispatch ---- */
+
+static struct kq_ops ops_ref, ops_avx2, ops_avx512, ops_avx512_plain;
+static const struct kq_ops *ops_cur = &ops_ref;
+static const char *isa_cur = "scalar";
+static int have_avx2, have_avx512;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* Entries an ISA leaves NULL come from the table below it. */
+static void ops_inherit(struct kq_ops *ops, const struct kq_ops *lower)
+{
+    for (int t = 0; t < GGUF_T_COUNT; t++) {
+        struct kq_type_ops *o = &ops->type[t];
+        const struct kq_type_ops *l = &lower->type[t];
+        if (!o->dequant)
+            o->dequant = l->dequant;
+        if (!o->from_float)
+            o->from_float = l->from_float;
+        if (!o->vec_dot)
+            o->vec_dot = l->vec_dot;
+        if (!o->gemm)
+            o->gemm = l->gemm;
+    }
+}
+
+static void kq_init_once(void)
+{
+    const char *force = getenv("TWIN_KQ");
+
+    kq_ref_table(&ops_ref);
+    __builtin_cpu_init();
+    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                __builtin_cpu_supports("f16c");
+    have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512dq");
+    if (have_avx2) {
+        kq_avx2_table(&ops_avx2);
+        ops_inherit(&ops_avx2, &ops_ref);
+    }
+    if (have_avx512) {
+        kq_avx512_table(&ops_avx512, __builtin_cpu_supports("avx512vnni") &&
+                                            __builtin_cpu_supports("avx512vbmi"));
+        ops_inherit(&ops_avx512, &ops_avx2);
+        kq_avx512_table(&ops_avx512_plain, 0);
+        ops_inherit(&ops_avx512_plain, &ops_avx2);
+    }
+    if (have_avx512 && !(force && (!strcmp(force, "scalar") || !strcmp(force, "avx2")))) {
+        ops_cur = &ops_avx512;
+        isa_cur = "avx512";
+    } else if (have_avx2 && !(force && !strcmp(force, "scalar"))) {
+        ops_cur = &ops_avx2;
+        isa_cur = "avx2";
+    }
+    if (force && strcmp(force, isa_cur))
+        tw_log(TW_LOG_WARN, "kq", "TWIN_KQ=%s: using %s kernels", force, isa_cur);
+}
+
+void kq_init(void)
+{
+    pthread_once(&init_once, kq_init_once);
+}
+
+const char *kq_isa(void)
+{
+    kq_init();
+    return isa_cur;
+}
+
+const struct kq_ops *kq__ops(void)
+{
+    kq_init();
+    return ops_cur;
+}
+
+const struct kq_ops *kq__ops_ref(void)
+{
+    kq_init();
+    return &ops_ref;
+}
+
+const struct kq_ops *kq__ops_isa(const char *isa)
+{
+    kq_init();
+    if (!strcmp(isa, "scalar"))
+        return &ops_ref;
+    if (!strcmp(isa, "avx2"))
+        return have_avx2 ? &ops_avx2 : NULL;
+    if (!strcmp(isa, "avx512"))
+        return have_avx512 ? &ops_avx512 : NULL;
+    if (!strcmp(isa, "avx512-novnni"))
+        return have_avx512 ? &ops_avx512_plain : NULL;
+    return NULL;
+}
+
+int kq_set_isa(const char *isa)
+{
+    const struct kq_ops *ops = kq__ops_isa(isa);
+    if (!ops)
+        return -1;
+    ops_cur = ops;
+    isa_cur = ops == &ops_avx512   ? "avx512"
+              : ops == &ops_avx512_plain ? "avx512-novnni"
+              : ops == &ops_avx2     ? "avx2"
+                                     : "scalar";
+    return 0;
+}
+
+int64_t kq_fma_burn(int64_t iters)
+{
+    kq_init();
+    if (ops_cur == &ops_avx512 || ops_cur == &ops_avx512_plain)
+        return kq__fma_burn_avx512(iters);
+    if (ops_cur == &ops_avx2)
+        return kq__fma_burn_avx2(iters);
+    /* Scalar: 8 independent chains so that latency does not hide the throughput. */
+    volatile float seed = 1.0f;
+    float a[8], m = 0.999999f, c = 1e-7f;
+    for (int k = 0; k < 8; k++)
+        a[k] = seed + k;
+    for (int64_t i = 0; i < iters; i++)
+        for (int k = 0; k < 8; k++)
+            a[k] = a[k] * m + c;
+    seed = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+    return iters * 8 * 2;
+}
+
+/* ---- public kernels ---- */
+
+void kq_dequant(enum gguf_ttype t, const void *src, float *dst, int64_t n)
+{
+    TW_ASSERT(kq_type_supported(t) && n % kq__block_size(t) == 0);
+    kq__ops()->type[t].dequant(src, dst, n);
+}
+
+void kq_quant(enum gguf_ttype t, const float *src, void *dst, int64_t n)
+{
+    TW_ASSERT(kq_type_supported(t) && n % kq__block_size(t) == 0);
+    switch (t) {
+    case GGUF_T_Q8_0:
+        kq_quant_q8_0_ref(src, dst, n);
+        break;
+    case GGUF_T_Q4_0:
+        kq_quant_q4_0_ref(src, dst, n);
+        break;
+    case GGUF_T_Q4_K:
+        kq_quant_q4_K_ref(src, dst, n);
+        break;
+    case GGUF_T_Q5_K:
+        kq_quant_q5_K_ref(src, dst, n);
+        break;
+    case GGUF_T_Q6_K:
+        kq_quant_q6_K_ref(src, dst, n);
+        break;
+    default: // F32, F16, BF16: the vec type is the type itself
+        kq__ops()->type[t].from_float(src, dst, n);
+        break;
+    }
+}
+
+#define DOT_CHUNK 4096 // floats converted at a time by kq_dot (a multiple of every block size)
+
+float kq_dot(enum gguf_ttype t, const void *row, const float *x, int64_t n)
+{
+    TW_ASSERT(kq_type_supported(t) && n % kq__block_size(t) == 0);
+    const struct kq_type_ops *o = &kq__ops()->type[t];
+    const enum gguf_ttype vt = kq__vec_type(t);
+    if (vt == GGUF_T_F32)
+        return o->vec_dot(n, row, x);
+
+    /* Convert x piecewise into a stack buffer: dot products add up across blocks. */
+    _Alignas(64) unsigned char buf[DOT_CHUNK * 2 + 64];
+    const char *w = row;
+    float sum = 0;
+    for (int64_t i = 0; i < n; i += DOT_CHUNK) {
+        int64_t m = n - i < DOT_CHUNK ? n - i : DOT_CHUNK;
+        o->from_float(x + i, buf, m);
+        sum += o->vec_dot(m, w, buf);
+        w += kq__row_bytes(t, m);
+    }
+    return sum;
+}
+
+/* ---- matmul ---- */
+
+struct mm_ctx {
+    const struct kq_type_ops *o;
+    enum gguf_ttype t;
+    const char *w;     // n_out rows of w_stride bytes
+    size_t w_stride;
+    const float *x;    // n_tok rows of n_in floats (the conversion input)
+    const char *xq;    // n_tok rows of x_stride bytes in the vec type
+    size_t x_stride;
+    int64_t n_in, n_out, n_tok;
+    float *y;          // n_tok rows of n_out
+};
+
+static void mm_convert(void *arg, int ith, int nth)
+{
+    struct mm_ctx *c = arg;
+    long t0, t1;
+    tw_pool_slice(c->n_tok, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++)
+        c->o->from_float(c->x + t * c->n_in, (char *)c->xq + t * c->x_stride, c->n_in);
+}
+
+/* Tokens per chunk: their converted rows should stay in L2 while all rows sweep over them. */
+static int64_t mm_token_chunk(size_t x_stride)
+{
+    int64_t n = (int64_t)((256 * 1024) / (x_stride ? x_stride : 1));
+    n -= n % KQ_TILE_T;
+    return n < KQ_TILE_T ? KQ_TILE_T : n;
+}
+
+static void mm_rows(void *arg, int ith, int nth)
+{
+    const struct mm_ctx *c = arg;
+    const struct kq_type_ops *o = c->o;
+    long r0, r1;
+
+    /* Slices of whole tiles, so that tiles never straddle threads. */
+    long n_tiles = (long)((c->n_out + KQ_TILE_R - 1) / KQ_TILE_R);
+    tw_pool_slice(n_tiles, ith, nth, &r0, &r1);
+    r0 *= KQ_TILE_R;
+    r1 = r1 * KQ_TILE_R < c->n_out ? r1 * KQ_TILE_R : (long)c->n_out;
+    if (r0 >= r1)
+        return;
+
+    const int64_t tc = mm_token_chunk(c->x_stride);
+    for (int64_t t0 = 0; t0 < c->n_tok; t0 += tc) {
+        const int64_t t1 = t0 + tc < c->n_tok ? t0 + tc : c->n_tok;
+        int64_t r = r0;
+        if (o->gemm && t1 - t0 >= KQ_TILE_T) {
+            for (; r + KQ_TILE_R <= r1; r += KQ_TILE_R) {
+                const char *wr = c->w + r * c->w_stride;
+                int64_t t = t0;
+                for (; t + KQ_TILE_T <= t1; t += KQ_TILE_T)
+                    o->gemm(c->n_in, wr, c->w_stride, c->xq + t * c->x_stride, c->x_stride,
+                            c->y + t * c->n_out + r, c->n_out);
+                for (; t < t1; t++)
+                    for (int64_t i = 0; i < KQ_TILE_R; i++)
+                        c->y[t * c->n_out + r + i] = o->vec_dot(
+                            c->n_in, wr + i * c->w_stride, c->xq + t * c->x_stride);
+            }
+        }
+        for (; r < r1; r++) {
+            const char *wr = c->w + r * c->w_stride;
+            for (int64_t t = t0; t < t1; t++)
+                c->y[t * c->n_out + r] = o->vec_dot(c->n_in, wr, c->xq + t * c->x_stride);
+        }
+    }
+}
+
+#define MM_STACK 16384 // bytes of converted activations kept on the stack
+
+void kq_matmul(enum gguf_ttype t, const void *w, int64_t n_in, int64_t n_out, const float *x,
+               int64_t n_tok, float *y, struct tw_pool *pool)
+{
+    kq__matmul(kq__ops(), t, w, n_in, n_out, x, n_tok, y, pool);
+}
+
+void kq__matmul(const struct kq_ops *ops, enum gguf_ttype t, const void *w, int64_t n_in,
+                int64_t n_out, const float *x, int64_t n_tok, float *y, struct tw_pool *pool)
+{
+    TW_ASSERT(kq_type_supported(t) && n_in % kq__block_size(t) == 0);
+    TW_ASSERT(n_in >= 0 && n_out >= 0 && n_tok >= 0);
+    if (!n_out || !n_tok)
+        return;
+
+    const enum gguf_ttype vt = kq__vec_type(t);
+    struct mm_ctx c = {
+        .o = &ops->type[t],
+        .t = t,
+        .w = w,
+        .w_stride = kq__row_bytes(t, n_in),
+        .x = x,
+        .x_stride = kq__row_bytes(vt, n_in),
+        .n_in = n_in,
+        .n_out = n_out,
+        .n_tok = n_tok,
+        .y = y,
+    };
+    _Alignas(64) unsigned char stack[MM_STACK];
+    void *heap = NULL;
+
+    if (vt == GGUF_T_F32) {
+        c.xq = (const char *)x;
+        tw_pool_run(pool, mm_rows, &c);
+        return;
+    }
+    size_t need = c.x_stride * (size_t)n_tok;
+    int64_t step = n_tok; // tokens converted per pass
+    unsigned char *buf = stack;
+    if (need > sizeof(stack)) {
+        heap = tw_malloc(need);
+        if (heap)
+            buf = heap;
+        else // no memory: go through in pieces that fit on the stack
+            step = (int64_t)(sizeof(stack) / c.x_stride);
+    }
+    if (step == 0) { // no memory and one converted row is larger than the stack buffer
+        for (int64_t tk = 0; tk < n_tok; tk++)
+            for (int64_t o = 0; o < n_out; o++)
+                y[tk * n_out + o] = kq_dot(t, c.w + o * c.w_stride, x + tk * n_in, n_in);
+        return;
+    }
+    for (int64_t t0 = 0; t0 < n_tok; t0 += step) {
+        int64_t nt = n_tok - t0 < step ? n_tok - t0 : step;
+        c.x = x + t0 * n_in;
+        c.xq = (const char *)buf;
+        c.n_tok = nt;
+        c.y = y + t0 * n_out;
+        if (nt == 1)
+            mm_convert(&c, 0, 1);
+        else
+            tw_pool_run(pool, mm_convert, &c);
+        tw_pool_run(pool, mm_rows, &c);
+    }
+    tw_free(heap);
+}

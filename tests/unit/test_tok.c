@@ -1,0 +1,479 @@
+/* test_tok.c - tokenizers against llama.cpp's own outputs: the test-tokenizer-0 .inp/.out pairs
+ * in shared/data/vocab and the reference JSON in shared/refs/tokenizer (ids with and without
+ * special tokens, detokenized text), plus Llama 3 from encoder.json + vocab.bpe. */
+#include "base/buf.h"
+#include "base/mem.h"
+#include "nn/gguf.h"
+#include "nn/tok.h"
+#include "test.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static const char *const vocabs[] = {
+    "baichuan", "bert-bge", "deepseek-coder", "deepseek-llm", "falcon", "gpt-2",
+    "gpt-neox", "llama-spm", "mpt",      "phi-3",          "refact",       "starcoder",
+};
+
+static struct tok *open_vocab(const char *path, struct gguf_file **fp)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct gguf_file *f;
+    struct tok *t;
+    *fp = NULL;
+    if (gguf_open(path, &f, &err) < 0) {
+        fprintf(stderr, "  %s\n", err.msg);
+        return NULL;
+    }
+    if (tok_new_from_gguf(f, &t, &err) < 0) {
+        fprintf(stderr, "  %s: %s\n", path, err.msg);
+        gguf_close(f);
+        return NULL;
+    }
+    *fp = f;
+    return t;
+}
+
+/* Tokenizes into a tw_malloc'd array. */
+static int32_t *encode(const struct tok *t, const char *s, size_t len, bool add_special,
+                       bool parse_special, size_t *n)
+{
+    struct tw_err err = TW_ERR_INIT;
+    size_t cap = len + 8;
+    int32_t *ids = tw_mallocarray(cap, sizeof(*ids));
+    int rc = tok_encode(t, s, len, add_special, parse_special, ids, cap, n, &err);
+    if (rc == TW_ELIMIT) {
+        tw_free(ids);
+        cap = *n;
+        ids = tw_mallocarray(cap ? cap : 1, sizeof(*ids));
+        rc = tok_encode(t, s, len, add_special, parse_special, ids, cap, n, &err);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "  encode failed: %s\n", err.msg);
+        tw_free(ids);
+        return NULL;
+    }
+    return ids;
+}
+
+static bool ids_equal(const int32_t *a, size_t na, const cJSON *arr)
+{
+    size_t i = 0;
+    const cJSON *e;
+    if ((size_t)cJSON_GetArraySize(arr) != na)
+        return false;
+    cJSON_ArrayForEach(e, arr)
+    {
+        if ((int32_t)e->valuedouble != a[i++])
+            return false;
+    }
+    return true;
+}
+
+static void print_ids(const char *what, const int32_t *ids, size_t n)
+{
+    fprintf(stderr, "    %s:", what);
+    for (size_t i = 0; i < n && i < 40; i++)
+        fprintf(stderr, " %d", ids[i]);
+    fprintf(stderr, "\n");
+}
+
+/* Runs the reference JSON of one vocab; returns failures, counts cases in *n_cases. */
+static int run_ref_json(const struct tok *t, const char *json_path, int *n_cases)
+{
+    size_t len;
+    char *js = test_read_file(json_path, &len);
+    cJSON *root, *cases, *c;
+    int fails = 0;
+    *n_cases = 0;
+    if (!js)
+        return -1;
+    root = cJSON_ParseWithLength(js, len);
+    tw_free(js);
+    if (!root)
+        return -1;
+    cases = cJSON_GetObjectItem(root, "cases");
+    cJSON_ArrayForEach(c, cases)
+    {
+        const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+        const char *detok = cJSON_GetObjectItem(c, "detokenized")->valuestring;
+        size_t n1, n2;
+        int32_t *a = encode(t, text, strlen(text), false, false, &n1);
+        int32_t *b = encode(t, text, strlen(text), true, false, &n2);
+        struct tw_buf out = TW_BUF_INIT;
+        bool ok = a && b;
+        (*n_cases)++;
+        if (ok && !ids_equal(a, n1, cJSON_GetObjectItem(c, "ids"))) {
+            fprintf(stderr, "  %s: ids differ for \"%s\"\n", json_path, text);
+            print_ids("ours", a, n1);
+            ok = false;
+        }
+        if (ok && !ids_equal(b, n2, cJSON_GetObjectItem(c, "ids_with_special"))) {
+            fprintf(stderr, "  %s: ids_with_special differ for \"%s\"\n", json_path, text);
+            print_ids("ours", b, n2);
+            ok = false;
+        }
+        if (ok) {
+            tok_decode(t, a, n1, false, false, &out);
+            if (strcmp(out.data, detok)) {
+                fprintf(stderr, "  %s: detokenized \"%s\" != \"%s\"\n", json_path, out.data,
+                        detok);
+                ok = false;
+            }
+        }
+        fails += !ok;
+        tw_buf_release(&out);
+        tw_free(a);
+        tw_free(b);
+    }
+    cJSON_Delete(root);
+    return fails;
+}
+
+/* Runs llama.cpp's test-tokenizer-0 files (add_special=false, parse_special=false). */
+static int run_inp_out(const struct tok *t, const char *inp_path, const char *out_path,
+                       int *n_cases)
+{
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    size_t ilen, olen;
+    char *inp = test_read_file(inp_path, &ilen), *outs = test_read_file(out_path, &olen);
+    char *p, *o;
+    int fails = 0;
+    *n_cases = 0;
+    if (!inp || !outs) {
+        tw_free(inp);
+        tw_free(outs);
+        return -1;
+    }
+    p = inp;
+    o = outs;
+    while (p < inp + ilen && *o) {
+        char *next = strstr(p, sep), *eol = strchr(o, '\n');
+        size_t tlen = next ? (size_t)(next - p) : (size_t)(inp + ilen - p);
+        int32_t want[4096];
+        size_t nw = 0, n;
+        int32_t *got;
+        if (!eol)
+            eol = o + strlen(o);
+        for (char *q = o; q < eol && nw < 4096;) {
+            char *end;
+            long v = strtol(q, &end, 10);
+            if (end == q) {
+                q++;
+                continue;
+            }
+            want[nw++] = (int32_t)v;
+            q = end;
+        }
+        got = encode(t, p, tlen, false, false, &n);
+        (*n_cases)++;
+        if (!got || n != nw || memcmp(got, want, n * sizeof(*got))) {
+            fprintf(stderr, "  %s: case %d \"%.*s\" differs\n", inp_path, *n_cases,
+                    (int)(tlen < 60 ? tlen : 60), p);
+            if (got)
+                print_ids("ours", got, n);
+            print_ids("want", want, nw);
+            fails++;
+        }
+        tw_free(got);
+        if (!next)
+            break;
+        p = next + strlen(sep);
+        o = *eol ? eol + 1 : eol;
+    }
+    tw_free(inp);
+    tw_free(outs);
+    return fails;
+}
+
+TEST(tok_matches_llama_cpp_on_every_vocab)
+{
+    int total_fail = 0;
+    for (size_t v = 0; v < sizeof(vocabs) / sizeof(vocabs[0]); v++) {
+        char path[480], inp[512], outp[512], js[512];
+        struct gguf_file *f;
+        struct tok *t;
+        int n1 = 0, n2 = 0, f1 = 0, f2 = 0;
+        snprintf(path, sizeof(path), "%sdata/vocab/ggml-vocab-%s.gguf", test_shared(""),
+                 vocabs[v]);
+        snprintf(inp, sizeof(inp), "%s.inp", path);
+        snprintf(outp, sizeof(outp), "%s.out", path);
+        snprintf(js, sizeof(js), "%srefs/tokenizer/tokenizer-ggml-vocab-%s.json",
+                 test_shared(""), vocabs[v]);
+        t = open_vocab(path, &f);
+        CHECK_MSG(t != NULL, "cannot load %s", path);
+        f1 = run_ref_json(t, js, &n1);
+        if (access(inp, R_OK) == 0)
+            f2 = run_inp_out(t, inp, outp, &n2);
+        fprintf(stderr, "  vocab %-15s refs %d/%d  inp/out %d/%d\n", vocabs[v], n1 - f1, n1,
+                n2 - f2, n2);
+        total_fail += f1 + f2;
+        tok_free(t);
+        gguf_close(f);
+    }
+    CHECK_EQ_INT(total_fail, 0);
+}
+
+TEST(tok_matches_llama_cpp_on_stories260k)
+{
+    struct gguf_file *f;
+    struct tok *t = open_vocab(test_shared("data/models/stories260K.gguf"), &f);
+    int n = 0, fails;
+    CHECK(t != NULL);
+    fails = run_ref_json(t, test_shared("refs/tokenizer/tokenizer-stories260K.json"), &n);
+    fprintf(stderr, "  vocab %-15s refs %d/%d\n", "stories260K", n - fails, n);
+    CHECK_EQ_INT(n, 45);
+    CHECK_EQ_INT(fails, 0);
+    tok_free(t);
+    gguf_close(f);
+}
+
+/* Llama 3 has no vocab GGUF in shared/: build one with our writer from the HF files
+ * (encoder.json + vocab.bpe) and run llama.cpp's ggml-vocab-llama-bpe test cases. */
+TEST(tok_llama3_from_encoder_json)
+{
+    struct tw_err err = TW_ERR_INIT;
+    size_t jlen, mlen;
+    char *json = test_read_file(test_shared("data/vocab/llama3.2-bpe/encoder.json"), &jlen);
+    char *merges = test_read_file(test_shared("data/vocab/llama3.2-bpe/vocab.bpe"), &mlen);
+    cJSON *root, *e;
+    struct gguf_str *toks, *mv;
+    int32_t *types;
+    size_t n_tok = 128002, n_merges = 0;
+    struct gguf_writer *w;
+    struct gguf_file *f;
+    struct tok *t;
+    char path[1024];
+    int n = 0, fails;
+
+    CHECK(json && merges);
+    root = cJSON_ParseWithLength(json, jlen);
+    CHECK(root != NULL);
+    toks = tw_calloc(n_tok, sizeof(*toks));
+    types = tw_calloc(n_tok, sizeof(*types));
+    mv = tw_calloc(mlen / 2 + 1, sizeof(*mv));
+    cJSON_ArrayForEach(e, root)
+    {
+        int id = (int)e->valuedouble;
+        if (id >= 0 && id < 128000) {
+            toks[id].ptr = e->string;
+            toks[id].len = strlen(e->string);
+            types[id] = 1;
+        }
+    }
+    toks[128000] = (struct gguf_str){"<|begin_of_text|>", 17};
+    toks[128001] = (struct gguf_str){"<|end_of_text|>", 15};
+    types[128000] = types[128001] = 3;
+    for (char *p = merges; p < merges + mlen;) {
+        char *nl = memchr(p, '\n', (size_t)(merges + mlen - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(merges + mlen - p);
+        if (l && !(p == merges && !strncmp(p, "#version", 8)))
+            mv[n_merges++] = (struct gguf_str){p, l};
+        p += l + 1;
+    }
+    CHECK_EQ_INT(n_merges, 280147);
+    w = gguf_writer_new();
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", "llama-bpe");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, n_tok);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_V_I32, types, n_tok);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", mv, n_merges);
+    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 128000);
+    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 128001);
+    snprintf(path, sizeof(path), "%s/llama3-vocab.gguf", test_tmpdir());
+    CHECK_OK(gguf_writer_write(w, path, &err), &err);
+    gguf_writer_free(w);
+    cJSON_Delete(root);
+    tw_free(json);
+    tw_free(merges);
+    tw_free(toks);
+    tw_free(types);
+    tw_free(mv);
+
+    t = open_vocab(path, &f);
+    CHECK(t != NULL);
+    fails = run_inp_out(t, test_shared("data/vocab/ggml-vocab-llama-bpe.gguf.inp"),
+                        test_shared("data/vocab/ggml-vocab-llama-bpe.gguf.out"), &n);
+    fprintf(stderr, "  vocab %-15s inp/out %d/%d\n", "llama3 (bpe)", n - fails, n);
+    CHECK_EQ_INT(n, 46);
+    CHECK_EQ_INT(fails, 0);
+    /* llama-bpe adds BOS; EOS ends generation */
+    {
+        size_t k;
+        int32_t *ids = encode(t, "Hello world", 11, true, false, &k);
+        CHECK(ids && k == 3 && ids[0] == 128000);
+        CHECK(ids[1] == 9906 && ids[2] == 1917);
+        tw_free(ids);
+        ids = encode(t, "<|begin_of_text|>Hi", 19, false, true, &k);
+        CHECK(ids && k == 2 && ids[0] == 128000);
+        tw_free(ids);
+        CHECK(tok_is_eog(t, 128001));
+        CHECK(!tok_is_eog(t, 9906));
+    }
+    tok_free(t);
+    gguf_close(f);
+}
+
+TEST(tok_spm_pieces_and_specials)
+{
+    struct gguf_file *f;
+    struct tok *t = open_vocab(test_shared("data/models/stories260K.gguf"), &f);
+    static const char *const want[] = {" He", "ll", "o", " w", "or", "ld"};
+    struct tw_err err = TW_ERR_INIT;
+    struct tw_buf out = TW_BUF_INIT;
+    int32_t small[2];
+    size_t n;
+    int32_t *ids;
+    char piece[16];
+
+    CHECK(t != NULL);
+    CHECK_EQ_INT(tok_kind(t), TOK_SPM);
+    CHECK_EQ_INT(tok_n_vocab(t), 512);
+    CHECK_EQ_INT(tok_bos(t), 1);
+    CHECK_EQ_INT(tok_eos(t), 2);
+    CHECK_EQ_INT(tok_sep(t), TOK_NULL); // stored as 0xFFFFFFFF: none
+    CHECK(tok_add_bos(t) && !tok_add_eos(t));
+    CHECK(tok_is_eog(t, 2));
+    ids = encode(t, "Hello world", 11, true, false, &n);
+    CHECK(ids && n == 7 && ids[0] == 1);
+    for (size_t i = 1; i < n; i++) {
+        int32_t k = tok_piece(t, ids[i], false, piece, sizeof(piece));
+        CHECK(k >= 0);
+        piece[k] = '\0';
+        CHECK_EQ_STR(piece, want[i - 1]);
+    }
+    CHECK_EQ_INT(tok_piece(t, 1, false, piece, sizeof(piece)), 0);  // control: hidden
+    CHECK_EQ_INT(tok_piece(t, 1, true, piece, sizeof(piece)), 3);   // "<s>"
+    CHECK_EQ_INT(tok_piece(t, 1, true, piece, 2), -3);              // too small
+    CHECK_EQ_INT(tok_piece(t, 3 + 'A', false, piece, sizeof(piece)), 1); // byte token
+    CHECK_EQ_INT(piece[0], 'A');
+    tok_decode(t, ids + 1, n - 1, false, false, &out); // the prefix space is dropped
+    CHECK_EQ_STR(out.data, "Hello world");
+    tw_buf_reset(&out);
+    tok_decode(t, ids, n, true, false, &out); // after a BOS llama.cpp keeps it
+    CHECK_EQ_STR(out.data, " Hello world");
+    tw_free(ids);
+    /* parse_special turns "</s>" into EOS; without it the text is spelled out */
+    ids = encode(t, "a</s>", 5, false, true, &n);
+    CHECK(ids && n >= 2 && ids[n - 1] == 2);
+    tw_free(ids);
+    ids = encode(t, "a</s>", 5, false, false, &n);
+    CHECK(ids && n > 2 && ids[n - 1] != 2);
+    tw_free(ids);
+    /* a buffer that is too small reports the size needed */
+    CHECK(tok_encode(t, "Hello world", 11, true, false, small, 2, &n, &err) == TW_ELIMIT);
+    CHECK_EQ_INT(n, 7);
+    /* bytes outside the vocabulary fall back to <0xNN> and decode back exactly */
+    {
+        static const char odd[] = "\xe2\x82\xac \xf0\x9f\x98\x80 \x01\x7f z";
+        tw_buf_reset(&out);
+        ids = encode(t, odd, sizeof(odd) - 1, false, false, &n);
+        CHECK(ids != NULL);
+        tok_decode(t, ids, n, false, false, &out);
+        CHECK_EQ_STR(out.data, odd);
+        tw_free(ids);
+    }
+    tw_buf_release(&out);
+    tok_free(t);
+    gguf_close(f);
+}
+
+/* Round trip on real text: decode(encode(x)) == x for the byte-level and SPM vocabs. */
+TEST(tok_round_trip_on_corpus_text)
+{
+    static const char *const rt[] = {"gpt-2", "llama-spm", "starcoder", "deepseek-coder"};
+    static const char text[] =
+        "  Leading spaces, tabs\tand\nnewlines\r\n; code: for (int i = 0; i < n; i++) {}\n"
+        "Ünïcödé — ☃ 日本語 한국어 \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd end.  ";
+    for (size_t v = 0; v < sizeof(rt) / sizeof(rt[0]); v++) {
+        char path[512];
+        struct gguf_file *f;
+        struct tok *t;
+        struct tw_buf out = TW_BUF_INIT;
+        size_t n;
+        int32_t *ids;
+        snprintf(path, sizeof(path), "%sdata/vocab/ggml-vocab-%s.gguf", test_shared(""), rt[v]);
+        t = open_vocab(path, &f);
+        CHECK(t != NULL);
+        ids = encode(t, text, sizeof(text) - 1, false, false, &n);
+        CHECK(ids != NULL);
+        tok_decode(t, ids, n, false, false, &out);
+        CHECK_MSG(!strcmp(out.data, text), "%s: \"%s\"", rt[v], out.data);
+        tw_buf_release(&out);
+        tw_free(ids);
+        tok_free(t);
+        gguf_close(f);
+    }
+}
+
+/* Broken tokenizer metadata is an error naming the key, never a crash. */
+TEST(tok_rejects_bad_metadata)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct gguf_str toks[3] = {{"a", 1}, {"b", 1}, {"c", 1}};
+    float scores[2] = {0, 0};
+    static const struct {
+        const char *model, *pre;
+        int what; // 0 no tokens, 1 short scores, 2 tokens not strings, 3 no merges
+        const char *needle;
+    } cases[] = {
+        {"llama", NULL, 0, "tokenizer.ggml.tokens"},
+        {"llama", NULL, 1, "tokenizer.ggml.scores has 2 entries for 3 tokens"},
+        {"llama", NULL, 2, "not an array of strings"},
+        {"gpt2", "gpt-2", 3, "tokenizer.ggml.merges"},
+        {"gpt2", "no-such-pre", 3, "unknown pre-tokenizer type 'no-such-pre'"},
+        {"t5", NULL, 3, "'t5' is not supported"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct gguf_writer *w = gguf_writer_new();
+        struct gguf_file *f;
+        struct tok *t = (struct tok *)&err;
+        char path[1024];
+        gguf_writer_set_str(w, "tokenizer.ggml.model", cases[i].model);
+        if (cases[i].pre)
+            gguf_writer_set_str(w, "tokenizer.ggml.pre", cases[i].pre);
+        if (cases[i].what == 2)
+            gguf_writer_set_arr(w, "tokenizer.ggml.tokens", GGUF_V_F32, scores, 2);
+        else if (cases[i].what != 0)
+            gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3);
+        if (cases[i].what == 1)
+            gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_V_F32, scores, 2);
+        snprintf(path, sizeof(path), "%s/bad%zu.gguf", test_tmpdir(), i);
+        CHECK_OK(gguf_writer_write(w, path, &err), &err);
+        gguf_writer_free(w);
+        CHECK_OK(gguf_open(path, &f, &err), &err);
+        tw_err_clear(&err);
+        CHECK(tok_new_from_gguf(f, &t, &err) < 0);
+        CHECK(t == NULL);
+        CHECK_MSG(strstr(err.msg, cases[i].needle) != NULL, "'%s' lacks '%s'", err.msg,
+                  cases[i].needle);
+        gguf_close(f);
+    }
+}
+
+/* Out-of-memory at every allocation is reported, never a crash or a leak. */
+TEST(tok_survives_allocation_failures)
+{
+    struct gguf_file *f;
+    struct tok *t = open_vocab(test_shared("data/models/stories260K.gguf"), &f);
+    CHECK(t != NULL);
+    for (long k = 0; k < 40; k++) {
+        struct tw_err err = TW_ERR_INIT;
+        int32_t ids[64];
+        size_t n;
+        int rc;
+        tw_mem_fail_after(k);
+        rc = tok_encode(t, "Hello world </s> again", 22, true, true, ids, 64, &n, &err);
+        tw_mem_fail_after(-1);
+        CHECK(rc == 0 || rc == TW_ENOMEM);
+    }
+    tok_free(t);
+    gguf_close(f);
+}
+
+int main(int argc, char **argv)
+{
+    return test_main(argc, argv);
+}
