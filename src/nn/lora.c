@@ -387,17 +387,15 @@ int lora_adapter_check(const struct lora_adapter *a, const struct gguf_file *bas
         if (t->ne[0] == w->n_in && t->ne[1] == w->n_out && t->ne[2] == 1 && t->ne[3] == 1)
             continue;
         if (w->embd)
-            return tw_errf(err, TW_EINVAL, "LoRA tensors '%s.lora_a' [%d, %lld] and '.lora_b' "
-                           "[%d, %lld] do not fit base '%s' [%lld, %lld] (token_embd expects "
-                           "lora_a [r, n_vocab] and lora_b [r, n_embd])", w->name, w->r,
-                           (long long)w->n_out, w->r, (long long)w->n_in, w->name,
-                           (long long)t->ne[0], (long long)t->ne[1]);
-        return tw_errf(err, TW_EINVAL, "LoRA tensors '%s.lora_a' [%lld, %d] and '.lora_b' "
-                       "[%d, %lld] do not fit base '%s' [%lld, %lld] (expected lora_a [n_in, r] "
-                       "and lora_b [r, n_out]%s)", w->name, (long long)w->n_in, w->r, w->r,
-                       (long long)w->n_out, w->name, (long long)t->ne[0], (long long)t->ne[1],
-                       t->ne[0] == w->n_out && t->ne[1] == w->n_in ? "; A and B look swapped"
-                                                                   : "");
+            return tw_errf(err, TW_EINVAL, "LoRA pair '%s.lora_a' [%d, %lld], '.lora_b' [%d, "
+                           "%lld] does not fit base [%lld, %lld]; token_embd expects lora_a "
+                           "[r, n_vocab], lora_b [r, n_embd]", w->name, w->r, (long long)w->n_out,
+                           w->r, (long long)w->n_in, (long long)t->ne[0], (long long)t->ne[1]);
+        return tw_errf(err, TW_EINVAL, "LoRA pair '%s.lora_a' [%lld, %d], '.lora_b' [%d, %lld] "
+                       "does not fit base [%lld, %lld]; expected lora_a [n_in, r], lora_b "
+                       "[r, n_out]%s", w->name, (long long)w->n_in, w->r, w->r,
+                       (long long)w->n_out, (long long)t->ne[0], (long long)t->ne[1],
+                       t->ne[0] == w->n_out && t->ne[1] == w->n_in ? " (A and B swapped?)" : "");
     }
     return TW_OK;
 }

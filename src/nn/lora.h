@@ -87,8 +87,8 @@ float lora_scale(const struct lora_adapter *a, const struct lora_weight *w, floa
 
 /* Checks the adapter against a base model file: same general.architecture, every adapted tensor
  * present in the base, 2-D, of matching shape (lora_a not transposed, flipped token_embd).
- * Errors name the tensor: "LoRA tensor 'blk.0.attn_q.weight.lora_a' has shape [4, 64],
- * expected [64, 4] for base 'blk.0.attn_q.weight' [64, 64]". */
+ * Errors name the tensor: "LoRA pair 'blk.0.attn_k.weight.lora_a' [64, 4], '.lora_b' [4, 64]
+ * does not fit base [64, 32]; expected lora_a [n_in, r], lora_b [r, n_out]". */
 int lora_adapter_check(const struct lora_adapter *a, const struct gguf_file *base,
                        struct tw_err *err);
 

@@ -141,8 +141,8 @@ int lora_merge_file(const char *base, const struct lora_merge_input *in, int n_i
     for (int i = 0; i < n_in; i++) {
         rc = lora_adapter_check(in[i].a, f, err);
         if (rc < 0) {
-            tw_err_ctx(err, "adapter %d of %d does not fit '%s'", i + 1, n_in, base);
-            goto done;
+            gguf_close(f);
+            return tw_err_ctx(err, "adapter %d does not fit '%s'", i + 1, base);
         }
     }
     if (!type) {

@@ -578,7 +578,7 @@ TEST(bad_adapters_give_clear_errors)
     EXPECT_BAD("transposed.gguf", "llama", "adapter", transposed, GGUF_T_F32,
                "'blk.0.attn_q.weight.lora_a' [4, 64] is not transposed");
     EXPECT_BAD("shape.gguf", "llama", "adapter", shape, GGUF_T_F32,
-               "do not fit base 'blk.0.attn_k.weight' [64, 32]");
+               "'blk.0.attn_k.weight.lora_a' [64, 4], '.lora_b' [4, 64] does not fit base [64, 32]");
     EXPECT_BAD("absent.gguf", "llama", "adapter", absent, GGUF_T_F32,
                "adapts 'blk.7.attn_q.weight', which the base model does not have");
     EXPECT_BAD("q8.gguf", "llama", "adapter", q8, GGUF_T_Q8_0, "has type q8_0");
