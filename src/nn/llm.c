@@ -432,45 +432,6 @@ int llm_model_apply_lora(struct llm_model *m, const struct lora_adapter *a, floa
     return TW_OK;
 }
 
-/* The first link of weight w, or NULL. */
-static const struct llm_lora_link *lora_first(const struct llm_model *m,
-                                              const struct gguf_tensor *w)
-{
-    int lo = 0, hi = m->n_lora;
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if ((uintptr_t)m->lora[mid].w < (uintptr_t)w)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < m->n_lora && m->lora[lo].w == w ? &m->lora[lo] : NULL;
-}
-
-/* y += the adapters' terms for y = w x over T tokens (x (T, ne0), y (T, ne1)). */
-static void lora_matmul(const struct llm_model *m, const struct gguf_tensor *w, const float *x,
-                        int T, float *y)
-{
-    const struct llm_lora_link *l = lora_first(m, w), *end = m->lora + m->n_lora;
-    for (; l && l < end && l->w == w; l++) {
-        if (!l->lw->embd) {
-            lora_matmul_add(l->lw, l->s, x, T, y);
-            continue;
-        }
-        for (int t = 0; t < T; t++) // tied output: the logits of the merged embedding
-            lora_embd_logits_add(l->lw, l->s, x + (size_t)t * w->ne[0],
-                                 y + (size_t)t * w->ne[1]);
-    }
-}
-
-/* The adapters' terms for the embedding row x of token id. */
-static void lora_embd(const struct llm_model *m, int32_t id, float *x)
-{
-    const struct llm_lora_link *l = lora_first(m, m->tok_embd), *end = m->lora + m->n_lora;
-    for (; l && l < end && l->w == m->tok_embd; l++)
-        lora_embd_add(l->lw, l->s, id, x);
-}
-
 /* ---- context ---- */
 
 struct llm_ctx {
@@ -648,13 +609,53 @@ static void rope_apply(const struct llm_hparams *hp, float *x, int n_heads, cons
  * the workers costs more than it saves (tens of microseconds on a busy machine). */
 #define LLM_PAR_MIN_WORK (1 << 18)
 
+/* The first link of weight w, or NULL. */
+static const struct llm_lora_link *lora_first(const struct llm_model *m,
+                                              const struct gguf_tensor *w)
+{
+    int lo = 0, hi = m->n_lora;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)m->lora[mid].w < (uintptr_t)w)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->n_lora && m->lora[lo].w == w ? &m->lora[lo] : NULL;
+}
+
+/* y += the adapters' terms for y = w x over T tokens (x (T, ne0), y (T, ne1)). */
+static void lora_matmul(const struct llm_model *m, const struct gguf_tensor *w, const float *x,
+                        int T, float *y, struct tw_pool *pool)
+{
+    const struct llm_lora_link *l = lora_first(m, w), *end = m->lora + m->n_lora;
+    for (; l && l < end && l->w == w; l++) {
+        if (!l->lw->embd) {
+            int64_t work = (int64_t)T * l->lw->r * (w->ne[0] + w->ne[1]);
+            lora_matmul_add(l->lw, l->s, x, T, y, work >= LLM_PAR_MIN_WORK ? pool : NULL);
+            continue;
+        }
+        for (int t = 0; t < T; t++) // tied output: the logits of the merged embedding
+            lora_embd_logits_add(l->lw, l->s, x + (size_t)t * w->ne[0],
+                                 y + (size_t)t * w->ne[1]);
+    }
+}
+
+/* The adapters' terms for the embedding row x of token id. */
+static void lora_embd(const struct llm_model *m, int32_t id, float *x)
+{
+    const struct llm_lora_link *l = lora_first(m, m->tok_embd), *end = m->lora + m->n_lora;
+    for (; l && l < end && l->w == m->tok_embd; l++)
+        lora_embd_add(l->lw, l->s, id, x);
+}
+
 static void matmul(struct llm_ctx *c, const struct gguf_tensor *w, const float *x, int T, float *y)
 {
     int64_t work = w->ne[0] * w->ne[1] * T;
     kq_matmul(w->type, w->data, w->ne[0], w->ne[1], x, T, y,
               work >= LLM_PAR_MIN_WORK ? c->pool : NULL);
     if (c->m->n_lora)
-        lora_matmul(c->m, w, x, T, y);
+        lora_matmul(c->m, w, x, T, y, c->pool);
 }
 
 struct attn_job {

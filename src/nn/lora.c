@@ -444,31 +444,43 @@ int lora_adapter_write(const struct lora_adapter *a, const char *path, struct tw
 
 /* ---- math ---- */
 
-void lora_matmul_add(const struct lora_weight *w, float s, const float *x, int64_t n_tok,
-                     float *y)
+struct mm_job {
+    const struct lora_weight *w;
+    float s;
+    const float *x;
+    int64_t n_tok;
+    float *y;
+};
+
+/* One worker's tokens: u = A x (the fast f32 dot), then y += (B u) * s. */
+static void mm_tokens(void *arg, int ith, int nth)
 {
+    const struct mm_job *j = arg;
+    const struct lora_weight *w = j->w;
     const int64_t n_in = w->n_in, n_out = w->n_out;
     const int r = w->r;
     float u[LORA_MAX_RANK];
+    long t0, t1;
 
-    for (int64_t t = 0; t < n_tok; t++) {
-        const float *xt = x + t * n_in;
-        float *yt = y + t * n_out;
-        for (int k = 0; k < r; k++) { // u = A x
-            const float *ak = w->a + (size_t)k * (size_t)n_in;
-            float acc = 0;
-            for (int64_t i = 0; i < n_in; i++)
-                acc += ak[i] * xt[i];
-            u[k] = acc;
-        }
-        for (int64_t o = 0; o < n_out; o++) { // y += s * (B u), scaled after the product as ggml
-            const float *bo = w->b + (size_t)o * (size_t)r;
-            float acc = 0;
-            for (int k = 0; k < r; k++)
-                acc += bo[k] * u[k];
-            yt[o] += acc * s;
-        }
+    tw_pool_slice((long)j->n_tok, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++) {
+        const float *xt = j->x + t * n_in;
+        float *yt = j->y + t * n_out;
+        for (int k = 0; k < r; k++)
+            u[k] = kq_dot(GGUF_T_F32, w->a + (size_t)k * (size_t)n_in, xt, n_in);
+        for (int64_t o = 0; o < n_out; o++) // scaled after the product, as ggml does
+            yt[o] += kq_dot(GGUF_T_F32, w->b + (size_t)o * (size_t)r, u, r) * j->s;
     }
+}
+
+void lora_matmul_add(const struct lora_weight *w, float s, const float *x, int64_t n_tok,
+                     float *y, struct tw_pool *pool)
+{
+    struct mm_job j = {w, s, x, n_tok, y};
+    if (n_tok > 1 && pool)
+        tw_pool_run(pool, mm_tokens, &j);
+    else
+        mm_tokens(&j, 0, 1);
 }
 
 void lora_embd_add(const struct lora_weight *w, float s, int32_t id, float *x)

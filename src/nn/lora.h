@@ -94,9 +94,10 @@ int lora_adapter_check(const struct lora_adapter *a, const struct gguf_file *bas
 
 /* ---- math (the decoder and merge call these) ---- */
 
-/* y[t] += s * B (A x[t]) for n_tok tokens: x (n_tok, n_in), y (n_tok, n_out). Not for embd. */
+/* y[t] += s * B (A x[t]) for n_tok tokens: x (n_tok, n_in), y (n_tok, n_out), tokens split
+ * across 'pool' (may be NULL). Not for embd weights. */
 void lora_matmul_add(const struct lora_weight *w, float s, const float *x, int64_t n_tok,
-                     float *y);
+                     float *y, struct tw_pool *pool);
 /* x (n_in = C) += s * B A[id]: the embedding row of token 'id' (embd weights only). */
 void lora_embd_add(const struct lora_weight *w, float s, int32_t id, float *x);
 /* logits (n_out = V) += s * A (B^T x) for an output tied to token_embd (embd weights only): the

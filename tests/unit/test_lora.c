@@ -492,6 +492,36 @@ TEST(scale_zero_is_the_base_model)
     lora_adapter_free(a);
 }
 
+TEST(long_prompt_on_two_threads_equals_one)
+{
+    /* 300 tokens: enough work that the adapter terms are split across the pool's workers */
+    struct tw_err err = TW_ERR_INIT;
+    struct lora_adapter *a;
+    struct llm_model *m;
+    struct llm_ctx *c1, *c2;
+    int32_t ids[300];
+    float *l1 = tw_mallocarray(300 * 512, sizeof(float)), *l2 = tw_mallocarray(300 * 512, 4);
+    CHECK(l1 && l2);
+    ids[0] = 1;
+    for (int i = 1; i < 300; i++)
+        ids[i] = 3 + (int32_t)((uint32_t)(i * 2654435761u) % 509);
+    CHECK_OK(lora_adapter_load(test_shared(ADAPTER), &a, &err), &err);
+    CHECK_OK(llm_model_load(test_shared(BASE), &m, &err), &err);
+    CHECK_OK(llm_model_apply_lora(m, a, 1.0f, &err), &err);
+    CHECK_OK(llm_ctx_new(m, 320, LLM_KV_F32, 1, &c1, &err), &err);
+    CHECK_OK(llm_ctx_new(m, 320, LLM_KV_F32, 2, &c2, &err), &err);
+    CHECK_OK(llm_decode(c1, ids, 300, l1, LLM_LOGITS_ALL, &err), &err);
+    CHECK_OK(llm_decode(c2, ids, 300, l2, LLM_LOGITS_ALL, &err), &err);
+    double d = max_diff(l1, l2, 300 * 512);
+    CHECK_MSG(d <= 1e-5, "1 vs 2 threads: max |logit diff| %g", d);
+    llm_ctx_free(c1);
+    llm_ctx_free(c2);
+    llm_model_free(m);
+    lora_adapter_free(a);
+    tw_free(l1);
+    tw_free(l2);
+}
+
 /* ---- bad adapters ---- */
 
 /* Writes a GGUF adapter with the given tensors (all f32 zeros, or 'type') and returns the load
