@@ -245,12 +245,12 @@ static int make_store(const char *dir, int max, struct doc_store **out, struct t
     if (mkdir(sub, 0755) != 0)
         return tw_errf(err, TW_EIO, "cannot create '%s'", sub);
     {
-        /* Link the first 'max' files (names sort by date) into a folder of their own. */
+        /* Copy the first 'max' files (names sort by date) into a folder of their own. */
         char cmd[4 * PATH_MAX + 128];
-        snprintf(cmd, sizeof(cmd), "ls '%s' | head -%d | while read f; do ln -s '%s'/\"$f\" '%s'/; done",
+        snprintf(cmd, sizeof(cmd), "ls '%s' | head -%d | while read f; do cp '%s'/\"$f\" '%s'/; done",
                  corpus, max, corpus, sub);
         if (system(cmd) != 0)
-            return tw_errf(err, TW_EIO, "cannot link posts into '%s'", sub);
+            return tw_errf(err, TW_EIO, "cannot copy posts into '%s'", sub);
     }
     return src_files_import(sub, &o, &sink, err);
 }
