@@ -21,6 +21,7 @@
 #define LLM_MAX_VOCAB (1 << 24)
 #define LLM_MAX_CTX (1 << 20)
 #define LLM_DEFAULT_CTX 4096
+#define LLM_MAX_HEAD_DIM 4096
 
 /* ---- model ---- */
 
@@ -129,7 +130,8 @@ static int load_hparams(struct llm_model *m, struct tw_err *err)
     if (hp->n_head % hp->n_head_kv)
         return tw_errf(err, TW_EFORMAT, "head count %d is not a multiple of the KV head count %d",
                        hp->n_head, hp->n_head_kv);
-    if ((rc = get_hp_int(f, hp->arch, "attention.key_length", hp->n_embd / hp->n_head, 2, 4096,
+    if ((rc = get_hp_int(f, hp->arch, "attention.key_length", hp->n_embd / hp->n_head, 2,
+                         LLM_MAX_HEAD_DIM,
                          &hp->head_dim, err)) < 0)
         return rc;
     {
@@ -665,13 +667,6 @@ struct attn_job {
     int pos0;   // position of the first of them
 };
 
-static inline float kv_get(const struct llm_ctx *c, const void *base, size_t i)
-{
-    if (c->kv_type == LLM_KV_F16)
-        return kq_f16_to_f32(((const uint16_t *)base)[i]);
-    return ((const float *)base)[i];
-}
-
 /* One worker's share of the (token, head) pairs: causal softmax attention over the cache. */
 static void attn_worker(void *arg, int ith, int nth)
 {
@@ -683,6 +678,7 @@ static void attn_worker(void *arg, int ith, int nth)
     size_t layer_off = (size_t)j->layer * (size_t)c->n_ctx * kvd;
     float *sc = c->scores + (size_t)ith * c->n_ctx;
     float scale = 1.0f / sqrtf((float)d);
+    float row[LLM_MAX_HEAD_DIM]; // one F16 cache row decoded
     long start, end;
 
     tw_pool_slice((long)j->T * H, ith, nth, &start, &end);
@@ -702,8 +698,9 @@ static void attn_worker(void *arg, int ith, int nth)
                 for (int i = 0; i < d; i++)
                     s += q[i] * k[i];
             } else {
+                kq_dequant(GGUF_T_F16, (const uint16_t *)c->k + off, row, d);
                 for (int i = 0; i < d; i++)
-                    s += q[i] * kv_get(c, c->k, off + i);
+                    s += q[i] * row[i];
             }
             s *= scale;
             sc[p] = s;
@@ -725,8 +722,9 @@ static void attn_worker(void *arg, int ith, int nth)
                 for (int i = 0; i < d; i++)
                     o[i] += w * v[i];
             } else {
+                kq_dequant(GGUF_T_F16, (const uint16_t *)c->v + off, row, d);
                 for (int i = 0; i < d; i++)
-                    o[i] += w * kv_get(c, c->v, off + i);
+                    o[i] += w * row[i];
             }
         }
     }
