@@ -756,3 +756,52 @@ int main(int argc, char **argv)
 {
     return test_main(argc, argv);
 }
+
+TEST(every_allocation_failure_is_an_error_without_leaks)
+{
+    /* fail each tw_malloc in turn in load, apply, write and merge: an error, never a crash, and
+     * the per-case leak check finds nothing left behind */
+    struct tw_err err = TW_ERR_INIT;
+    struct lora_adapter *ok, *a = NULL;
+    struct llm_model *m;
+    struct lora_merge_stats st;
+    char out[512], w[512];
+    int done = 0, n_failed = 0;
+
+    snprintf(out, sizeof(out), "%s/oom-merged.gguf", test_tmpdir());
+    snprintf(w, sizeof(w), "%s/oom-adapter.gguf", test_tmpdir());
+    CHECK_OK(lora_adapter_load(test_shared(ADAPTER), &ok, &err), &err);
+    CHECK_OK(llm_model_load(test_shared(BASE), &m, &err), &err);
+    for (long n = 0; n < 10000 && done != 15; n++) {
+        struct lora_merge_input in = {ok, 1.0f};
+        int rc;
+        tw_err_clear(&err);
+        tw_mem_fail_after(n);
+        if (!(done & 1)) {
+            rc = lora_adapter_load(test_shared(ADAPTER), &a, &err);
+            if (rc == 0) {
+                lora_adapter_free(a);
+                done |= 1;
+            }
+        } else if (!(done & 2)) {
+            rc = llm_model_apply_lora(m, ok, 1.0f, &err);
+            done |= rc == 0 ? 2 : 0;
+        } else if (!(done & 4)) {
+            rc = lora_adapter_write(ok, w, &err);
+            done |= rc == 0 ? 4 : 0;
+        } else {
+            rc = lora_merge_file(test_shared(BASE), &in, 1, out, NULL, NULL, &st, &err);
+            done |= rc == 0 ? 8 : 0;
+        }
+        tw_mem_fail_after(-1);
+        CHECK_MSG(rc == 0 || err.msg[0], "failure %ld gave rc %d and no message", n, rc);
+        n_failed += rc != 0;
+        if (rc == 0)
+            n = -1; // the next stage starts from its first allocation
+    }
+    CHECK_EQ_INT(done, 15);
+    CHECK_MSG(n_failed >= 10, "only %d injected failures", n_failed);
+    fprintf(stderr, "  %d allocation failures injected\n", n_failed);
+    llm_model_free(m);
+    lora_adapter_free(ok);
+}
