@@ -37,6 +37,11 @@ done
     2>/dev/null
 grep -F "She loved to play outside in the sky." "$tmp/text" >/dev/null
 
+# a path with a colon: the suffix is a scale only when it is a number
+cp "$L" "$tmp/a:b.gguf"
+[ "$(gen "Tom and his dog" --lora "$tmp/a:b.gguf")" = "$(want adapter_scale_1.0 1)" ]
+[ "$(gen "Tom and his dog" --lora "$tmp/a:b.gguf:0.5")" = "$(want adapter_scale_0.5 1)" ]
+
 # refused: an adapter for other shapes, a file that is not an adapter, a missing file
 if "$TWIN_BIN" generate -m "$TWIN_SHARED/data/models/llama-2-tiny-random.gguf" -p hi -n 1 \
     --lora "$L" 2>"$tmp/err"; then
