@@ -17,11 +17,11 @@
 
 struct cli_lora {
     int n;
-    const char *spec[LORA_MAX_ADAPTERS];     // the FILE[:SCALE] arguments (borrowed from argv)
+    const char *spec[LORA_MAX_ADAPTERS]; // the FILE[:SCALE] arguments (borrowed from argv)
     struct lora_adapter *a[LORA_MAX_ADAPTERS];
 };
 
-#define CLI_LORA_INIT {0, {0}, {0}}
+#define CLI_LORA_INIT {0}
 
 /* Splits "FILE" or "FILE:SCALE" (the last ':' followed by a finite number; otherwise the whole
  * argument is the path) into path (cap bytes) and *scale (def when absent). Prints the error and

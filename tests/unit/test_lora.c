@@ -22,14 +22,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define LORA_LOGIT_TOL 1e-4
-#define LORA_MERGE_TOL 2e-5
+#define LORA_LOGIT_TOL  1e-4
+#define LORA_MERGE_TOL  2e-5
 #define LORA_WEIGHT_TOL 1e-6
 
-#define BASE "data/models/stories260K.gguf"
-#define ADAPTER "refs/lora/stories260K-test-lora.gguf"
+#define BASE       "data/models/stories260K.gguf"
+#define ADAPTER    "refs/lora/stories260K-test-lora.gguf"
 #define MERGED_REF "refs/lora/stories260K-test-lora-merged.gguf"
-#define REFS "refs/lora/stories260K-lora.json"
+#define REFS       "refs/lora/stories260K-lora.json"
 
 static cJSON *load_json(const char *rel)
 {
@@ -70,8 +70,8 @@ static int last_logits(const struct llm_model *m, const int32_t *ids, int n, flo
 }
 
 /* Greedy ids after the prompt: out[0] = argmax of the prompt's last logits. */
-static int greedy_ids(const struct llm_model *m, const int32_t *ids, int n, int n_gen,
-                      int32_t *out, struct tw_err *err)
+static int greedy_ids(const struct llm_model *m, const int32_t *ids, int n, int n_gen, int32_t *out,
+                      struct tw_err *err)
 {
     int V = llm_n_vocab(m), rc;
     float *l = tw_mallocarray((size_t)V, sizeof(float));
@@ -242,8 +242,8 @@ static int kv_equal(const struct gguf_file *f, int64_t i, const struct gguf_file
     }
     if (t == GGUF_V_BOOL) {
         bool a, b;
-        return gguf_get_bool(f, key, 0, &a, &err) == 0 &&
-               gguf_get_bool(g, key, 0, &b, &err) == 0 && a == b;
+        return gguf_get_bool(f, key, 0, &a, &err) == 0 && gguf_get_bool(g, key, 0, &b, &err) == 0 &&
+               a == b;
     }
     int64_t a, b;
     return gguf_get_i64(f, key, 0, &a, &err) == 0 && gguf_get_i64(g, key, 0, &b, &err) == 0 &&
@@ -313,7 +313,8 @@ static void merged_vs_runtime(const struct lora_adapter *a, float scale, const c
     struct llm_model *rt, *mm;
     struct lora_merge_stats st;
     struct lora_merge_input in = {a, scale};
-    static const int32_t prompts[3][8] = {{1, 403, 407, 261, 378}, {1, 274, 287, 269, 345, 400, 428}, {1}};
+    static const int32_t prompts[3][8] = {
+        {1, 403, 407, 261, 378}, {1, 274, 287, 269, 345, 400, 428}, {1}};
     static const int lens[3] = {5, 7, 1};
     float l1[512], l2[512];
     char out[512];
@@ -469,8 +470,10 @@ TEST(export_round_trips_through_the_loader)
     /* token_embd and the other targets merge to what the runtime computes */
     double worst;
     merged_vs_runtime(b, 1.0f, NULL, LORA_MERGE_TOL, &worst);
-    fprintf(stderr, "  exported adapter (token_embd, attn_k/output, ffn_down): merged vs runtime "
-            "%.3g\n", worst);
+    fprintf(stderr,
+            "  exported adapter (token_embd, attn_k/output, ffn_down): merged vs runtime "
+            "%.3g\n",
+            worst);
     lora_adapter_free(a);
     lora_adapter_free(b);
 }
@@ -523,8 +526,8 @@ TEST(long_prompt_on_two_threads_equals_one)
 }
 
 /* An adapter of rank r on the given base tensors ([n_in, n_out] each), values in +-amp. */
-static struct lora_adapter *random_adapter(const char *const *names, const int64_t (*ne)[2],
-                                           int n, int r, float amp, struct tw_err *err)
+static struct lora_adapter *random_adapter(const char *const *names, const int64_t (*ne)[2], int n,
+                                           int r, float amp, struct tw_err *err)
 {
     struct lora_adapter *a;
     if (lora_adapter_new("llama", 2.0f * (float)r, &a, err) < 0)
@@ -647,8 +650,8 @@ struct tdesc {
     int64_t ne0, ne1;
 };
 
-static int load_bad(const char *file, const char *arch, const char *gtype,
-                    const struct tdesc *td, int n, enum gguf_ttype type, struct tw_err *err)
+static int load_bad(const char *file, const char *arch, const char *gtype, const struct tdesc *td,
+                    int n, enum gguf_ttype type, struct tw_err *err)
 {
     static float zeros[4096];
     struct gguf_writer *w = gguf_writer_new();
@@ -683,7 +686,7 @@ static int load_bad(const char *file, const char *arch, const char *gtype,
     return rc;
 }
 
-#define EXPECT_BAD(file, arch, gtype, td, type, needle)                                           \
+#define EXPECT_BAD(file, arch, gtype, td, type, needle)                                            \
     do {                                                                                           \
         struct tw_err e_ = TW_ERR_INIT;                                                            \
         int rc_ = load_bad(file, arch, gtype, td, (int)(sizeof(td) / sizeof(td[0])), type, &e_);   \
@@ -723,8 +726,9 @@ TEST(bad_adapters_give_clear_errors)
                "'blk.1.attn_v.weight.lora_a' has no matching 'blk.1.attn_v.weight.lora_b'");
     EXPECT_BAD("transposed.gguf", "llama", "adapter", transposed, GGUF_T_F32,
                "'blk.0.attn_q.weight.lora_a' [4, 64] is not transposed");
-    EXPECT_BAD("shape.gguf", "llama", "adapter", shape, GGUF_T_F32,
-               "'blk.0.attn_k.weight.lora_a' [64, 4], '.lora_b' [4, 64] does not fit base [64, 32]");
+    EXPECT_BAD(
+        "shape.gguf", "llama", "adapter", shape, GGUF_T_F32,
+        "'blk.0.attn_k.weight.lora_a' [64, 4], '.lora_b' [4, 64] does not fit base [64, 32]");
     EXPECT_BAD("absent.gguf", "llama", "adapter", absent, GGUF_T_F32,
                "adapts 'blk.7.attn_q.weight', which the base model does not have");
     EXPECT_BAD("q8.gguf", "llama", "adapter", q8, GGUF_T_Q8_0, "has type q8_0");
@@ -746,8 +750,8 @@ TEST(apply_refuses_what_the_decoder_does_not_multiply)
     tw_err_clear(&err);
     CHECK_OK(llm_model_load(test_shared(BASE), &m, &err), &err);
     CHECK(llm_model_apply_lora(m, a, 1.0f, &err) < 0);
-    CHECK_MSG(strstr(err.msg, "'blk.0.ffn_norm.weight', which the decoder does not multiply"),
-              "%s", err.msg);
+    CHECK_MSG(strstr(err.msg, "'blk.0.ffn_norm.weight', which the decoder does not multiply"), "%s",
+              err.msg);
     llm_model_free(m);
     lora_adapter_free(a);
 }
