@@ -21,12 +21,31 @@ const char *src_kind_name(enum src_kind k)
     }
 }
 
+static bool has_prefix(const char *s, const char *p)
+{
+    return !strncasecmp(s, p, strlen(p));
+}
+
+/* A URL is a git repository when it says so (git://, ssh://, git@host:, file://, a .git path)
+ * or names a repository on a known forge; other web addresses are for `twin crawl`. */
 static bool is_git_url(const char *p)
 {
-    static const char *const schemes[] = {"http://", "https://", "git://", "ssh://", "git@",
-                                          "file://", NULL};
-    for (int i = 0; schemes[i]; i++)
-        if (!strncmp(p, schemes[i], strlen(schemes[i])))
+    static const char *const forges[] = {"github.com/", "gitlab.com/", "bitbucket.org/",
+                                         "codeberg.org/", "git.sr.ht/", NULL};
+    const char *host;
+    size_t n = strlen(p);
+    if (has_prefix(p, "git://") || has_prefix(p, "ssh://") || has_prefix(p, "git@") ||
+        has_prefix(p, "file://"))
+        return true;
+    if (!has_prefix(p, "http://") && !has_prefix(p, "https://"))
+        return false;
+    if (n > 4 && !strcasecmp(p + n - 4, ".git"))
+        return true;
+    host = strstr(p, "://") + 3;
+    if (!strncasecmp(host, "www.", 4))
+        host += 4;
+    for (int i = 0; forges[i]; i++)
+        if (has_prefix(host, forges[i]))
             return true;
     return false;
 }
@@ -117,6 +136,10 @@ int src_import_path(const char *path, const struct src_opts *o, struct src_sink 
     }
     {
         struct stat st;
+        if (has_prefix(path, "http://") || has_prefix(path, "https://"))
+            return tw_errf(err, TW_EUNSUP,
+                           "'%s': not a git repository; twin import reads files and exports, "
+                           "twin crawl reads web pages and feeds", path);
         if (stat(path, &st) != 0)
             return tw_errf(err, TW_ENOENT, "'%s': no such file or folder", path);
         if (S_ISREG(st.st_mode) && src__is_zip(path))

@@ -316,6 +316,15 @@ TEST(detect_kinds)
     CHECK(mkdir(p, 0777) == 0);
     CHECK_EQ_INT(src_detect(dir), SRC_KIND_GIT);
     CHECK_EQ_INT(src_detect("https://github.com/skeeto/skeeto.github.com.git"), SRC_KIND_GIT);
+    CHECK_EQ_INT(src_detect("https://github.com/skeeto/w64devkit"), SRC_KIND_GIT);
+    CHECK_EQ_INT(src_detect("https://example.com/blog/feed"), SRC_KIND_NONE);
+    {
+        struct src_sink sink = cs_sink(&c);
+        struct tw_err err = TW_ERR_INIT;
+        CHECK_EQ_INT(src_import_path("https://example.com/blog/feed", NULL, &sink, &err),
+                     TW_EUNSUP);
+        CHECK(strstr(err.msg, "twin crawl") != NULL);
+    }
     CHECK_EQ_INT(src_detect(test_shared("data/corpora/skeeto/_posts")), SRC_KIND_FILES);
     CHECK_EQ_INT(src_detect(test_shared("data/exports/substack_export/posts.csv")),
                  SRC_KIND_SUBSTACK);
