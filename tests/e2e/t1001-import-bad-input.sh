@@ -30,7 +30,7 @@ test "$status" -eq 1
 test "$(cat out.txt)" = "imported 2, updated 0, unchanged 0, deleted 0, failed 7"
 grep -q "files/empty.md: file is empty$" err.txt
 grep -q "files/latin1.txt: not valid UTF-8 (bad byte 0xe9 at offset 3)" err.txt
-grep -q "files/nohtml.html: no text content$" err.txt
+grep -q "files/nohtml.html: no article content found$" err.txt
 grep -q "files/huge.txt: .*is 41943040 bytes, the limit is 33554432" err.txt
 grep -q "corrupt zip .*corrupt.zip" err.txt
 grep -q "li/Shares.csv: csv line 3: quote inside unquoted field 3" err.txt
