@@ -46,3 +46,17 @@ status=$?
 set -e
 test "$status" -ne 0
 grep -q -- '--author' err2.txt
+
+# --prune does not delete while items of that PATH fail (an unreadable file is not a deleted one).
+rm files/good.md
+set +e
+"$TWIN_BIN" import files --prune --author "Ada Lovelace" > out3.txt 2> err3.txt
+set -e
+grep -q "not pruning '.*files': 4 item(s) failed" err3.txt
+test "$(cat out3.txt)" = "imported 0, updated 0, unchanged 0, deleted 0, failed 4"
+test "$("$TWIN_BIN" docs --json | wc -l)" -eq 2
+# Once the bad files are gone, the prune happens: good.md's document is deleted.
+rm files/empty.md files/latin1.txt files/nohtml.html files/huge.txt
+test "$("$TWIN_BIN" import files --prune --author "Ada Lovelace")" = \
+    "imported 0, updated 0, unchanged 0, deleted 1, failed 0"
+test "$("$TWIN_BIN" docs --json | wc -l)" -eq 1
