@@ -34,6 +34,8 @@ TEST(medium_export_folder)
     CHECK_EQ_STR(d->kind, "article");
     CHECK_EQ_STR(d->platform, "medium");
     CHECK_EQ_INT(d->published_at, 1533986614); /* 2018-08-11T11:23:34.123Z */
+    CHECK_EQ_STR(d->handle, "username"); /* profile/profile.html: @username */
+    CHECK_EQ_STR(d->author, "Joe Bloggs");
     /* The repeated title/subtitle headings are gone; captions, lists and links as text. */
     CHECK(!strncmp(d->content, "This is an image caption\n\nThis is a subtitle of some sort\n\n"
                                "This is a paragraph of text and stuff.",
