@@ -251,8 +251,10 @@ static const char *convert(const char *name, const char *data, size_t len, enum 
     }
     bad = src__utf8_invalid_at(data, len);
     if (bad < len && fmt != FMT_HTML) {
-        snprintf(msg, msg_cap, "not valid UTF-8 (bad byte 0x%02x at offset %zu); convert it to "
-                 "UTF-8 first", (unsigned char)data[bad], bad);
+        snprintf(msg, msg_cap,
+                 "not valid UTF-8 (bad byte 0x%02x at offset %zu); convert it to "
+                 "UTF-8 first",
+                 (unsigned char)data[bad], bad);
         return msg;
     }
     if (fm_parse(data, len, &f->fm, &err) < 0) {
@@ -339,7 +341,8 @@ int src_files_import(const char *path, const struct src_opts *o, struct src_sink
             if (t.is_file)
                 rc = tw_errf(err, TW_EUNSUP,
                              "'%s': not a file type twin imports (markdown, html, text) or a "
-                             "known export", path);
+                             "known export",
+                             path);
             continue;
         }
         item = src__tree_item(&t, i);

@@ -115,7 +115,8 @@ static inline void cs_release(struct cs *c)
 }
 
 /* Writes a zip at 'path' holding n entries (names[i], datas[i] as C strings). 0 on success. */
-static inline int cs_write_zip(const char *path, const char *const *names, const char *const *datas, int n)
+static inline int cs_write_zip(const char *path, const char *const *names, const char *const *datas,
+                               int n)
 {
     struct archive *a = archive_write_new();
     int rc = 0;

@@ -102,8 +102,9 @@ TEST(files_skeeto_corpus)
     CHECK(!strncmp(d->url, "file:///", 8));
     CHECK(strstr(d->source, "skeeto/_posts") != NULL);
     CHECK_EQ_INT(d->published_at, 1188604800); /* from the file name */
-    CHECK(!strncmp(d->content, "Welcome to **null program**. This is my new home as my [student\n"
-                               "location](http://www.cse.psu.edu/~wellons)",
+    CHECK(!strncmp(d->content,
+                   "Welcome to **null program**. This is my new home as my [student\n"
+                   "location](http://www.cse.psu.edu/~wellons)",
                    100));
 
     d = cs_find(&c, "/2017-03-01-OpenMP-and-pwrite-.markdown");
@@ -115,8 +116,9 @@ TEST(files_skeeto_corpus)
     d = cs_find(&c, "/2009-01-04-namegen.html");
     CHECK(d != NULL);
     CHECK_EQ_STR(d->title, "Fantasy Name Generator: Request for Patterns");
-    CHECK(!strncmp(d->content, "Whether choosing a name for my character in a fantasy game or "
-                               "populating a world",
+    CHECK(!strncmp(d->content,
+                   "Whether choosing a name for my character in a fantasy game or "
+                   "populating a world",
                    80));
     CHECK(strstr(d->content, "<p>") == NULL && strstr(d->content, "<!--") == NULL);
     d = cs_find(&c, "/2008-07-18-c-pointers.html");
