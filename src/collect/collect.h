@@ -48,7 +48,8 @@ struct src_opts {
  * .mkd), HTML (.html .htm) and text (.txt .text) with optional YAML/TOML front matter (title,
  * subtitle/description, date, draft). Jekyll names "YYYY-MM-DD-slug.ext" give the date when the
  * front matter has none; the title falls back to the first heading, then the slug. Liquid
- * {% highlight x %} blocks become fenced code. kind article, platform file, url file://PATH
+ * {% highlight x %} blocks become fenced code. A whole saved web page (no front matter, an <html>
+ * or <body> tag) goes through html_extract_article (its title/date/description fill the gaps). kind article, platform file, url file://PATH
  * (file:///abs/x.zip#entry inside a zip). Drafts are skipped unless o->include_drafts. */
 int src_files_import(const char *path, const struct src_opts *o, struct src_sink *sink,
                      struct tw_err *err);
