@@ -343,7 +343,8 @@ int src_web_crawl(const char *url, const struct src_opts *o, struct src_net *net
 int src_git_import(const char *url_or_path, const struct src_opts *o, struct src_sink *sink,
                    struct tw_err *err);
 /* As src_git_import, naming the documents after 'web_url' (https://github.com/<owner>/<repo>)
- * whatever URL the repository is cloned from (a mirror, a local copy); NULL: as src_git_import. */
+ * whatever URL the repository is cloned from (a mirror, a local copy); their source is then
+ * 'web_url' too (else 'url_or_path'). NULL: as src_git_import. */
 int src_git_import_as(const char *url_or_path, const char *web_url, const struct src_opts *o,
                       struct src_sink *sink, struct tw_err *err);
 /* True when the repository path 'path' is skipped by name (vendored tree or lock file). */
