@@ -214,7 +214,8 @@ char *http_link_next(const char *link);
 struct robots;
 
 /* Parses robots.txt 'text' for the product token 'agent' ("twin"): the groups naming it (case-
- * insensitively, as a prefix of the token) or, if none, the '*' groups. Lenient: unknown lines
+ * insensitively) or, if none does, the '*' groups (a group naming us with no rules allows
+ * everything). Lenient: unknown lines
  * are skipped; input past ROBOTS_MAX bytes is ignored. Never fails on content. */
 #define ROBOTS_MAX ((size_t)500 << 10)
 int robots_parse(const char *text, size_t len, const char *agent, struct robots **out,
@@ -225,6 +226,9 @@ void robots_free(struct robots *r);
 /* True if 'path' (path and query, starting with '/') may be fetched: the longest matching rule
  * wins ('*' wildcards, '$' anchors), Allow wins ties; no match allows. */
 bool robots_allowed(const struct robots *r, const char *path);
+/* The Crawl-delay of the chosen groups in milliseconds (capped at 60 s), 0 when none. The client
+ * spaces requests to the host by at least this much. */
+long robots_crawl_delay_ms(const struct robots *r);
 
 /* ---- feeds: RSS 2.0 and Atom ---- */
 
