@@ -215,7 +215,8 @@ char *http_link_next(const char *link);
 struct robots;
 
 /* Parses robots.txt 'text' for the product token 'agent' ("twin"): the groups naming it (case-
- * insensitively, as a prefix of the token) or, if none, the '*' groups. Lenient: unknown lines
+ * insensitively) or, if none does, the '*' groups (a group naming us with no rules allows
+ * everything). Lenient: unknown lines
  * are skipped; input past ROBOTS_MAX bytes is ignored. Never fails on content. */
 #define ROBOTS_MAX ((size_t)500 << 10)
 int robots_parse(const char *text, size_t len, const char *agent, struct robots **out,
@@ -226,6 +227,9 @@ void robots_free(struct robots *r);
 /* True if 'path' (path and query, starting with '/') may be fetched: the longest matching rule
  * wins ('*' wildcards, '$' anchors), Allow wins ties; no match allows. */
 bool robots_allowed(const struct robots *r, const char *path);
+/* The Crawl-delay of the chosen groups in milliseconds (capped at 60 s), 0 when none. The client
+ * spaces requests to the host by at least this much. */
+long robots_crawl_delay_ms(const struct robots *r);
 
 /* ---- feeds: RSS 2.0 and Atom ---- */
 
@@ -344,7 +348,8 @@ int src_web_crawl(const char *url, const struct src_opts *o, struct src_net *net
 int src_git_import(const char *url_or_path, const struct src_opts *o, struct src_sink *sink,
                    struct tw_err *err);
 /* As src_git_import, naming the documents after 'web_url' (https://github.com/<owner>/<repo>)
- * whatever URL the repository is cloned from (a mirror, a local copy); NULL: as src_git_import. */
+ * whatever URL the repository is cloned from (a mirror, a local copy); their source is then
+ * 'web_url' too (else 'url_or_path'). NULL: as src_git_import. */
 int src_git_import_as(const char *url_or_path, const char *web_url, const struct src_opts *o,
                       struct src_sink *sink, struct tw_err *err);
 /* True when the repository path 'path' is skipped by name (vendored tree or lock file). */
