@@ -1304,7 +1304,7 @@ int tok_encode(const struct tok *t, const char *text, size_t len, bool add_speci
         memcpy(ids, out.v, out.n * sizeof(*ids));
     rc = 0;
 done:
-    if (rc < 0 && rc != TW_ELIMIT)
+    if (rc == TW_ENOMEM)
         tw_errf(err, rc, "out of memory tokenizing %zu bytes", len);
     tw_free(fr.v);
     tw_free(out.v);

@@ -644,6 +644,29 @@ TEST(tok_every_pre_tokenizer_partitions_text)
     }
 }
 
+/* Regression: a long "a a a ... a " word made exaone-moe's nested-quantifier pattern run out of
+ * PCRE2's JIT stack, and the failed match silently left the rest as one word. It must fall back
+ * to the interpreter and split as the regex says: the letters, then the trailing space. */
+TEST(tok_long_word_falls_back_from_jit)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct tok_pre *p;
+    struct tok_lens lens = {NULL, 0, 0};
+    bool cs, im, fb;
+    size_t n = 60000;
+    uint32_t *cps = tw_mallocarray(n, sizeof(*cps));
+    for (size_t i = 0; i < n; i++)
+        cps[i] = i % 2 ? ' ' : 'a';
+    CHECK_OK(tok__pre_new("exaone-moe", 10, &p, &cs, &im, &fb, &err), &err);
+    CHECK_OK(tok__pre_split(p, cps, n, &lens, &err), &err);
+    CHECK_EQ_INT(lens.n, 2);
+    CHECK_EQ_INT(lens.v[0], n - 1);
+    CHECK_EQ_INT(lens.v[1], 1);
+    tw_free(lens.v);
+    tok__pre_free(p);
+    tw_free(cps);
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);
