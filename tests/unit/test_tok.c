@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -665,6 +666,59 @@ TEST(tok_long_word_falls_back_from_jit)
     tw_free(lens.v);
     tok__pre_free(p);
     tw_free(cps);
+}
+
+/* A tokenizer is shared by threads: each encodes the same texts and gets the ids a lone
+ * thread gets (deepseek-llm runs PCRE2, JIT included, from every thread at once). */
+struct mt_job {
+    const struct tok *t;
+    const char *text;
+    size_t len;
+    const int32_t *want;
+    size_t n_want;
+    int bad;
+};
+
+static void *mt_run(void *arg)
+{
+    struct mt_job *j = arg;
+    for (int r = 0; r < 20; r++) {
+        size_t n;
+        int32_t *ids = encode(j->t, j->text, j->len, true, false, &n);
+        if (!ids || n != j->n_want || memcmp(ids, j->want, n * sizeof(*ids)))
+            j->bad++;
+        tw_free(ids);
+    }
+    return NULL;
+}
+
+TEST(tok_is_thread_safe)
+{
+    static const char text[] = "The quick brown fox's 12345 jumps \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa"
+                               "\x9e over caf\xc3\xa9   \n\n the lazy dog! <|endoftext|> again";
+    char path[512];
+    struct gguf_file *f;
+    struct tok *t;
+    struct mt_job jobs[4];
+    pthread_t th[4];
+    size_t n;
+    int32_t *want;
+    snprintf(path, sizeof(path), "%sdata/vocab/ggml-vocab-deepseek-llm.gguf", test_shared(""));
+    t = open_vocab(path, &f);
+    CHECK(t != NULL);
+    want = encode(t, text, sizeof(text) - 1, true, false, &n);
+    CHECK(want != NULL);
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (struct mt_job){t, text, sizeof(text) - 1, want, n, 0};
+        CHECK(pthread_create(&th[i], NULL, mt_run, &jobs[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ_INT(jobs[i].bad, 0);
+    }
+    tw_free(want);
+    tok_free(t);
+    gguf_close(f);
 }
 
 int main(int argc, char **argv)
