@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Takes "--name VALUE" or "--name=VALUE" at argv[*i]; returns the value or NULL. */
 static const char *take_flag(const char *name, int *i, int *argc, char **argv, int *missing)
@@ -78,15 +79,35 @@ const char *cli_data_dir(const struct cli_env *env)
     return tw_config_get_or(env->cfg, "data", CLI_DATA_DEFAULT);
 }
 
+static const char *store_url(const struct cli_env *env)
+{
+    const char *url = env->data_flag ? NULL : tw_config_get(env->cfg, "store.url");
+    return url && *url ? url : cli_data_dir(env);
+}
+
 int cli_store_open(const struct cli_env *env, struct doc_store **out)
 {
     struct tw_err err = TW_ERR_INIT;
-    const char *url = env->data_flag ? NULL : tw_config_get(env->cfg, "store.url");
-    if (!url || !*url)
-        url = cli_data_dir(env);
-    if (doc_store_open(url, out, &err) < 0)
+    if (doc_store_open(store_url(env), out, &err) < 0)
         return cli_fail("%s", err.msg);
     return 0;
+}
+
+int cli_store_open_existing(const struct cli_env *env, struct doc_store **out)
+{
+    const char *url = store_url(env), *dir = url;
+    char path[4200];
+    struct stat sb;
+    if (!strncmp(dir, "sqlite:", 7))
+        dir += !strncmp(dir + 7, "//", 2) ? 9 : 7;
+    if (!strstr(url, "://") || !strncmp(url, "sqlite:", 7)) {
+        snprintf(path, sizeof(path), "%s/docs.db", dir);
+        if (stat(path, &sb) != 0)
+            return cli_fail("no document store in '%s' (run 'twin init' first, or pass --data "
+                            "DIR)",
+                            dir);
+    }
+    return cli_store_open(env, out);
 }
 
 int cli_parse_int(const char *flag, const char *s, long long min, long long max, long long *out)

@@ -30,8 +30,12 @@ int cli_env_init(struct cli_env *env, int *argc, char **argv);
 void cli_env_release(struct cli_env *env);
 /* The data directory. */
 const char *cli_data_dir(const struct cli_env *env);
-/* Opens the document store; prints the error and returns 1 on failure, else 0. */
+/* Opens the document store, creating it if absent (for init and the commands that collect
+ * documents); prints the error and returns 1 on failure, else 0. */
 int cli_store_open(const struct cli_env *env, struct doc_store **out);
+/* Opens the document store only if it exists: for commands that read or delete, so that a typo
+ * in --data is an error ("run 'twin init' first") rather than a new empty store. */
+int cli_store_open_existing(const struct cli_env *env, struct doc_store **out);
 /* Parses a non-negative integer flag value; prints an error naming the flag on failure and
  * returns 1, else 0. */
 int cli_parse_int(const char *flag, const char *s, long long min, long long max, long long *out);

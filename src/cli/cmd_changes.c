@@ -143,7 +143,7 @@ TW_COMMAND(changes, "print the change log (--from SEQ, --follow, --json)")
     }
     if (cli_env_init(&env, &argc, argv))
         return 1;
-    if ((rc = parse_args(argc, argv, &o)) != 0 || (rc = cli_store_open(&env, &s)) != 0) {
+    if ((rc = parse_args(argc, argv, &o)) != 0 || (rc = cli_store_open_existing(&env, &s)) != 0) {
         cli_env_release(&env);
         return rc;
     }

@@ -87,7 +87,7 @@ TW_COMMAND(docs, "list stored documents (--kind K, --json)")
         return cli_fail("--kind '%s' is not article, post or code", o.kind);
     }
     o.with_json = st.json;
-    if (cli_store_open(&env, &s)) {
+    if (cli_store_open_existing(&env, &s)) {
         cli_env_release(&env);
         return 1;
     }

@@ -29,7 +29,7 @@ TW_COMMAND(rm, "delete documents by id or url")
         usage(stderr);
         return 2;
     }
-    if (cli_store_open(&env, &s)) {
+    if (cli_store_open_existing(&env, &s)) {
         cli_env_release(&env);
         return 1;
     }

@@ -9,13 +9,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-/* The git source lives in git.c (network sources); until that lands in a build, a weak
- * reference lets `twin import` say so instead of failing to link.
- * TODO(collect-local): make this a strong reference once git.c is merged, so a static link
- * always pulls it in. */
-extern int src_git_import(const char *url_or_path, const struct src_opts *o,
-                          struct src_sink *sink, struct tw_err *err) __attribute__((weak));
-
 const char *src_kind_name(enum src_kind k)
 {
     switch (k) {
@@ -104,7 +97,7 @@ enum src_kind src_detect(const char *path)
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
         return SRC_KIND_NONE;
     if (src__tree_open(path, NULL, NULL, &t, &err) < 0)
-        return S_ISDIR(st.st_mode) ? SRC_KIND_FILES : SRC_KIND_NONE;
+        return SRC_KIND_FILES; // the files source reports why it cannot be read
     k = detect_tree(&t);
     src__tree_release(&t);
     return k;
@@ -119,11 +112,7 @@ int src_import_path(const char *path, const struct src_opts *o, struct src_sink 
     case SRC_KIND_MEDIUM: return src_medium_import(path, o, sink, err);
     case SRC_KIND_SUBSTACK: return src_substack_import(path, o, sink, err);
     case SRC_KIND_LINKEDIN: return src_linkedin_import(path, o, sink, err);
-    case SRC_KIND_GIT:
-        if (!src_git_import)
-            return tw_errf(err, TW_EUNSUP, "'%s': git import is not available in this build",
-                           path);
-        return src_git_import(path, o, sink, err);
+    case SRC_KIND_GIT: return src_git_import(path, o, sink, err);
     default: break;
     }
     {

@@ -58,6 +58,32 @@ _Static_assert(sizeof(struct kq_block_q5_K) == 176, "q5_K block layout");
 _Static_assert(sizeof(struct kq_block_q6_K) == 210, "q6_K block layout");
 _Static_assert(sizeof(struct kq_block_q8_K) == 292, "q8_K block layout");
 
+/* Activations for Q8_0/Q4_0 weights ("Q8_0X"). llama.cpp quantizes them to Q8_0 blocks; we keep
+ * exactly its numbers (each scale is the Q8_0 block's f16 scale, widened to f32) in a layout that
+ * SIMD loads well: a row of n values (n % 32 == 0) is its n/32 f32 scales, its n int8 quants (so
+ * that two or more blocks are one contiguous load) and the n/32 int32 sums of each block's quants
+ * (so that kernels can take offsets out of the inner loop: sum (q-8)*y = sum q*y - 8*sum y).
+ *
+ *   +---------------------+-------------------------------+---------------------+
+ *   | d[0] ... d[nb-1]    | q[0] .................. q[n-1] | s[0] ... s[nb-1]    |
+ *   | f32                 | int8                          | int32               |
+ *   +---------------------+-------------------------------+---------------------+
+ */
+#define KQ_T_Q8_0X ((enum gguf_ttype)64)
+static inline const float *kq__q8x_d(const void *row)
+{
+    return (const float *)row;
+}
+static inline const int8_t *kq__q8x_qs(const void *row, int64_t n)
+{
+    return (const int8_t *)row + (n / KQ_QK) * (int64_t)sizeof(float);
+}
+static inline const int32_t *kq__q8x_s(const void *row, int64_t n)
+{
+    return (const int32_t *)(const void *)((const int8_t *)row +
+                                           (n / KQ_QK) * (int64_t)sizeof(float) + n);
+}
+
 /* Kernels of one weight type. 'gemm' is optional: it computes the full tile
  *     y[t*y_stride + r] = vec_dot(n, w + r*w_stride, x + t*x_stride)   r < KQ_TILE_R, t < KQ_TILE_T
  * reusing loaded weights and activations (register tiling); edges go through vec_dot. */
@@ -104,11 +130,12 @@ void kq_quant_q4_K_ref(const float *x, void *dst, int64_t n);
 void kq_quant_q5_K_ref(const float *x, void *dst, int64_t n);
 void kq_quant_q6_K_ref(const float *x, void *dst, int64_t n);
 void kq_quant_q8_K_ref(const float *x, void *dst, int64_t n);
+void kq_quant_q8_0x_ref(const float *x, void *dst, int64_t n);
 void kq_ref_table(struct kq_ops *ops);
 
 /* Arch tables (src/nn/arch/<isa>/): fill the entries they accelerate. */
 void kq_avx2_table(struct kq_ops *ops);
-/* vnni: use AVX-512 VNNI (vpdpbusd) for the 8-bit dot products. */
+/* vnni: the CPU has AVX-512 VNNI and VBMI (vpdpbusd, vpermb) for the 8-bit dot products. */
 void kq_avx512_table(struct kq_ops *ops, int vnni);
 int64_t kq__fma_burn_avx2(int64_t iters);
 int64_t kq__fma_burn_avx512(int64_t iters);

@@ -501,6 +501,28 @@ void kq_quant_q8_K_ref(const float *x, void *dst, int64_t n)
     }
 }
 
+/* Q8_0 quantization as llama.cpp's reference does it, stored as Q8_0X (kq_impl.h). */
+void kq_quant_q8_0x_ref(const float *x, void *dst, int64_t n)
+{
+    float *d = dst;
+    int8_t *qs = (int8_t *)dst + (n / KQ_QK) * (int64_t)sizeof(float);
+    int32_t *sums = (int32_t *)(void *)(qs + n);
+    for (int64_t i = 0; i < n / KQ_QK; i++, x += KQ_QK) {
+        float amax = 0.0f;
+        for (int j = 0; j < KQ_QK; j++)
+            amax = MAX(amax, fabsf(x[j]));
+        const float di = amax / 127;
+        const float id = di ? 1.0f / di : 0.0f;
+        d[i] = kq_f16_to_f32(kq_f32_to_f16(di));
+        int32_t sum = 0;
+        for (int j = 0; j < KQ_QK; j++) {
+            qs[i * KQ_QK + j] = (int8_t)roundf(x[j] * id);
+            sum += qs[i * KQ_QK + j];
+        }
+        memcpy(&sums[i], &sum, sizeof(sum));
+    }
+}
+
 /* ---- dot products (weights x activations in the vec type) ---- */
 
 static float dot_f32(int64_t n, const void *w, const void *x)
@@ -532,13 +554,15 @@ static float dot_bf16(int64_t n, const void *w, const void *x)
 
 static float dot_q8_0(int64_t n, const void *w, const void *x)
 {
-    const struct kq_block_q8_0 *a = w, *b = x;
+    const struct kq_block_q8_0 *a = w;
+    const float *xd = kq__q8x_d(x);
+    const int8_t *xq = kq__q8x_qs(x, n);
     float sum = 0;
     for (int64_t i = 0; i < n / KQ_QK; i++) {
         int isum = 0;
         for (int j = 0; j < KQ_QK; j++)
-            isum += a[i].qs[j] * b[i].qs[j];
-        sum += isum * (kq_f16_to_f32(a[i].d) * kq_f16_to_f32(b[i].d));
+            isum += a[i].qs[j] * xq[i * KQ_QK + j];
+        sum += isum * (kq_f16_to_f32(a[i].d) * xd[i]);
     }
     return sum;
 }
@@ -546,15 +570,17 @@ static float dot_q8_0(int64_t n, const void *w, const void *x)
 static float dot_q4_0(int64_t n, const void *w, const void *x)
 {
     const struct kq_block_q4_0 *a = w;
-    const struct kq_block_q8_0 *b = x;
+    const float *xd = kq__q8x_d(x);
+    const int8_t *xq = kq__q8x_qs(x, n);
     float sum = 0;
     for (int64_t i = 0; i < n / KQ_QK; i++) {
+        const int8_t *q = xq + i * KQ_QK;
         int isum = 0;
         for (int j = 0; j < KQ_QK / 2; j++) {
-            isum += ((a[i].qs[j] & 0xF) - 8) * b[i].qs[j];
-            isum += ((a[i].qs[j] >> 4) - 8) * b[i].qs[j + KQ_QK / 2];
+            isum += ((a[i].qs[j] & 0xF) - 8) * q[j];
+            isum += ((a[i].qs[j] >> 4) - 8) * q[j + KQ_QK / 2];
         }
-        sum += isum * (kq_f16_to_f32(a[i].d) * kq_f16_to_f32(b[i].d));
+        sum += isum * (kq_f16_to_f32(a[i].d) * xd[i]);
     }
     return sum;
 }
@@ -647,9 +673,9 @@ void kq_ref_table(struct kq_ops *ops)
     ops->type[GGUF_T_F16] = (struct kq_type_ops){dequant_f16, quant_f16, dot_f16, NULL};
     ops->type[GGUF_T_BF16] = (struct kq_type_ops){dequant_bf16, quant_bf16, dot_bf16, NULL};
     ops->type[GGUF_T_Q8_0] =
-        (struct kq_type_ops){kq_dequant_q8_0_ref, kq_quant_q8_0_ref, dot_q8_0, NULL};
+        (struct kq_type_ops){kq_dequant_q8_0_ref, kq_quant_q8_0x_ref, dot_q8_0, NULL};
     ops->type[GGUF_T_Q4_0] =
-        (struct kq_type_ops){kq_dequant_q4_0_ref, kq_quant_q8_0_ref, dot_q4_0, NULL};
+        (struct kq_type_ops){kq_dequant_q4_0_ref, kq_quant_q8_0x_ref, dot_q4_0, NULL};
     ops->type[GGUF_T_Q4_K] =
         (struct kq_type_ops){kq_dequant_q4_K_ref, kq_quant_q8_K_ref, dot_q4_K, NULL};
     ops->type[GGUF_T_Q5_K] =

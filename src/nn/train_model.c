@@ -46,6 +46,12 @@ typedef float treal;
 #define PARAM    train_param
 #endif
 
+#ifdef TRAIN_F64
+#define HAS_QDATA(p) 0
+#else
+#define HAS_QDATA(p) ((p)->qdata != NULL)
+#endif
+
 #define N_LAYER_T 12 // per layer at most: 9 weights + 3 biases
 #define N_TARGET  7
 
@@ -90,6 +96,7 @@ struct LLAMA {
     /* activations of the last forward, sized for cap_tok tokens and cap_att probabilities */
     treal *acts;
     size_t cap_tok, cap_att;
+    int cap_T;
     int n_seq, T, have_fwd;
     int32_t *tokens, *targets, *pos;
     uint8_t *mask;
@@ -99,31 +106,9 @@ struct LLAMA {
     treal *xnf, *rstdf, *probs; // final norm, its rstd, softmax [n_tok][V]
     /* backward scratch */
     treal *dres, *dhmid, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *dlogits;
+    treal *mm_scratch; // train_matmul_bwd_kq's (f32 only)
+    treal *at_scratch; // train_attn_*_kq's (f32 only)
 };
-
-static size_t numel_layer(const struct train_llama_cfg *c, int qd, int kvd, int j)
-{
-    size_t C = (size_t)c->n_embd, F = (size_t)c->n_ff;
-    switch (j) {
-    case 0:
-    case 5:
-        return C;
-    case 1:
-        return (size_t)qd * C;
-    case 2:
-    case 3:
-        return (size_t)kvd * C;
-    case 4:
-        return C * (size_t)qd;
-    case 9:
-        return (size_t)qd;
-    case 10:
-    case 11:
-        return (size_t)kvd;
-    default:
-        return F * C;
-    }
-}
 
 /* n_in and n_out of layer matrix j. */
 static void layer_dims(const struct LLAMA *m, int j, int *n_in, int *n_out)
@@ -196,19 +181,29 @@ static int grow_params(struct LLAMA *m, int n, struct tw_err *err)
     return TW_OK;
 }
 
-static void add_param(struct LLAMA *m, const char *name, size_t n, int decay)
+/* A tensor of GGUF shape [ne0, ne1] (ne1 = 1 for vectors). */
+static void add_param(struct LLAMA *m, const char *name, int ne0, int ne1, int decay)
 {
     struct PARAM *p = &m->params[m->n_params];
     snprintf(m->names[m->n_params], sizeof(m->names[0]), "%s", name);
     memset(p, 0, sizeof(*p));
     p->name = m->names[m->n_params];
-    p->n = n;
+    p->ne[0] = ne0;
+    p->ne[1] = ne1;
+    p->n = (size_t)ne0 * (size_t)ne1;
     p->decay = decay;
     m->n_params++;
 }
 
-int LL(new)(const struct train_llama_cfg *cfg, uint64_t seed, struct LLAMA **out,
-            struct tw_err *err)
+static int is_matrix(const char *name)
+{
+    return !strstr(name, "_norm.") && !strstr(name, ".bias");
+}
+
+/* frozen: no gradients or moments, and no values for the matrices (each gets an in-place
+ * weight from train_llama_set_frozen). */
+static int llama_create(const struct train_llama_cfg *cfg, uint64_t seed, int frozen,
+                        struct LLAMA **out, struct tw_err *err)
 {
     struct LLAMA *m;
     struct train_rng rng;
@@ -246,21 +241,27 @@ int LL(new)(const struct train_llama_cfg *cfg, uint64_t seed, struct LLAMA **out
     rc = grow_params(m, n_base, err);
     if (rc < 0)
         goto fail;
-    add_param(m, "token_embd.weight", (size_t)cfg->n_vocab * cfg->n_embd, 1);
+    add_param(m, "token_embd.weight", cfg->n_embd, cfg->n_vocab, 1);
     for (int l = 0; l < cfg->n_layer; l++)
         for (int j = 0; j < m->n_lt; j++) {
+            int n_in, n_out;
+            layer_dims(m, j, &n_in, &n_out);
             snprintf(name, sizeof(name), "blk.%d.%s", l, layer_names[j]);
-            add_param(m, name, numel_layer(cfg, m->qd, m->kvd, j), j != 0 && j != 5 && j < 9);
+            if (j == 0 || j == 5 || j >= 9)
+                add_param(m, name, n_out, 1, 0); // norms [C], biases [n_out]
+            else
+                add_param(m, name, n_in, n_out, 1);
         }
-    add_param(m, "output_norm.weight", (size_t)cfg->n_embd, 0);
+    add_param(m, "output_norm.weight", cfg->n_embd, 1, 0);
     if (!cfg->tied_output)
-        add_param(m, "output.weight", (size_t)cfg->n_vocab * cfg->n_embd, 1);
+        add_param(m, "output.weight", cfg->n_embd, cfg->n_vocab, 1);
     m->n_base = m->n_params;
     for (int i = 0; i < m->n_params; i++)
-        total += m->params[i].n; // bounded: dims <= 2^16, layers <= 256
+        if (!frozen || !is_matrix(m->params[i].name))
+            total += m->params[i].n; // bounded: dims <= 2^16, layers <= 256
     m->base_w = tw_mallocarray(total, sizeof(treal));
-    m->base_gmv = tw_calloc(total * 3, sizeof(treal));
-    if (!m->base_w || !m->base_gmv) {
+    m->base_gmv = frozen ? NULL : tw_calloc(total * 3, sizeof(treal));
+    if (!m->base_w || (!frozen && !m->base_gmv)) {
         rc = tw_errf(err, TW_ENOMEM, "out of memory for %zu model parameters", total);
         goto fail;
     }
@@ -268,10 +269,14 @@ int LL(new)(const struct train_llama_cfg *cfg, uint64_t seed, struct LLAMA **out
     for (int i = 0; i < m->n_params; i++) {
         struct PARAM *p = &m->params[i];
         int is_norm = strstr(p->name, "_norm.") != NULL, is_bias = strstr(p->name, ".bias") != NULL;
+        if (frozen && is_matrix(p->name))
+            continue;
         p->w = m->base_w + off;
-        p->g = m->base_gmv + off;
-        p->m = m->base_gmv + total + off;
-        p->v = m->base_gmv + 2 * total + off;
+        if (!frozen) {
+            p->g = m->base_gmv + off;
+            p->m = m->base_gmv + total + off;
+            p->v = m->base_gmv + 2 * total + off;
+        }
         for (size_t k = 0; k < p->n; k++)
             p->w[k] = is_norm ? (treal)1 : is_bias ? 0 : (treal)(0.02 * train_rng_normal(&rng));
         off += p->n;
@@ -282,6 +287,20 @@ fail:
     LL(free)(m);
     return rc;
 }
+
+int LL(new)(const struct train_llama_cfg *cfg, uint64_t seed, struct LLAMA **out,
+            struct tw_err *err)
+{
+    return llama_create(cfg, seed, 0, out, err);
+}
+
+#ifndef TRAIN_F64
+int train_llama_new_frozen(const struct train_llama_cfg *cfg, struct train_llama **out,
+                           struct tw_err *err)
+{
+    return llama_create(cfg, 0, 1, out, err);
+}
+#endif
 
 void LL(free)(struct LLAMA *m)
 {
@@ -372,10 +391,10 @@ int LL(add_lora)(struct LLAMA *m, unsigned targets, int r, float alpha, float dr
             layer_dims(m, j, &n_in, &n_out);
             s->pa = m->n_params;
             snprintf(name, sizeof(name), "blk.%d.%s.lora_a", l, layer_names[j]);
-            add_param(m, name, (size_t)r * n_in, 0);
+            add_param(m, name, n_in, r, 0);
             s->pb = m->n_params;
             snprintf(name, sizeof(name), "blk.%d.%s.lora_b", l, layer_names[j]);
-            add_param(m, name, (size_t)n_out * r, 0);
+            add_param(m, name, r, n_out, 0);
             total += (size_t)r * n_in + (size_t)n_out * r;
         }
     m->lora_block = tw_calloc(total * 4, sizeof(treal));
@@ -422,21 +441,18 @@ int train_llama_set_frozen(struct train_llama *m, int i, enum gguf_ttype type, c
                            struct tw_err *err)
 {
     struct train_param *p;
-    int n_in = m->cfg.n_embd;
+    int n_in;
     size_t blk;
     if (i < 0 || i >= m->n_base)
         return tw_errf(err, TW_EINVAL, "tensor %d is not a base tensor (0..%d)", i, m->n_base - 1);
     p = &m->params[i];
-    if (strstr(p->name, "_norm.") || strstr(p->name, ".bias"))
+    if (!is_matrix(p->name))
         return tw_errf(err, TW_EINVAL, "'%s' is not a matrix; only matrices can be frozen in "
                        "place", p->name);
     if (p->g)
         return tw_errf(err, TW_ESTATE, "'%s' is trainable; freeze the base first (add LoRA)",
                        p->name);
-    if (i >= 1 && i <= m->n_lt * m->cfg.n_layer) {
-        int n_out;
-        layer_dims(m, (i - 1) % m->n_lt, &n_in, &n_out);
-    }
+    n_in = (int)p->ne[0];
     blk = kq_type_supported(type) ? gguf_type_block_size(type) : 0;
     if (!blk || n_in % (int)blk)
         return tw_errf(err, TW_EINVAL, "'%s': type %s cannot be used for rows of %d values",
@@ -483,6 +499,10 @@ int train_llama_f64_from(const struct train_llama *src, struct train_llama_f64 *
             }
             continue;
         }
+        if (!sp[i].w) {
+            rc = tw_errf(err, TW_ESTATE, "tensor '%s' has no values", sp[i].name);
+            goto fail;
+        }
         for (size_t e = 0; e < sp[i].n; e++)
             m->params[i].w[e] = sp[i].w[e];
     }
@@ -499,16 +519,17 @@ fail:
 /* Carves the activation block for n_tok tokens and n_att attention probabilities per layer.
  * Sizes are bounded by the config limits and TRAIN_LLAMA_MAX_TOKENS; the products are still
  * checked so that a bad combination fails cleanly. */
-static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_err *err)
+static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, struct tw_err *err)
 {
     const struct train_llama_cfg *c = &m->cfg;
     size_t C = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
-    size_t L = (size_t)c->n_layer, per_layer, lora = 0, total, ints;
+    size_t L = (size_t)c->n_layer, per_layer, lora = 0, total, ints, mm_scratch = 0;
+    size_t at_scratch = 0;
     size_t qd = (size_t)m->qd, kvd = (size_t)m->kvd;
     treal *p;
     char *ip;
 
-    if (n_tok <= m->cap_tok && n_att <= m->cap_att)
+    if (n_tok <= m->cap_tok && n_att <= m->cap_att && T <= m->cap_T)
         return TW_OK;
     for (int l = 0; m->lora && l < c->n_layer; l++)
         for (int k = 0; k < N_TARGET; k++)
@@ -522,13 +543,21 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_e
     total = per_layer * L + C * (L + 1) + C + 1 + V // layers, residuals, xnf, rstdf, probs
             + 3 * C + 2 * qd + 2 * kvd + 3 * F + V   // backward scratch
             + lora;
+#ifndef TRAIN_F64
+    mm_scratch = train_matmul_bwd_kq_scratch((int)n_tok, C > qd ? (C > F ? C : F)
+                                                                : (qd > F ? qd : F));
+    at_scratch = train_attn_kq_scratch(T, m->hd);
+#endif
     if (tw_size_mul(total, n_tok, &total) < 0 || tw_size_mul(n_att, L, &ints) < 0 ||
-        tw_size_add(total, ints, &total) < 0 || tw_size_mul(total, sizeof(treal), &total) < 0 ||
+        tw_size_add(total, ints, &total) < 0 || tw_size_add(total, mm_scratch, &total) < 0 ||
+        tw_size_add(total, at_scratch, &total) < 0 ||
+        tw_size_mul(total, sizeof(treal), &total) < 0 ||
         tw_size_mul(n_tok, 3 * sizeof(int32_t) + 1, &ints) < 0 ||
         tw_size_add(total, ints, &total) < 0)
         return tw_errf(err, TW_ELIMIT, "activations for %zu tokens overflow", n_tok);
     tw_free(m->acts);
     m->cap_tok = m->cap_att = 0;
+    m->cap_T = 0;
     m->acts = tw_malloc(total);
     if (!m->la)
         m->la = tw_calloc(L, sizeof(*m->la));
@@ -584,6 +613,8 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_e
     CARVE(m->du, n_tok * F);
     CARVE(m->dh, n_tok * F);
     CARVE(m->dlogits, n_tok * V);
+    CARVE(m->mm_scratch, mm_scratch);
+    CARVE(m->at_scratch, at_scratch);
 #undef CARVE
     ip = (char *)p;
     m->tokens = (int32_t *)ip;
@@ -592,6 +623,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_e
     m->mask = (uint8_t *)(m->pos + n_tok);
     m->cap_tok = n_tok;
     m->cap_att = n_att;
+    m->cap_T = T;
     return TW_OK;
 }
 
@@ -639,15 +671,14 @@ static void mat_bwd(struct LLAMA *m, const struct PARAM *w, const struct PARAM *
                     const treal *dy, const treal *x, int n_tok, int n_in, int n_out, treal *dx)
 {
 #ifndef TRAIN_F64
-    if (w->qdata) {
-        if (dx)
-            train_qmatmul_bwd_x(w->qtype, w->qdata, n_in, n_out, dy, n_tok, dx, m->pool);
-        if (b && b->g)
-            train_matmul_bwd(dy, x, NULL, n_tok, n_in, n_out, NULL, NULL, b->g, m->pool);
-        return;
-    }
-#endif
+    /* f32: through the SIMD kernels (train_matmul_bwd and train_qmatmul_bwd_x are the plain
+     * definitions it is tested against) */
+    train_matmul_bwd_kq(w->qdata ? w->qtype : GGUF_T_F32, w->qdata ? w->qdata : w->w, x, dy,
+                        n_tok, n_in, n_out, dx, w->qdata ? NULL : w->g, b ? b->g : NULL,
+                        m->mm_scratch, m->pool);
+#else
     OP(train_matmul_bwd)(dy, x, w->w, n_tok, n_in, n_out, dx, w->g, b ? b->g : NULL, m->pool);
+#endif
 }
 
 /* y = W_j x (+ b_j) (+ scale B A drop(x)) for layer l's matrix j. */
@@ -717,9 +748,11 @@ static int check_ids(const int32_t *ids, const uint8_t *mask, size_t n, int V, c
     return TW_OK;
 }
 
-int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
-                const uint8_t *mask, int n_seq, int T, struct train_rng *rng, treal *loss,
-                struct tw_err *err)
+/* Runs the graph up to the logits (left in m->probs), saving the activations. targets and mask
+ * may be NULL (no loss). */
+static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
+                          const uint8_t *mask, int n_seq, int T, struct train_rng *rng,
+                          struct tw_err *err)
 {
     const struct train_llama_cfg *c = &m->cfg;
     int C = c->n_embd, F = c->n_ff, V = c->n_vocab, n_tok, rc;
@@ -732,18 +765,23 @@ int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
                        TRAIN_LLAMA_MAX_TOKENS);
     if (m->lora_dropout > 0 && !rng)
         return tw_errf(err, TW_EINVAL, "LoRA dropout needs an rng");
+    for (int i = 0; i < m->n_base; i++)
+        if (!m->params[i].w && !HAS_QDATA(&m->params[i]))
+            return tw_errf(err, TW_ESTATE, "tensor '%s' has no values (train_llama_set_frozen)",
+                           m->params[i].name);
     n_tok = n_seq * T;
     rc = check_ids(tokens, NULL, (size_t)n_tok, V, "token", err);
-    if (rc >= 0)
+    if (rc >= 0 && targets)
         rc = check_ids(targets, mask, (size_t)n_tok, V, "target", err);
     if (rc >= 0)
-        rc = acts_reserve(m, (size_t)n_tok, (size_t)n_seq * c->n_head * T * T, err);
+        rc = acts_reserve(m, (size_t)n_tok, (size_t)n_seq * c->n_head * T * T, T, err);
     if (rc < 0)
         return rc;
     m->n_seq = n_seq;
     m->T = T;
     memcpy(m->tokens, tokens, (size_t)n_tok * sizeof(*tokens));
-    memcpy(m->targets, targets, (size_t)n_tok * sizeof(*targets));
+    if (targets)
+        memcpy(m->targets, targets, (size_t)n_tok * sizeof(*targets));
     m->has_mask = mask != NULL;
     if (mask)
         memcpy(m->mask, mask, (size_t)n_tok);
@@ -760,8 +798,13 @@ int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
         proj_fwd(m, l, 3, a->xn1, n_tok, a->v, rng);
         OP(train_rope_fwd)(a->q, n_tok, c->n_head, m->hd, m->pos, &m->rope);
         OP(train_rope_fwd)(a->k, n_tok, c->n_head_kv, m->hd, m->pos, &m->rope);
+#ifndef TRAIN_F64
+        train_attn_fwd_kq(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, a->att,
+                          a->ao, m->at_scratch, m->pool);
+#else
         OP(train_attn_fwd)(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, a->att,
                            a->ao, m->pool);
+#endif
         proj_fwd(m, l, 4, a->ao, n_tok, a->hmid, rng);
         OP(train_acc)(a->hmid, x, (size_t)n_tok * C);
         OP(train_rmsnorm_fwd)(a->hmid, layer_w(m, l, 5), n_tok, C, c->norm_eps, a->xn2,
@@ -775,8 +818,29 @@ int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
     OP(train_rmsnorm_fwd)(m->res + (size_t)c->n_layer * n_tok * C, onorm->w, n_tok, C,
                           c->norm_eps, m->xnf, m->rstdf);
     mat_fwd(m, outp, NULL, m->xnf, n_tok, C, V, m->probs);
-    *loss = OP(train_xent_fwd)(m->probs, m->targets, mask ? m->mask : NULL, n_tok, V, m->probs);
+    return TW_OK;
+}
+
+int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
+                const uint8_t *mask, int n_seq, int T, struct train_rng *rng, treal *loss,
+                struct tw_err *err)
+{
+    int rc = forward_logits(m, tokens, targets, mask, n_seq, T, rng, err);
+    if (rc < 0)
+        return rc;
+    *loss = OP(train_xent_fwd)(m->probs, m->targets, mask ? m->mask : NULL, n_seq * T,
+                               m->cfg.n_vocab, m->probs);
     m->have_fwd = 1;
+    return TW_OK;
+}
+
+int LL(logits)(struct LLAMA *m, const int32_t *tokens, int n_seq, int T, struct train_rng *rng,
+               treal *logits, struct tw_err *err)
+{
+    int rc = forward_logits(m, tokens, NULL, NULL, n_seq, T, rng, err);
+    if (rc < 0)
+        return rc;
+    memcpy(logits, m->probs, (size_t)n_seq * T * m->cfg.n_vocab * sizeof(treal));
     return TW_OK;
 }
 
@@ -822,8 +886,13 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         memset(m->dq, 0, (size_t)n_tok * m->qd * sizeof(treal));
         memset(m->dk, 0, (size_t)n_tok * m->kvd * sizeof(treal));
         memset(m->dv, 0, (size_t)n_tok * m->kvd * sizeof(treal));
+#ifndef TRAIN_F64
+        train_attn_bwd_kq(m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head,
+                          c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->at_scratch, m->pool);
+#else
         OP(train_attn_bwd)(m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head,
                            c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->pool);
+#endif
         OP(train_rope_bwd)(m->dq, n_tok, c->n_head, m->hd, m->pos, &m->rope);
         OP(train_rope_bwd)(m->dk, n_tok, c->n_head_kv, m->hd, m->pos, &m->rope);
         memset(m->dxn, 0, nC * sizeof(treal));

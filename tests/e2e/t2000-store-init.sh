@@ -29,16 +29,27 @@ printf 'data = ./from-conf\n' > twin.conf
 "$TWIN_BIN" init >/dev/null
 test -f from-conf/docs.db
 printf 'data = ./from-other\n' > other.conf
-"$TWIN_BIN" docs --config other.conf >/dev/null
+"$TWIN_BIN" init --config other.conf >/dev/null
 test -f from-other/docs.db
-TWIN_DATA=./from-env "$TWIN_BIN" docs >/dev/null
+TWIN_DATA=./from-env "$TWIN_BIN" init >/dev/null
 test -f from-env/docs.db
-"$TWIN_BIN" docs --data=./from-flag >/dev/null
+"$TWIN_BIN" init --data=./from-flag >/dev/null
 test -f from-flag/docs.db
+# readers do not create stores: a wrong --data is an error
+if "$TWIN_BIN" docs --data ./typo 2>err.txt; then exit 1; fi
+grep -q "no document store in './typo' (run 'twin init' first" err.txt
+test ! -e typo
+if "$TWIN_BIN" changes --data ./typo 2>/dev/null; then exit 1; fi
+if "$TWIN_BIN" rm --data ./typo x 2>/dev/null; then exit 1; fi
+# each reader finds the store through the same settings
+test "$("$TWIN_BIN" docs --config other.conf | tail -1)" = "0 documents"
+test "$(TWIN_DATA=./from-env "$TWIN_BIN" docs | tail -1)" = "0 documents"
+test "$("$TWIN_BIN" docs --data from-flag | tail -1)" = "0 documents"
+test "$(TWIN_STORE_URL=sqlite:./from-env "$TWIN_BIN" docs | tail -1)" = "0 documents"
 cd ..
 
 # a malformed twin.conf is an error naming file and line
-mkdir bad && printf 'data = x\nnot a setting\n' > bad/twin.conf
+mkdir bad && printf 'data = ../twin-data\nnot a setting\n' > bad/twin.conf
 if (cd bad && "$TWIN_BIN" docs 2>err.txt); then exit 1; fi
 grep -q 'twin.conf:2:' bad/err.txt
 # an explicit --config that does not exist is an error; a missing ./twin.conf is not

@@ -1,6 +1,7 @@
 /* test_collect_html.c - html_to_text, html_extract_article, html_is_bot_challenge. */
 #include "test.h"
 
+#include "base/buf.h"
 #include "base/mem.h"
 #include "collect/html.h"
 
@@ -54,6 +55,8 @@ TEST(html_lists_quotes_code)
                "- one\n- two\n  - inner\n\n3. c\n4. d");
     CHECK_TEXT("<blockquote><p>quoted</p><p>more</p></blockquote><p>after</p>",
                "> quoted\n>\n> more\n\nafter");
+    /* The blank line before a quote is not part of it. */
+    CHECK_TEXT("<p>before</p><blockquote><p>in</p></blockquote>", "before\n\n> in");
     CHECK_TEXT("<p>call <code>f(x)</code> now</p><pre><code>int main(void)\n{\n    return 0;\n}\n"
                "</code></pre>",
                "call `f(x)` now\n\n```\nint main(void)\n{\n    return 0;\n}\n```");
@@ -71,6 +74,11 @@ TEST(html_tables_and_nfc_and_bad_utf8)
     /* Invalid UTF-8 bytes are repaired to U+FFFD, never passed through. */
     CHECK_TEXT("<p>a\xff" "b</p>", "a\xef\xbf\xbd" "b");
     CHECK_TEXT("", "");
+    /* A latin-1 page that says so is converted (0x93/0x94 are windows-1252 quotes). */
+    CHECK_TEXT("<meta charset=\"ISO-8859-1\"><p>caf\xe9 \x93quoted\x94 \x80</p>",
+               "caf\xc3\xa9 \xe2\x80\x9cquoted\xe2\x80\x9d \xe2\x82\xac");
+    /* One that does not say so is repaired, not guessed. */
+    CHECK_TEXT("<p>caf\xe9</p>", "caf\xef\xbf\xbd");
 }
 
 TEST(html_article_substack_page_metadata)
@@ -134,20 +142,38 @@ TEST(html_bot_challenge)
     CHECK(!html_is_bot_challenge(ok, strlen(ok)));
 }
 
-TEST(html_deep_nesting_does_not_crash)
+TEST(html_deep_nesting_is_bounded)
 {
-    size_t n = 20000;
-    char *html = tw_malloc(n * 5 + 16);
+    size_t n = 1500;
+    char *html = tw_malloc(20000 * 5 + 16);
     char *out = NULL;
     struct tw_err err = TW_ERR_INIT;
     CHECK(html != NULL);
     for (size_t i = 0; i < n; i++)
         memcpy(html + i * 5, "<div>", 5);
     memcpy(html + n * 5, "deep", 5);
+    /* Deep but plausible: rendered without recursion. */
     CHECK_OK(html_to_text(html, strlen(html), &out, &err), &err);
     CHECK_EQ_STR(out, "deep");
     tw_free(out);
+    /* Hostile: refused before gumbo spends quadratic time on it. */
+    n = 20000;
+    for (size_t i = 0; i < n; i++)
+        memcpy(html + i * 5, "<div>", 5);
+    memcpy(html + n * 5, "deep", 5);
+    CHECK_EQ_INT(html_to_text(html, strlen(html), &out, &err), TW_ELIMIT);
+    CHECK_EQ_STR(err.msg, "html nests elements more than 2000 deep");
     tw_free(html);
+    /* Thousands of unclosed <p> and <li> are ordinary HTML, not nesting. */
+    {
+        struct tw_buf b = TW_BUF_INIT;
+        for (int i = 0; i < 5000; i++)
+            tw_buf_puts(&b, "<li><p>x");
+        tw_err_clear(&err);
+        CHECK_OK(html_to_text(b.data, b.len, &out, &err), &err);
+        tw_free(out);
+        tw_buf_release(&b);
+    }
 }
 
 int main(int argc, char **argv)

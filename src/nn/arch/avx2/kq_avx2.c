@@ -187,7 +187,9 @@ static void dequant_q4_0(const void *src, float *dst, int64_t n)
  * round half away from zero of x/d). */
 static void from_f32_q8_0(const float *x, void *dst, int64_t n)
 {
-    struct kq_block_q8_0 *b = dst;
+    float *dd = dst;
+    int8_t *qs = (int8_t *)dst + (n / KQ_QK) * (int64_t)sizeof(float);
+    int32_t *sums = (int32_t *)(void *)(qs + n);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t i = 0; i < n / KQ_QK; i++, x += KQ_QK) {
         __m256 v[4], m = _mm256_setzero_ps();
@@ -201,7 +203,7 @@ static void from_f32_q8_0(const float *x, void *dst, int64_t n)
         const float amax = _mm_cvtss_f32(m4);
         const float d = amax / 127;
         const float id = d ? 1.0f / d : 0.0f;
-        b[i].d = kq_f32_to_f16(d);
+        dd[i] = f16(kq_f32_to_f16(d));
         const __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
         for (int k = 0; k < 4; k++) {
@@ -216,18 +218,26 @@ static void from_f32_q8_0(const float *x, void *dst, int64_t n)
         __m256i p23 = _mm256_packs_epi32(q[2], q[3]);
         __m256i p = _mm256_packs_epi16(p01, p23);
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i *)b[i].qs, p);
+        _mm256_storeu_si256((__m256i *)(qs + i * KQ_QK), p);
+        __m256i s8 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        int32_t sum = _mm_cvtsi128_si32(s4);
+        memcpy(&sums[i], &sum, sizeof(sum));
     }
 }
 
 static float dot_q8_0(int64_t n, const void *w, const void *x)
 {
-    const struct kq_block_q8_0 *a = w, *b = x;
+    const struct kq_block_q8_0 *a = w;
+    const float *xd = kq__q8x_d(x);
+    const int8_t *xq = kq__q8x_qs(x, n);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / KQ_QK; i++) {
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
+        const __m256 d = _mm256_set1_ps(f16(a[i].d) * xd[i]);
         const __m256i qa = _mm256_loadu_si256((const __m256i *)a[i].qs);
-        const __m256i qb = _mm256_loadu_si256((const __m256i *)b[i].qs);
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)(xq + i * KQ_QK));
         acc = _mm256_fmadd_ps(d, mul_sum_i8(qa, qb), acc);
     }
     return hsum8(acc);
@@ -236,13 +246,14 @@ static float dot_q8_0(int64_t n, const void *w, const void *x)
 static float dot_q4_0(int64_t n, const void *w, const void *x)
 {
     const struct kq_block_q4_0 *a = w;
-    const struct kq_block_q8_0 *b = x;
+    const float *xd = kq__q8x_d(x);
+    const int8_t *xq = kq__q8x_qs(x, n);
     const __m256i off = _mm256_set1_epi8(8);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / KQ_QK; i++) {
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
+        const __m256 d = _mm256_set1_ps(f16(a[i].d) * xd[i]);
         const __m256i qa = _mm256_sub_epi8(q4_0_bytes(a[i].qs), off);
-        const __m256i qb = _mm256_loadu_si256((const __m256i *)b[i].qs);
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)(xq + i * KQ_QK));
         acc = _mm256_fmadd_ps(d, mul_sum_i8(qa, qb), acc);
     }
     return hsum8(acc);
@@ -254,10 +265,12 @@ static float dot_q4_0(int64_t n, const void *w, const void *x)
                      float *y, int64_t y_stride)                                                   \
     {                                                                                              \
         const WB *a[4];                                                                            \
-        const struct kq_block_q8_0 *b[4];                                                          \
+        const float *bd[4];                                                                        \
+        const int8_t *bq[4];                                                                       \
         for (int k = 0; k < 4; k++) {                                                              \
             a[k] = (const WB *)((const char *)w + k * w_stride);                                   \
-            b[k] = (const struct kq_block_q8_0 *)((const char *)x + k * x_stride);                 \
+            bd[k] = kq__q8x_d((const char *)x + k * x_stride);                                     \
+            bq[k] = kq__q8x_qs((const char *)x + k * x_stride, n);                                 \
         }                                                                                          \
         __m256 acc[4][4];                                                                          \
         for (int r = 0; r < 4; r++)                                                                \
@@ -269,8 +282,8 @@ static float dot_q4_0(int64_t n, const void *w, const void *x)
             for (int k = 0; k < 4; k++) {                                                          \
                 qa[k] = UNPACK(a[k][i].qs);                                                        \
                 da[k] = f16(a[k][i].d);                                                            \
-                qb[k] = _mm256_loadu_si256((const __m256i *)b[k][i].qs);                           \
-                db[k] = f16(b[k][i].d);                                                            \
+                qb[k] = _mm256_loadu_si256((const __m256i *)(bq[k] + i * KQ_QK));                  \
+                db[k] = bd[k][i];                                                                  \
             }                                                                                      \
             for (int r = 0; r < 4; r++)                                                            \
                 for (int t = 0; t < 4; t++)                                                        \

@@ -5,6 +5,7 @@
 #include "nn/kq_impl.h"
 
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 static inline float f16(uint16_t h)
@@ -54,7 +55,7 @@ static inline __m512 load_bf16_mask(const uint16_t *p, __mmask16 m)
     }
 
 DEF_DOT(dot_f32, float, LOAD_F32, LOADM_F32)
-DEF_DOT(dot_f16, uint16_t, LOAD_F16, LOADM_F16)
+
 DEF_DOT(dot_bf16, uint16_t, LOAD_BF16, LOADM_BF16)
 
 /* ---- float gemm: 4 x 4 register tile ---- */
@@ -123,12 +124,16 @@ DEF_GEMM(gemm_f32, float, LOAD_F32, LOADM_F32)
 DEF_GEMM(gemm_f16, uint16_t, LOAD_F16, LOADM_F16)
 DEF_GEMM(gemm_bf16, uint16_t, LOAD_BF16, LOADM_BF16)
 
-/* ---- Q8_0 / Q4_0 against Q8_0: two blocks per 512-bit vector ---- */
+/* ---- Q8_0 / Q4_0 against Q8_0X activations: two blocks per 512-bit vector ----
+ *
+ * The activations' quants are contiguous (kq_impl.h), so a pair of blocks is one 64-byte load.
+ * With AVX-512 VNNI and VBMI (Ice Lake, Zen 4) the two weight blocks of a pair are gathered from
+ * one masked 36-byte load by vpermb, their scales by vpermw; vpdpbusd does the byte dot products.
+ * Without them: 128/256-bit loads and maddubs + madd. */
 
-/* u8 x s8 -> 16 x int32: one vpdpbusd with VNNI, maddubs + madd without. Inputs are bounded so
- * that maddubs never saturates (|w| <= 128, |y| <= 127, pairs below 2^15). */
-#define VNNI_TARGET __attribute__((target("avx512vnni,avx512bw,avx512f")))
+#define VNNI_TARGET __attribute__((target("avx512vnni,avx512vbmi,avx512bw,avx512f")))
 
+/* u8 x s8 -> 16 x int32 added to acc; inputs keep maddubs from saturating (|u| <= 128). */
 static inline __m512i dp_u8s8(__m512i acc, __m512i u, __m512i s)
 {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s),
@@ -139,103 +144,288 @@ VNNI_TARGET static inline __m512i dp_u8s8_vnni(__m512i acc, __m512i u, __m512i s
     return _mm512_dpbusd_epi32(acc, u, s);
 }
 
-/* The 64 quants of blocks i and i+1 of a Q8_0 row: [block i | block i+1]. */
-static inline __m512i load2_q8_0(const struct kq_block_q8_0 *b)
+/* Weight pairs, plain: quants in weight order, and the two f16 scales as floats 0 and 1. */
+static inline __m512i load2_q8_0(const struct kq_block_q8_0 *b, __m128 *d)
 {
+    *d = _mm_cvtph_ps(_mm_setr_epi16((short)b[0].d, (short)b[1].d, 0, 0, 0, 0, 0, 0));
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[0].qs)),
                               _mm256_loadu_si256((const __m256i *)b[1].qs), 1);
 }
 
-/* The 64 nibbles of blocks i and i+1 of a Q4_0 row as bytes 0..15, in weight order. */
-static inline __m512i load2_q4_0(const struct kq_block_q4_0 *b)
+static inline __m512i load2_q4_0(const struct kq_block_q4_0 *b, __m128 *d)
 {
+    *d = _mm_cvtph_ps(_mm_setr_epi16((short)b[0].d, (short)b[1].d, 0, 0, 0, 0, 0, 0));
     const __m128i a = _mm_loadu_si128((const __m128i *)b[0].qs);
     const __m128i c = _mm_loadu_si128((const __m128i *)b[1].qs);
-    const __m256i ab = _mm256_set_m128i(c, a);
-    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1);
+    const __m256i ac = _mm256_set_m128i(c, a);
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(ac), _mm256_srli_epi16(ac, 4), 1);
     /* z = [a, c, a>>4, c>>4]: reorder lanes to [a, a>>4, c, c>>4] */
     return _mm512_and_si512(_mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)),
                             _mm512_set1_epi8(0x0F));
 }
 
-/* Lanes 0-7 scaled by s0, lanes 8-15 by s1. */
-static inline __m512 scale2(float s0, float s1)
+/* Weight pairs with VBMI: blocks i and i+1 are bytes 0..35 from b (a masked load never touches
+ * memory past them). Q4_0: d at bytes 0 and 18, nibbles at 2..17 and 20..35. */
+VNNI_TARGET static inline __m512i load2_q4_0_vbmi(const struct kq_block_q4_0 *b, __m128 *d)
 {
-    return _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+    const __m512i v = _mm512_maskz_loadu_epi8(0xFFFFFFFFFull, b);
+    const __m512i idx = _mm512_set_epi8(35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21,
+                                        20, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22,
+                                        21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                        2, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
+    const __m512i sh = _mm512_set_epi64(0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                        0x0004000400040004ll, 0x0004000400040004ll, 0, 0);
+    const __m512i didx = _mm512_castsi128_si512(_mm_setr_epi16(0, 9, 0, 0, 0, 0, 0, 0));
+    *d = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(didx, v)));
+    return _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(idx, v), sh),
+                            _mm512_set1_epi8(0x0F));
+}
+VNNI_TARGET static inline __m512i load2_q8_0_vbmi(const struct kq_block_q8_0 *b, __m128 *d)
+{
+    return load2_q8_0(b, d);
 }
 
-/* Q8_0 weights are signed: |w| against y with w's sign. */
-#define Q8_0_TERM(DP, w, y)                                                                        \
-    DP(_mm512_setzero_si512(), _mm512_abs_epi8(w),                                                 \
-       _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y))
-/* Q4_0 weights are nibbles q in 0..15 for q - 8: dot(q, y) - dot(8, y). */
-#define Q4_0_TERM(DP, w, y)                                                                        \
-    _mm512_sub_epi32(DP(_mm512_setzero_si512(), w, y),                                             \
-                     DP(_mm512_setzero_si512(), _mm512_set1_epi8(8), y))
+/* [s0 x 8, s1 x 8] from floats 0 and 1 of s. */
+static inline __m512 spread2(__m128 s)
+{
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
+}
 
-#define DEF_DOT_Q(name, WB, LOAD2, TERM, DP, ATTR)                                                 \
+/* Q8_0 weights are signed: |w| against y with w's sign. Q4_0 weights are nibbles q for q - 8:
+ * dot(q, y) + c where c = -dot(8, y) (computed once per activation pair). */
+#define Q8_0_TERM(DP, w, y, c)                                                                     \
+    DP(c, _mm512_abs_epi8(w),                                                                      \
+       _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y))
+#define Q4_0_TERM(DP, w, y, c) DP(c, w, y)
+#define Q8_0_OFF(DP, y) _mm512_setzero_si512()
+#define Q4_0_OFF(DP, y)                                                                            \
+    _mm512_sub_epi32(_mm512_setzero_si512(), DP(_mm512_setzero_si512(), _mm512_set1_epi8(8), y))
+
+/* One block (the odd last one) in plain C. */
+static float tail_q8_0(const struct kq_block_q8_0 *a, const int8_t *q, float dy)
+{
+    int s = 0;
+    for (int j = 0; j < KQ_QK; j++)
+        s += a->qs[j] * q[j];
+    return s * (f16(a->d) * dy);
+}
+static float tail_q4_0(const struct kq_block_q4_0 *a, const int8_t *q, float dy)
+{
+    int s = 0;
+    for (int j = 0; j < KQ_QK / 2; j++)
+        s += ((a->qs[j] & 0xF) - 8) * q[j] + ((a->qs[j] >> 4) - 8) * q[j + 16];
+    return s * (f16(a->d) * dy);
+}
+
+#define DEF_DOT_Q(name, WB, LOAD2, TERM, OFF, DP, ATTR, TAIL)                                      \
     ATTR static float name(int64_t n, const void *w, const void *x)                                \
     {                                                                                              \
         const WB *a = w;                                                                           \
-        const struct kq_block_q8_0 *b = x;                                                         \
+        const float *xd = kq__q8x_d(x);                                                            \
+        const int8_t *xq = kq__q8x_qs(x, n);                                                       \
         const int64_t nb = n / KQ_QK;                                                              \
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                            \
         int64_t i = 0;                                                                             \
         for (; i + 4 <= nb; i += 4) {                                                              \
-            const __m512i p0 = TERM(DP, LOAD2(a + i), load2_q8_0(b + i));                          \
-            const __m512i p1 = TERM(DP, LOAD2(a + i + 2), load2_q8_0(b + i + 2));                  \
-            const __m512 s0 = scale2(f16(a[i].d) * f16(b[i].d), f16(a[i + 1].d) * f16(b[i + 1].d)); \
-            const __m512 s1 =                                                                      \
-                scale2(f16(a[i + 2].d) * f16(b[i + 2].d), f16(a[i + 3].d) * f16(b[i + 3].d));      \
+            __m128 d0, d1;                                                                         \
+            const __m512i y0 = _mm512_loadu_si512(xq + i * KQ_QK);                                 \
+            const __m512i y1 = _mm512_loadu_si512(xq + (i + 2) * KQ_QK);                           \
+            const __m512i p0 = TERM(DP, LOAD2(a + i, &d0), y0, OFF(DP, y0));                       \
+            const __m512i p1 = TERM(DP, LOAD2(a + i + 2, &d1), y1, OFF(DP, y1));                   \
+            const __m128 dy = _mm_loadu_ps(xd + i);                                                \
+            const __m512 s0 = spread2(_mm_mul_ps(d0, dy));                                         \
+            const __m512 s1 = spread2(_mm_mul_ps(d1, _mm_movehl_ps(dy, dy)));                      \
             acc0 = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(p0), acc0);                              \
             acc1 = _mm512_fmadd_ps(s1, _mm512_cvtepi32_ps(p1), acc1);                              \
         }                                                                                          \
         for (; i + 2 <= nb; i += 2) {                                                              \
-            const __m512i p0 = TERM(DP, LOAD2(a + i), load2_q8_0(b + i));                          \
-            const __m512 s0 = scale2(f16(a[i].d) * f16(b[i].d), f16(a[i + 1].d) * f16(b[i + 1].d)); \
+            __m128 d0;                                                                             \
+            const __m512i y0 = _mm512_loadu_si512(xq + i * KQ_QK);                                 \
+            const __m512i p0 = TERM(DP, LOAD2(a + i, &d0), y0, OFF(DP, y0));                       \
+            const __m512 s0 = spread2(_mm_mul_ps(d0, _mm_setr_ps(xd[i], xd[i + 1], 0, 0)));        \
             acc0 = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(p0), acc0);                              \
         }                                                                                          \
         float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));                               \
-        if (i < nb) /* an odd last block: the lower half of a pair with itself, halved */          \
-            sum += kq__dot_block_tail_##name(a + i, b + i);                                        \
+        if (i < nb)                                                                                \
+            sum += TAIL(a + i, xq + i * KQ_QK, xd[i]);                                             \
         return sum;                                                                                \
     }
 
-static float tail_q8_0(const struct kq_block_q8_0 *a, const struct kq_block_q8_0 *b)
-{
-    int s = 0;
-    for (int j = 0; j < KQ_QK; j++)
-        s += a->qs[j] * b->qs[j];
-    return s * (f16(a->d) * f16(b->d));
-}
-static float tail_q4_0(const struct kq_block_q4_0 *a, const struct kq_block_q8_0 *b)
-{
-    int s = 0;
-    for (int j = 0; j < KQ_QK / 2; j++)
-        s += ((a->qs[j] & 0xF) - 8) * b->qs[j] + ((a->qs[j] >> 4) - 8) * b->qs[j + 16];
-    return s * (f16(a->d) * f16(b->d));
-}
-#define kq__dot_block_tail_dot_q8_0 tail_q8_0
-#define kq__dot_block_tail_dot_q8_0_vnni tail_q8_0
-#define kq__dot_block_tail_dot_q4_0 tail_q4_0
-#define kq__dot_block_tail_dot_q4_0_vnni tail_q4_0
+/* Token generation with VNNI + VBMI, 16 blocks per step: each pair of blocks gives one vpdpbusd
+ * of unsigned weights (Q4_0 nibbles q, Q8_0 quants + 128) against the activations; the 8 pair
+ * vectors are folded into one vector of 16 block sums by a transposing reduction, the offset
+ * (8 or 128 times the block's activation sum, from Q8_0X) comes off once per block, and one
+ * FMA applies the 16 scales. Rows shorter than 16 blocks, and the rest, go through the pairs. */
 
-DEF_DOT_Q(dot_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8, )
-DEF_DOT_Q(dot_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8, )
-DEF_DOT_Q(dot_q8_0_vnni, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8_vnni, VNNI_TARGET)
-DEF_DOT_Q(dot_q4_0_vnni, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8_vnni, VNNI_TARGET)
+/* Lane b = the sum of block b, from P[p] = [block 2p in lanes 0-7 | block 2p+1 in 8-15]. */
+VNNI_TARGET static inline __m512i fold16_blocks(const __m512i *P)
+{
+    __m512i A[4], B[2];
+    for (int k = 0; k < 4; k++)
+        A[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(P[2 * k], P[2 * k + 1]),
+                                _mm512_unpackhi_epi32(P[2 * k], P[2 * k + 1]));
+    for (int k = 0; k < 2; k++)
+        B[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(A[2 * k], A[2 * k + 1]),
+                                _mm512_unpackhi_epi64(A[2 * k], A[2 * k + 1]));
+    /* 128-bit lane L of B[k] holds lane-L partials of P[4k..4k+3]; L 0-1 are the pair's first
+     * block, 2-3 its second */
+    const __m512i G = _mm512_add_epi32(_mm512_shuffle_i32x4(B[0], B[1], 0x88),
+                                       _mm512_shuffle_i32x4(B[0], B[1], 0xDD));
+    /* G lane 4(2k+h)+j = block 8k+2j+h: put block b in lane b */
+    const __m512i idx = _mm512_set_epi32(15, 11, 14, 10, 13, 9, 12, 8, 7, 3, 6, 2, 5, 1, 4, 0);
+    return _mm512_permutexvar_epi32(idx, G);
+}
+
+/* The 16 f16 scales at word offsets 0 and 'second' of eight 64-byte vectors, as floats. */
+VNNI_TARGET static inline __m512 gather16_d(const __m512i *V, short second)
+{
+    const __m512i i1 = _mm512_castsi128_si512(_mm_setr_epi16(0, second, 32, (short)(32 + second),
+                                                             0, 0, 0, 0));
+    const __m512i i2 = _mm512_castsi128_si512(_mm_setr_epi16(0, 1, 2, 3, 32, 33, 34, 35));
+    const __m512i i3 = _mm512_castsi256_si512(_mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34,
+                                                                35, 36, 37, 38, 39));
+    __m512i m[4], q[2];
+    for (int k = 0; k < 4; k++)
+        m[k] = _mm512_permutex2var_epi16(V[2 * k], i1, V[2 * k + 1]);
+    q[0] = _mm512_permutex2var_epi16(m[0], i2, m[1]);
+    q[1] = _mm512_permutex2var_epi16(m[2], i2, m[3]);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(q[0], i3, q[1])));
+}
+
+/* One step of up to 16 blocks (r = the number left, 1..16): masked loads keep the last step
+ * inside the row; missing blocks contribute zero. */
+VNNI_TARGET static inline __m512 step16_q4_0(const struct kq_block_q4_0 *a, const float *xd,
+                                             const int8_t *xq, const int32_t *xs, int r,
+                                             __m512 acc)
+{
+    const __m512i idx = _mm512_set_epi8(35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21,
+                                        20, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22,
+                                        21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                        2, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
+    const __m512i sh = _mm512_set_epi64(0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                        0x0004000400040004ll, 0x0004000400040004ll, 0, 0);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i V[8], P[8];
+    for (int p = 0; p < 8; p++) {
+        const int cnt = r - 2 * p >= 2 ? 2 : r - 2 * p;
+        if (cnt <= 0) {
+            V[p] = P[p] = _mm512_setzero_si512();
+            continue;
+        }
+        V[p] = _mm512_maskz_loadu_epi8(cnt == 2 ? 0xFFFFFFFFFull : 0x3FFFFull, a + 2 * p);
+        const __m512i q =
+            _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(idx, V[p]), sh), m4);
+        const __m512i y = _mm512_maskz_loadu_epi8(cnt == 2 ? ~0ull : 0xFFFFFFFFull,
+                                                  xq + 2 * p * KQ_QK);
+        P[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
+    }
+    const __mmask16 mb = (__mmask16)((1u << r) - 1);
+    const __m512i S = _mm512_sub_epi32(fold16_blocks(P),
+                                       _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mb, xs), 3));
+    const __m512 d = _mm512_mul_ps(gather16_d(V, 9), _mm512_maskz_loadu_ps(mb, xd));
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S), acc);
+}
+
+VNNI_TARGET static float dot16_q4_0(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q4_0 *a = w;
+    const float *xd = kq__q8x_d(x);
+    const int8_t *xq = kq__q8x_qs(x, n);
+    const int32_t *xs = kq__q8x_s(x, n);
+    const int64_t nb = n / KQ_QK;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    int64_t i = 0;
+    for (; i + 32 <= nb; i += 32) {
+        acc0 = step16_q4_0(a + i, xd + i, xq + i * KQ_QK, xs + i, 16, acc0);
+        acc1 = step16_q4_0(a + i + 16, xd + i + 16, xq + (i + 16) * KQ_QK, xs + i + 16, 16, acc1);
+    }
+    for (; i < nb; i += 16)
+        acc0 = step16_q4_0(a + i, xd + i, xq + i * KQ_QK, xs + i, nb - i < 16 ? (int)(nb - i) : 16,
+                           acc0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+VNNI_TARGET static inline __m512 step16_q8_0(const struct kq_block_q8_0 *a, const float *xd,
+                                             const int8_t *xq, const int32_t *xs, int r,
+                                             __m512 acc)
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i V[8], P[8];
+    for (int p = 0; p < 8; p++) {
+        const int cnt = r - 2 * p >= 2 ? 2 : r - 2 * p;
+        if (cnt <= 0) {
+            V[p] = P[p] = _mm512_setzero_si512();
+            continue;
+        }
+        const struct kq_block_q8_0 *b = a + 2 * p;
+        V[p] = _mm512_maskz_loadu_epi8(cnt == 2 ? ~0ull : 0x3FFFFFFFFull, b); // d at words 0, 17
+        __m512i q = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[0].qs));
+        if (cnt == 2)
+            q = _mm512_inserti64x4(q, _mm256_loadu_si256((const __m256i *)b[1].qs), 1);
+        const __m512i y = _mm512_maskz_loadu_epi8(cnt == 2 ? ~0ull : 0xFFFFFFFFull,
+                                                  xq + 2 * p * KQ_QK);
+        /* (q + 128) as unsigned; the 128 * sum(y) comes off below. Missing halves: y is 0. */
+        P[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(q, flip), y);
+    }
+    const __mmask16 mb = (__mmask16)((1u << r) - 1);
+    const __m512i S = _mm512_sub_epi32(fold16_blocks(P),
+                                       _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mb, xs), 7));
+    const __m512 d = _mm512_mul_ps(gather16_d(V, 17), _mm512_maskz_loadu_ps(mb, xd));
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S), acc);
+}
+
+VNNI_TARGET static float dot16_q8_0(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q8_0 *a = w;
+    const float *xd = kq__q8x_d(x);
+    const int8_t *xq = kq__q8x_qs(x, n);
+    const int32_t *xs = kq__q8x_s(x, n);
+    const int64_t nb = n / KQ_QK;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    int64_t i = 0;
+    for (; i + 32 <= nb; i += 32) {
+        acc0 = step16_q8_0(a + i, xd + i, xq + i * KQ_QK, xs + i, 16, acc0);
+        acc1 = step16_q8_0(a + i + 16, xd + i + 16, xq + (i + 16) * KQ_QK, xs + i + 16, 16, acc1);
+    }
+    for (; i < nb; i += 16)
+        acc0 = step16_q8_0(a + i, xd + i, xq + i * KQ_QK, xs + i, nb - i < 16 ? (int)(nb - i) : 16,
+                           acc0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+DEF_DOT_Q(dot_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, Q8_0_OFF, dp_u8s8, , tail_q8_0)
+DEF_DOT_Q(dot2_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_0_OFF, dp_u8s8_vnni,
+          VNNI_TARGET, tail_q8_0)
+DEF_DOT_Q(dot2_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF, dp_u8s8_vnni,
+          VNNI_TARGET, tail_q4_0)
+
+/* Rows of whole 16-block steps take the folded kernel, others (768 = 24 blocks, ...) the pairs:
+ * a partial step wastes most of its fold. */
+static float dot_q8_0_vnni(int64_t n, const void *w, const void *x)
+{
+    return (n / KQ_QK) % 16 ? dot2_q8_0_vnni(n, w, x) : dot16_q8_0(n, w, x);
+}
+static float dot_q4_0_vnni(int64_t n, const void *w, const void *x)
+{
+    return (n / KQ_QK) % 16 ? dot2_q4_0_vnni(n, w, x) : dot16_q4_0(n, w, x);
+}
+
+DEF_DOT_Q(dot_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, Q4_0_OFF, dp_u8s8, , tail_q4_0)
 
 /* 4 rows x 4 tokens, two blocks per step: each unpacked weight pair serves 4 tokens, each
- * activation pair 4 rows. An odd last block goes through the tail function. */
-#define DEF_GEMM_Q(name, WB, LOAD2, TERM, DP, ATTR, TAIL)                                          \
+ * activation pair (with its Q4_0 offset) 4 rows. An odd last block goes through the tail. */
+#define DEF_GEMM_Q(name, WB, LOAD2, TERM, OFF, DP, ATTR, TAIL)                                     \
     ATTR static void name(int64_t n, const void *w, size_t w_stride, const void *x,                \
                           size_t x_stride, float *y, int64_t y_stride)                             \
     {                                                                                              \
         const WB *a[4];                                                                            \
-        const struct kq_block_q8_0 *b[4];                                                          \
+        const float *bd[4];                                                                        \
+        const int8_t *bq[4];                                                                       \
         for (int k = 0; k < 4; k++) {                                                              \
             a[k] = (const WB *)((const char *)w + k * w_stride);                                   \
-            b[k] = (const struct kq_block_q8_0 *)((const char *)x + k * x_stride);                 \
+            bd[k] = kq__q8x_d((const char *)x + k * x_stride);                                     \
+            bq[k] = kq__q8x_qs((const char *)x + k * x_stride, n);                                 \
         }                                                                                          \
         const int64_t nb = n / KQ_QK;                                                              \
         __m512 acc[4][4];                                                                          \
@@ -244,198 +434,407 @@ DEF_DOT_Q(dot_q4_0_vnni, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8_vn
                 acc[r][t] = _mm512_setzero_ps();                                                   \
         int64_t i = 0;                                                                             \
         for (; i + 2 <= nb; i += 2) {                                                              \
-            __m512i qa[4], qb[4];                                                                  \
+            __m512i qa[4], qb[4], off[4];                                                          \
             __m512 da[4], db[4];                                                                   \
             for (int k = 0; k < 4; k++) {                                                          \
-                qa[k] = LOAD2(a[k] + i);                                                           \
-                da[k] = scale2(f16(a[k][i].d), f16(a[k][i + 1].d));                                \
-                qb[k] = load2_q8_0(b[k] + i);                                                      \
-                db[k] = scale2(f16(b[k][i].d), f16(b[k][i + 1].d));                                \
+                __m128 d;                                                                          \
+                qa[k] = LOAD2(a[k] + i, &d);                                                       \
+                da[k] = spread2(d);                                                                \
+                qb[k] = _mm512_loadu_si512(bq[k] + i * KQ_QK);                                     \
+                off[k] = OFF(DP, qb[k]);                                                           \
+                db[k] = spread2(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(bd[k] + i))));  \
             }                                                                                      \
             for (int r = 0; r < 4; r++)                                                            \
                 for (int t = 0; t < 4; t++)                                                        \
-                    acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(da[r], db[t]),                       \
-                                                _mm512_cvtepi32_ps(TERM(DP, qa[r], qb[t])),        \
-                                                acc[r][t]);                                        \
+                    acc[r][t] = _mm512_fmadd_ps(                                                   \
+                        _mm512_mul_ps(da[r], db[t]),                                               \
+                        _mm512_cvtepi32_ps(TERM(DP, qa[r], qb[t], off[t])), acc[r][t]);            \
         }                                                                                          \
         for (int t = 0; t < 4; t++) {                                                              \
             __m128 s = reduce4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]);                        \
             if (i < nb) {                                                                          \
-                s = _mm_add_ps(s, _mm_setr_ps(TAIL(a[0] + i, b[t] + i), TAIL(a[1] + i, b[t] + i), \
-                                              TAIL(a[2] + i, b[t] + i), TAIL(a[3] + i, b[t] + i)));\
+                const int8_t *q = bq[t] + i * KQ_QK;                                               \
+                s = _mm_add_ps(s, _mm_setr_ps(TAIL(a[0] + i, q, bd[t][i]),                         \
+                                              TAIL(a[1] + i, q, bd[t][i]),                         \
+                                              TAIL(a[2] + i, q, bd[t][i]),                         \
+                                              TAIL(a[3] + i, q, bd[t][i])));                       \
             }                                                                                      \
             _mm_storeu_ps(y + t * y_stride, s);                                                    \
         }                                                                                          \
     }
 
-DEF_GEMM_Q(gemm_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8, , tail_q8_0)
-DEF_GEMM_Q(gemm_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8, , tail_q4_0)
-DEF_GEMM_Q(gemm_q8_0_vnni, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, dp_u8s8_vnni, VNNI_TARGET,
-           tail_q8_0)
-DEF_GEMM_Q(gemm_q4_0_vnni, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, dp_u8s8_vnni, VNNI_TARGET,
-           tail_q4_0)
+DEF_GEMM_Q(gemm_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, Q8_0_OFF, dp_u8s8, , tail_q8_0)
+DEF_GEMM_Q(gemm_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, Q4_0_OFF, dp_u8s8, , tail_q4_0)
+DEF_GEMM_Q(gemm_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_0_OFF,
+           dp_u8s8_vnni, VNNI_TARGET, tail_q8_0)
+DEF_GEMM_Q(gemm_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF,
+           dp_u8s8_vnni, VNNI_TARGET, tail_q4_0)
 
-/* ---- K-quants against Q8_K ---- */
+/* ---- K-quants against Q8_K ----
+ *
+ * A 32-byte chunk c of Q4_K/Q5_K quants holds sub-block 2c in its low nibbles and 2c+1 in its high
+ * ones, i.e. weights 64c..64c+63 in order once the chunk is broadcast to both halves of a vector
+ * and the upper half is shifted by 4: one contiguous 64-byte load of activations matches it.
+ * maddubs gives 16-bit pair sums, madd with the sub-block scales (vpermw from one vector of 8)
+ * sums them to int32. Mins go through the Q8_K group sums. */
 
-/* Unpacked 6-bit scales and mins of the 8 sub-blocks of a Q4_K/Q5_K block. */
-static inline void scales_mins_k4(const uint8_t *s, uint8_t *sc, uint8_t *m)
+/* The 8 6-bit scales (*sc) and mins (*m) of a Q4_K/Q5_K block, one per byte, with 32-bit ops. */
+static inline void unpack_scales_k4(const uint8_t *s, uint64_t *sc, uint64_t *m)
 {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = s[j] & 63;
-        m[j] = s[j + 4] & 63;
-        sc[j + 4] = (uint8_t)((s[j + 8] & 0xF) | ((s[j] >> 6) << 4));
-        m[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
-    }
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4);
+    memcpy(&u1, s + 4, 4);
+    memcpy(&u2, s + 8, 4);
+    const uint32_t sc_lo = u0 & 0x3F3F3F3Fu, m_lo = u1 & 0x3F3F3F3Fu;
+    const uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    const uint32_t m_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    *sc = sc_lo | (uint64_t)sc_hi << 32;
+    *m = m_lo | (uint64_t)m_hi << 32;
 }
 
-/* int16 vector with 'a' in the 16-bit lanes of bytes 0-31 and 'b' in bytes 32-63. */
-static inline __m512i scale_pair16(int a, int b)
+/* 16-bit lanes 0-15 = v[2c], 16-31 = v[2c+1] (v: 8 int16 in the low 128 bits). */
+static inline __m512i spread_pair(__m512i v, int c)
 {
-    return _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)b), 1);
+    const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * c)),
+                                           _mm256_set1_epi16((short)(2 * c + 1)), 1);
+    return _mm512_permutexvar_epi16(idx, v);
 }
 
-/* Two sub-blocks of 32 quants (u8 in 0..63) against their activations, each weighted by its
- * scale: maddubs gives 16-bit pair sums, madd with the scales sums them to int32. */
-static inline __m512i dot2_scaled(__m512i q, __m512i y, int sc0, int sc1)
+/* Chunk c of 32 bytes as 64 quants 0..15 in weight order. */
+static inline __m512i chunk_nibbles(const uint8_t *q)
 {
-    return _mm512_madd_epi16(_mm512_maddubs_epi16(q, y), scale_pair16(sc0, sc1));
+    const __m512i z = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q));
+    const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    return _mm512_and_si512(_mm512_srlv_epi16(z, sh), _mm512_set1_epi8(0x0F));
 }
 
-/* Activations y[o0..o0+31] and y[o1..o1+31] of a Q8_K block in one vector. */
-static inline __m512i load_y2(const int8_t *qs, int o0, int o1)
+/* sum_j m_j * (bsums[2j] + bsums[2j+1]) as 4 int32 lanes. */
+static inline __m128i mins_dot4(uint64_t m, const int16_t *bsums)
 {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(qs + o0))),
-                              _mm256_loadu_si256((const __m256i *)(qs + o1)), 1);
-}
-
-static inline int mins_dot(const uint8_t *m, const int16_t *bsums)
-{
-    int s = 0;
-    for (int j = 0; j < 8; j++)
-        s += m[j] * (bsums[2 * j] + bsums[2 * j + 1]);
-    return s;
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums),
+                                      _mm_loadu_si128((const __m128i *)(bsums + 8)));
+    return _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m)), bs);
 }
 
 static float dot_q4_K(int64_t n, const void *w, const void *x)
 {
     const struct kq_block_q4_K *a = w;
     const struct kq_block_q8_K *b = x;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc = _mm512_setzero_ps();
-    float msum = 0;
+    __m128 macc = _mm_setzero_ps();
     for (int64_t i = 0; i < n / KQ_QK_K; i++) {
-        uint8_t sc[8], mn[8];
-        scales_mins_k4(a[i].scales, sc, mn);
-        /* q01 = chunks 0,1 (sub-blocks 0,2 low nibbles; 1,3 high), q23 = chunks 2,3. */
-        const __m512i q01 = _mm512_loadu_si512(a[i].qs);
-        const __m512i q23 = _mm512_loadu_si512(a[i].qs + 64);
-        const int8_t *y = b[i].qs;
-        __m512i s = dot2_scaled(_mm512_and_si512(q01, m4), load_y2(y, 0, 64), sc[0], sc[2]);
-        s = _mm512_add_epi32(s, dot2_scaled(_mm512_and_si512(_mm512_srli_epi16(q01, 4), m4),
-                                            load_y2(y, 32, 96), sc[1], sc[3]));
-        s = _mm512_add_epi32(s, dot2_scaled(_mm512_and_si512(q23, m4), load_y2(y, 128, 192),
-                                            sc[4], sc[6]));
-        s = _mm512_add_epi32(s, dot2_scaled(_mm512_and_si512(_mm512_srli_epi16(q23, 4), m4),
-                                            load_y2(y, 160, 224), sc[5], sc[7]));
-        const float d = f16(a[i].d) * b[i].d;
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(s), acc);
-        msum += f16(a[i].dmin) * b[i].d * mins_dot(mn, b[i].bsums);
+        uint64_t sc, mn;
+        unpack_scales_k4(a[i].scales, &sc, &mn);
+        const __m512i sc16 =
+            _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+        __m512i s = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            const __m512i q = chunk_nibbles(a[i].qs + 32 * c);
+            const __m512i y = _mm512_loadu_si512(b[i].qs + 64 * c);
+            s = _mm512_add_epi32(
+                s, _mm512_madd_epi16(_mm512_maddubs_epi16(q, y), spread_pair(sc16, c)));
+        }
+        const float dy = b[i].d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(a[i].d) * dy), _mm512_cvtepi32_ps(s), acc);
+        macc = _mm_fmadd_ps(_mm_set1_ps(f16(a[i].dmin) * dy),
+                            _mm_cvtepi32_ps(mins_dot4(mn, b[i].bsums)), macc);
     }
-    return _mm512_reduce_add_ps(acc) - msum;
+    return _mm512_reduce_add_ps(acc) -
+           _mm512_reduce_add_ps(_mm512_castps128_ps512(macc)); // upper lanes of the cast: zero
 }
 
 static float dot_q5_K(int64_t n, const void *w, const void *x)
 {
     const struct kq_block_q5_K *a = w;
     const struct kq_block_q8_K *b = x;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    const __m512i sixteen = _mm512_set1_epi8(16);
     __m512 acc = _mm512_setzero_ps();
-    float msum = 0;
+    __m128 macc = _mm_setzero_ps();
     for (int64_t i = 0; i < n / KQ_QK_K; i++) {
-        uint8_t sc[8], mn[8];
-        scales_mins_k4(a[i].scales, sc, mn);
-        const __m256i qh256 = _mm256_loadu_si256((const __m256i *)a[i].qh);
-        const __m512i qh = _mm512_inserti64x4(_mm512_castsi256_si512(qh256), qh256, 1);
-        const int8_t *y = b[i].qs;
+        uint64_t sc, mn;
+        unpack_scales_k4(a[i].scales, &sc, &mn);
+        const __m512i sc16 =
+            _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)a[i].qh));
         __m512i s = _mm512_setzero_si512();
-        for (int h = 0; h < 2; h++) { // chunks 2h and 2h+1
-            const __m512i q = _mm512_loadu_si512(a[i].qs + 64 * h);
-            /* 5th bits: lanes 0-31 are chunk 2h (qh bits 4h, 4h+1), lanes 32-63 chunk 2h+1
-             * (bits 4h+2, 4h+3). */
-            const __m512i sh_lo = _mm512_inserti64x4(_mm512_set1_epi16((short)(4 * h)),
-                                                     _mm256_set1_epi16((short)(4 * h + 2)), 1);
-            const __m512i sh_hi = _mm512_add_epi16(sh_lo, _mm512_set1_epi16(1));
-            const __m512i h0 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh_lo), one);
-            const __m512i h1 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh_hi), one);
-            const __m512i lo = _mm512_or_si512(_mm512_and_si512(q, m4), _mm512_slli_epi16(h0, 4));
-            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(q, 4), m4),
-                                               _mm512_slli_epi16(h1, 4));
-            s = _mm512_add_epi32(s, dot2_scaled(lo, load_y2(y, 128 * h, 128 * h + 64),
-                                                sc[4 * h], sc[4 * h + 2]));
-            s = _mm512_add_epi32(s, dot2_scaled(hi, load_y2(y, 128 * h + 32, 128 * h + 96),
-                                                sc[4 * h + 1], sc[4 * h + 3]));
+        for (int c = 0; c < 4; c++) {
+            /* the 5th bit of weight l of sub-block 2c (2c+1) is bit 2c (2c+1) of qh[l] */
+            const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                                   _mm256_set1_epi8((char)(2 << (2 * c))), 1);
+            const __m512i q = _mm512_mask_add_epi8(chunk_nibbles(a[i].qs + 32 * c),
+                                                   _mm512_test_epi8_mask(qh, bit),
+                                                   chunk_nibbles(a[i].qs + 32 * c), sixteen);
+            const __m512i y = _mm512_loadu_si512(b[i].qs + 64 * c);
+            s = _mm512_add_epi32(
+                s, _mm512_madd_epi16(_mm512_maddubs_epi16(q, y), spread_pair(sc16, c)));
         }
-        const float d = f16(a[i].d) * b[i].d;
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(s), acc);
-        msum += f16(a[i].dmin) * b[i].d * mins_dot(mn, b[i].bsums);
+        const float dy = b[i].d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(a[i].d) * dy), _mm512_cvtepi32_ps(s), acc);
+        macc = _mm_fmadd_ps(_mm_set1_ps(f16(a[i].dmin) * dy),
+                            _mm_cvtepi32_ps(mins_dot4(mn, b[i].bsums)), macc);
     }
-    return _mm512_reduce_add_ps(acc) - msum;
+    return _mm512_reduce_add_ps(acc) - _mm512_reduce_add_ps(_mm512_castps128_ps512(macc));
 }
 
 /* Q6_K: q in 0..63 against y, each group of 16 weighted by its signed scale; the -32 offset
- * comes back through the Q8_K group sums. */
+ * comes back as 32 * sum_s scale_s * bsums_s. Half h of the block: L = ql[64h..64h+63] gives
+ * weights 0..63 (low nibbles) and 64..127 (high nibbles) of the half, in order. */
 static float dot_q6_K(int64_t n, const void *w, const void *x)
 {
     const struct kq_block_q6_K *a = w;
     const struct kq_block_q8_K *b = x;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
+    const __m512i shA = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i shB = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    /* vpermw indices: 8 lanes each of scales k, k+1, k+2, k+3 */
+    const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1,
+                                          1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / KQ_QK_K; i++) {
-        int ioff = 0;
-        for (int s = 0; s < 16; s++)
-            ioff += a[i].scales[s] * b[i].bsums[s];
-        __m512i s = _mm512_setzero_si512();
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales));
+        const __m512i scv = _mm512_castsi256_si512(sc16);
+        /* the offset: sum_s sc_s * bsums_s (16 products, int32) */
+        __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)b[i].bsums));
+        __m512i s = _mm512_slli_epi32(_mm512_castsi256_si512(off), 5); // 32 * ..., subtracted
+        s = _mm512_sub_epi32(_mm512_setzero_si512(),
+                             _mm512_inserti64x4(s, _mm256_setzero_si256(), 1));
         for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = a[i].ql + 64 * h;
-            const int8_t *sc = a[i].scales + 8 * h;
-            const int8_t *y = b[i].qs + 128 * h;
-            /* L = [ql 0..31 | ql 32..63], QH = [qh | qh] (qh shared by both halves of L) */
-            const __m512i L = _mm512_loadu_si512(ql);
-            const __m256i qh256 = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
-            const __m512i QH = _mm512_inserti64x4(_mm512_castsi256_si512(qh256), qh256, 1);
-            /* low nibbles: l 0..31 use qh bits 0-1 (group 0), l 32..63 bits 2-3 (group 1) */
-            const __m512i shA = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-            const __m512i shB = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+            const __m512i L = _mm512_loadu_si512(a[i].ql + 64 * h);
+            const __m512i QH =
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h)));
             const __m512i qA = _mm512_or_si512(
                 _mm512_and_si512(L, m4),
                 _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shA), m2), 4));
             const __m512i qB = _mm512_or_si512(
                 _mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
                 _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shB), m2), 4));
-            /* qA pairs with y[0..63] (scales sc0,sc1 | sc2,sc3), qB with y[64..127] (sc4..7) */
-            const __m512i yA = _mm512_loadu_si512(y), yB = _mm512_loadu_si512(y + 64);
-            const __m512i scA = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]))),
-                _mm256_set_m128i(_mm_set1_epi16(sc[3]), _mm_set1_epi16(sc[2])), 1);
-            const __m512i scB = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(sc[5]), _mm_set1_epi16(sc[4]))),
-                _mm256_set_m128i(_mm_set1_epi16(sc[7]), _mm_set1_epi16(sc[6])), 1);
-            s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(qA, yA), scA));
-            s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(qB, yB), scB));
+            const int8_t *y = b[i].qs + 128 * h;
+            const __m512i scA =
+                _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16(8 * h)), scv);
+            const __m512i scB = _mm512_permutexvar_epi16(
+                _mm512_add_epi16(idx0, _mm512_set1_epi16(8 * h + 4)), scv);
+            s = _mm512_add_epi32(
+                s, _mm512_madd_epi16(_mm512_maddubs_epi16(qA, _mm512_loadu_si512(y)), scA));
+            s = _mm512_add_epi32(
+                s, _mm512_madd_epi16(_mm512_maddubs_epi16(qB, _mm512_loadu_si512(y + 64)), scB));
         }
-        const float d = f16(a[i].d) * b[i].d;
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d),
-                              _mm512_sub_ps(_mm512_cvtepi32_ps(s), _mm512_setzero_ps()), acc);
-        acc = _mm512_add_ps(acc, _mm512_castps128_ps512(_mm_set_ss(-d * 32.0f * ioff)));
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(a[i].d) * b[i].d), _mm512_cvtepi32_ps(s), acc);
     }
     return _mm512_reduce_add_ps(acc);
+}
+
+/* ---- K-quant 4x4 tiles (prompt processing) ----
+ *
+ * Per super-block: every unpacked chunk of 4 weight rows meets the same chunk of 4 token rows;
+ * the 16 int32 accumulators are then folded into one vector (lane 4r+t) by a transposing
+ * reduction and scaled by d_r * dy_t in one multiply. Mins: the 8 mins of all 4 rows form one
+ * vector of int16 that meets each token's 8 group sums in one madd. */
+
+/* Lane k of the result = sum of the 16 lanes of v[k]. */
+static inline __m512i reduce16_epi32(const __m512i *v)
+{
+    __m512i l1[8], l2[4], l3[2];
+    for (int k = 0; k < 8; k++)
+        l1[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]),
+                                 _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
+    for (int k = 0; k < 4; k++)
+        l2[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(l1[2 * k], l1[2 * k + 1]),
+                                 _mm512_unpackhi_epi64(l1[2 * k], l1[2 * k + 1]));
+    for (int k = 0; k < 2; k++)
+        l3[k] = _mm512_add_epi32(_mm512_shuffle_i32x4(l2[2 * k], l2[2 * k + 1], 0x88),
+                                 _mm512_shuffle_i32x4(l2[2 * k], l2[2 * k + 1], 0xDD));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(l3[0], l3[1], 0x88),
+                            _mm512_shuffle_i32x4(l3[0], l3[1], 0xDD));
+}
+
+/* Q4_K (qh == NULL) and Q5_K weights: a 4x4 tile. */
+static inline void gemm_kx(int64_t n, const uint8_t *const *ws, size_t blk, size_t off_d,
+                           size_t off_sc, size_t off_qh, size_t off_qs, int has_qh,
+                           const struct kq_block_q8_K *const *b, float *y, int64_t y_stride)
+{
+    const __m512i idx_r = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i idx_t = _mm512_set_epi32(3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0);
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    __m512 facc = _mm512_setzero_ps(), macc[4];
+    for (int t = 0; t < 4; t++)
+        macc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        const uint8_t *blkp[4];
+        __m512i sc16[4], qh[4];
+        uint64_t mn[4];
+        float dw[4], dm[4], dy[4];
+        for (int r = 0; r < 4; r++) {
+            uint64_t sc;
+            uint16_t h;
+            blkp[r] = ws[r] + i * blk;
+            unpack_scales_k4(blkp[r] + off_sc, &sc, &mn[r]);
+            sc16[r] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+            memcpy(&h, blkp[r] + off_d, 2);
+            dw[r] = f16(h);
+            memcpy(&h, blkp[r] + off_d + 2, 2);
+            dm[r] = f16(h);
+            qh[r] = has_qh ? _mm512_broadcast_i64x4(
+                                 _mm256_loadu_si256((const __m256i *)(blkp[r] + off_qh)))
+                           : _mm512_setzero_si512();
+        }
+        for (int t = 0; t < 4; t++)
+            dy[t] = b[t][i].d;
+        __m512i acc[16];
+        for (int k = 0; k < 16; k++)
+            acc[k] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            __m512i yv[4];
+            for (int t = 0; t < 4; t++)
+                yv[t] = _mm512_loadu_si512(b[t][i].qs + 64 * c);
+            const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                                   _mm256_set1_epi8((char)(2 << (2 * c))), 1);
+            for (int r = 0; r < 4; r++) {
+                __m512i q = chunk_nibbles(blkp[r] + off_qs + 32 * c);
+                if (has_qh)
+                    q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(qh[r], bit), q, sixteen);
+                const __m512i s = spread_pair(sc16[r], c);
+                for (int t = 0; t < 4; t++)
+                    acc[4 * r + t] = _mm512_add_epi32(
+                        acc[4 * r + t], _mm512_madd_epi16(_mm512_maddubs_epi16(q, yv[t]), s));
+            }
+        }
+        const __m128 dwv = _mm_loadu_ps(dw), dyv = _mm_loadu_ps(dy), dmv = _mm_loadu_ps(dm);
+        const __m512 dd = _mm512_mul_ps(_mm512_permutexvar_ps(idx_r, _mm512_castps128_ps512(dwv)),
+                                        _mm512_permutexvar_ps(idx_t, _mm512_castps128_ps512(dyv)));
+        facc = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(reduce16_epi32(acc)), facc);
+        /* mins: row r's 8 mins in 128-bit lane r, against token t's 8 group-pair sums */
+        const __m512i M = _mm512_cvtepu8_epi16(
+            _mm256_setr_epi64x((long long)mn[0], (long long)mn[1], (long long)mn[2], (long long)mn[3]));
+        const __m512 dmr = _mm512_permutexvar_ps(idx_r, _mm512_castps128_ps512(dmv));
+        for (int t = 0; t < 4; t++) {
+            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)b[t][i].bsums),
+                                              _mm_loadu_si128((const __m128i *)(b[t][i].bsums + 8)));
+            const __m512i P = _mm512_madd_epi16(M, _mm512_broadcast_i32x4(bs));
+            macc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dmr, _mm512_set1_ps(dy[t])),
+                                      _mm512_cvtepi32_ps(P), macc[t]);
+        }
+    }
+    float f[16], m[4][16];
+    _mm512_storeu_ps(f, facc);
+    for (int t = 0; t < 4; t++)
+        _mm512_storeu_ps(m[t], macc[t]);
+    for (int t = 0; t < 4; t++)
+        for (int r = 0; r < 4; r++)
+            y[t * y_stride + r] =
+                f[4 * r + t] - (m[t][4 * r] + m[t][4 * r + 1] + m[t][4 * r + 2] + m[t][4 * r + 3]);
+}
+
+static void gemm_q4_K(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                      float *y, int64_t y_stride)
+{
+    const uint8_t *ws[4];
+    const struct kq_block_q8_K *b[4];
+    for (int k = 0; k < 4; k++) {
+        ws[k] = (const uint8_t *)w + k * w_stride;
+        b[k] = (const struct kq_block_q8_K *)((const char *)x + k * x_stride);
+    }
+    gemm_kx(n, ws, sizeof(struct kq_block_q4_K), offsetof(struct kq_block_q4_K, d),
+            offsetof(struct kq_block_q4_K, scales), 0, offsetof(struct kq_block_q4_K, qs), 0, b, y,
+            y_stride);
+}
+
+static void gemm_q5_K(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                      float *y, int64_t y_stride)
+{
+    const uint8_t *ws[4];
+    const struct kq_block_q8_K *b[4];
+    for (int k = 0; k < 4; k++) {
+        ws[k] = (const uint8_t *)w + k * w_stride;
+        b[k] = (const struct kq_block_q8_K *)((const char *)x + k * x_stride);
+    }
+    gemm_kx(n, ws, sizeof(struct kq_block_q5_K), offsetof(struct kq_block_q5_K, d),
+            offsetof(struct kq_block_q5_K, scales), offsetof(struct kq_block_q5_K, qh),
+            offsetof(struct kq_block_q5_K, qs), 1, b, y, y_stride);
+}
+
+/* Q6_K 4x4 tile: as dot_q6_K, with the unpacked halves of 4 rows meeting 4 tokens. */
+static void gemm_q6_K(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                      float *y, int64_t y_stride)
+{
+    const struct kq_block_q6_K *a[4];
+    const struct kq_block_q8_K *b[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = (const struct kq_block_q6_K *)((const char *)w + k * w_stride);
+        b[k] = (const struct kq_block_q8_K *)((const char *)x + k * x_stride);
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
+    const __m512i shA = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i shB = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1,
+                                          1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i idx_r = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i idx_t = _mm512_set_epi32(3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0);
+    __m512 facc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        __m512i scv[4], acc[16];
+        float dw[4], dy[4];
+        for (int r = 0; r < 4; r++) {
+            const __m256i sc16 =
+                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[r][i].scales));
+            scv[r] = _mm512_castsi256_si512(sc16);
+            dw[r] = f16(a[r][i].d);
+            for (int t = 0; t < 4; t++) { // the -32 offset, per (r, t)
+                __m256i off =
+                    _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)b[t][i].bsums));
+                acc[4 * r + t] = _mm512_sub_epi32(
+                    _mm512_setzero_si512(),
+                    _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_slli_epi32(off, 5)),
+                                       _mm256_setzero_si256(), 1));
+            }
+        }
+        for (int t = 0; t < 4; t++)
+            dy[t] = b[t][i].d;
+        for (int h = 0; h < 2; h++) {
+            __m512i yA[4], yB[4];
+            for (int t = 0; t < 4; t++) {
+                yA[t] = _mm512_loadu_si512(b[t][i].qs + 128 * h);
+                yB[t] = _mm512_loadu_si512(b[t][i].qs + 128 * h + 64);
+            }
+            for (int r = 0; r < 4; r++) {
+                const __m512i L = _mm512_loadu_si512(a[r][i].ql + 64 * h);
+                const __m512i QH = _mm512_broadcast_i64x4(
+                    _mm256_loadu_si256((const __m256i *)(a[r][i].qh + 32 * h)));
+                const __m512i qA = _mm512_or_si512(
+                    _mm512_and_si512(L, m4),
+                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shA), m2), 4));
+                const __m512i qB = _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shB), m2), 4));
+                const __m512i scA = _mm512_permutexvar_epi16(
+                    _mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h))), scv[r]);
+                const __m512i scB = _mm512_permutexvar_epi16(
+                    _mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h + 4))), scv[r]);
+                for (int t = 0; t < 4; t++) {
+                    __m512i s = _mm512_madd_epi16(_mm512_maddubs_epi16(qA, yA[t]), scA);
+                    s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(qB, yB[t]), scB));
+                    acc[4 * r + t] = _mm512_add_epi32(acc[4 * r + t], s);
+                }
+            }
+        }
+        const __m512 dd =
+            _mm512_mul_ps(_mm512_permutexvar_ps(idx_r, _mm512_castps128_ps512(_mm_loadu_ps(dw))),
+                          _mm512_permutexvar_ps(idx_t, _mm512_castps128_ps512(_mm_loadu_ps(dy))));
+        facc = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(reduce16_epi32(acc)), facc);
+    }
+    float f[16];
+    _mm512_storeu_ps(f, facc);
+    for (int t = 0; t < 4; t++)
+        for (int r = 0; r < 4; r++)
+            y[t * y_stride + r] = f[4 * r + t];
 }
 
 void kq_avx512_table(struct kq_ops *ops, int vnni)
 {
     memset(ops, 0, sizeof(*ops));
     ops->type[GGUF_T_F32] = (struct kq_type_ops){NULL, NULL, dot_f32, gemm_f32};
-    ops->type[GGUF_T_F16] = (struct kq_type_ops){NULL, NULL, dot_f16, gemm_f16};
+    /* dot_f16 stays AVX2: 512-bit vcvtph2ps made it slower on Zen 4 (35 vs 55 GB/s from L2) */
+    ops->type[GGUF_T_F16] = (struct kq_type_ops){NULL, NULL, NULL, gemm_f16};
     ops->type[GGUF_T_BF16] = (struct kq_type_ops){NULL, NULL, dot_bf16, gemm_bf16};
     if (vnni) {
         ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0_vnni, gemm_q8_0_vnni};
@@ -444,9 +843,9 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
         ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0, gemm_q8_0};
         ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){NULL, NULL, dot_q4_0, gemm_q4_0};
     }
-    ops->type[GGUF_T_Q4_K].vec_dot = dot_q4_K;
-    ops->type[GGUF_T_Q5_K].vec_dot = dot_q5_K;
-    ops->type[GGUF_T_Q6_K].vec_dot = dot_q6_K;
+    ops->type[GGUF_T_Q4_K] = (struct kq_type_ops){NULL, NULL, dot_q4_K, gemm_q4_K};
+    ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){NULL, NULL, dot_q5_K, gemm_q5_K};
+    ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){NULL, NULL, dot_q6_K, gemm_q6_K};
 }
 
 /* 12 independent FMA chains: enough to cover the FMA latency on two pipes. */
