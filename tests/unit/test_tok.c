@@ -369,6 +369,11 @@ TEST(tok_spm_pieces_and_specials)
     /* a buffer that is too small reports the size needed */
     CHECK(tok_encode(t, "Hello world", 11, true, false, small, 2, &n, &err) == TW_ELIMIT);
     CHECK_EQ_INT(n, 7);
+    tw_err_clear(&err);
+    CHECK(tok_encode(t, "Hello world", 11, true, false, NULL, 0, &n, &err) == TW_ELIMIT);
+    CHECK_EQ_INT(n, 7); // counting only
+    CHECK_OK(tok_encode(t, "", 0, false, false, NULL, 0, &n, &err), &err);
+    CHECK_EQ_INT(n, 0);
     /* bytes outside the vocabulary fall back to <0xNN> and decode back exactly */
     {
         static const char odd[] = "\xe2\x82\xac \xf0\x9f\x98\x80 \x01\x7f z";
