@@ -555,7 +555,6 @@ static int split_re(const struct pre_step *st, const struct subjects *sj, size_t
 {
     const char *subj;
     size_t slen, start = 0, last = 0; // in code units of the subject
-    size_t base_cp = a;
 
     if (st->collapsed) {
         subj = sj->collapsed + a;
@@ -616,7 +615,6 @@ static int split_re(const struct pre_step *st, const struct subjects *sj, size_t
         if (lens_push(out, rest))
             return TW_ENOMEM;
     }
-    (void)base_cp;
     return 0;
 }
 
