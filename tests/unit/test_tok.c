@@ -726,6 +726,37 @@ TEST(tok_is_thread_safe)
     gguf_close(f);
 }
 
+/* The code point classes llama.cpp's tables give (Unicode 15.1, its White_Space list, simple
+ * lowercase, first code point of NFD), including the 15.1 additions utf8proc 15.0 lacks. */
+TEST(tok_unicode_classes)
+{
+    CHECK_EQ_INT(tok_uc_flags('a'), TOK_UC_LETTER);
+    CHECK_EQ_INT(tok_uc_flags('7'), TOK_UC_NUMBER);
+    CHECK_EQ_INT(tok_uc_flags('$'), TOK_UC_SYMBOL);
+    CHECK_EQ_INT(tok_uc_flags('_'), TOK_UC_PUNCTUATION);
+    CHECK_EQ_INT(tok_uc_flags(' '), TOK_UC_SEPARATOR | TOK_UC_WHITESPACE);
+    CHECK_EQ_INT(tok_uc_flags('\n'), TOK_UC_CONTROL | TOK_UC_WHITESPACE);
+    CHECK_EQ_INT(tok_uc_flags(0x85), TOK_UC_CONTROL | TOK_UC_WHITESPACE);
+    CHECK_EQ_INT(tok_uc_flags(0x3000), TOK_UC_SEPARATOR | TOK_UC_WHITESPACE);
+    CHECK_EQ_INT(tok_uc_flags(0x200b), TOK_UC_CONTROL); // zero-width space is Cf, not White_Space
+    CHECK_EQ_INT(tok_uc_flags(0x0301), TOK_UC_MARK);
+    CHECK_EQ_INT(tok_uc_flags(0x2167), TOK_UC_NUMBER); // Roman numeral eight (Nl)
+    CHECK_EQ_INT(tok_uc_flags(0x1fae0), TOK_UC_SYMBOL);  // melting face (Unicode 14)
+    CHECK_EQ_INT(tok_uc_flags(0x2ebf0), TOK_UC_LETTER);  // CJK Extension I (Unicode 15.1)
+    CHECK_EQ_INT(tok_uc_flags(0x2ffc), TOK_UC_SYMBOL);   // Unicode 15.1
+    CHECK_EQ_INT(tok_uc_flags(0x2ee5e), TOK_UC_UNDEFINED);
+    CHECK_EQ_INT(tok_uc_flags(0x110000), TOK_UC_UNDEFINED);
+    CHECK_EQ_INT(tok_uc_tolower(0x130), 'i'); // İ: simple mapping
+    CHECK_EQ_INT(tok_uc_tolower(0x3a3), 0x3c3);
+    CHECK_EQ_INT(tok_uc_nfd_first(0xe9), 'e');
+    CHECK_EQ_INT(tok_uc_nfd_first(0xac00), 0x1100); // Hangul syllable -> leading jamo
+    CHECK_EQ_INT(tok_uc_nfd_first(0x1e69), 's');      // s with two marks
+    CHECK_EQ_INT(tok_uc_byte_cp(' '), 0x120);         // GPT-2's 'Ġ'
+    CHECK_EQ_INT(tok_uc_cp_byte(0x120), ' ');
+    for (int b = 0; b < 256; b++)
+        CHECK_EQ_INT(tok_uc_cp_byte(tok_uc_byte_cp((uint8_t)b)), b);
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);
