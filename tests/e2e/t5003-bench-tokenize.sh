@@ -6,7 +6,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/corpus"
 posts="$TWIN_SHARED/data/corpora/skeeto/_posts"
-ls "$posts" | sort | head -3 | while read -r f; do cp "$posts/$f" "$tmp/corpus/"; done
+files=("$posts"/*) # no 'ls | head' here: with pipefail, SIGPIPE would fail the script
+cp "${files[0]}" "${files[1]}" "${files[2]}" "$tmp/corpus/"
 gpt2="$TWIN_SHARED/data/vocab/ggml-vocab-gpt-2.gguf"
 
 "$TWIN_BIN" bench tokenize -m "$gpt2" "$tmp/corpus" >"$tmp/out"
