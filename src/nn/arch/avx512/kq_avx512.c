@@ -470,6 +470,126 @@ DEF_GEMM_Q(gemm_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_
 DEF_GEMM_Q(gemm_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF,
            dp_u8s8_vnni, VNNI_TARGET, tail_q4_0)
 
+/* ---- Q4_0 / Q8_0 panels (prompt processing, VNNI) ----
+ *
+ * pack16 turns 16 weight rows into unsigned bytes (Q4_0: the nibble q for q - 8; Q8_0: q + 128)
+ * laid out so that 64 bytes hold 4 consecutive weights of each of the 16 rows, plus the rows'
+ * block scales as f32. panel16 then needs no horizontal sums: vpdpbusd of such a vector with a
+ * broadcast 4 activation bytes gives 16 rows' partial dot products in 16 lanes, and one FMA per
+ * block applies the 16 row scales times the token's scale; the offset (8 or 128 times the
+ * block's activation sum) comes off per block. This is llama.cpp's "repacked Q4_0" idea, with
+ * the repacking done per call on 16 rows at a time so that the weights stay in GGUF layout. */
+
+static void pack16_common(int64_t n, const uint8_t *w, size_t w_stride, size_t blk, int q4,
+                          void *panel)
+{
+    const int64_t nb = n / KQ_QK;
+    uint8_t *P = panel;
+    float *dw = (float *)(void *)(P + (size_t)nb * 512);
+    for (int r = 0; r < KQ_PANEL_R; r++) {
+        const uint8_t *row = w + (size_t)r * w_stride;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *bp = row + b * blk;
+            uint16_t h;
+            uint8_t q[KQ_QK];
+            memcpy(&h, bp, 2);
+            dw[b * KQ_PANEL_R + r] = f16(h);
+            if (q4) {
+                const __m128i v = _mm_loadu_si128((const __m128i *)(bp + 2));
+                const __m128i m4 = _mm_set1_epi8(0x0F);
+                _mm_storeu_si128((__m128i *)q, _mm_and_si128(v, m4));
+                _mm_storeu_si128((__m128i *)(q + 16), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+            } else {
+                _mm256_storeu_si256((__m256i *)q,
+                                    _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(bp + 2)),
+                                                     _mm256_set1_epi8((char)0x80)));
+            }
+            for (int g = 0; g < 8; g++)
+                memcpy(P + b * 512 + g * 64 + r * 4, q + 4 * g, 4);
+        }
+    }
+}
+
+static void pack16_q4_0(int64_t n, const void *w, size_t w_stride, void *panel)
+{
+    pack16_common(n, w, w_stride, sizeof(struct kq_block_q4_0), 1, panel);
+}
+static void pack16_q8_0(int64_t n, const void *w, size_t w_stride, void *panel)
+{
+    pack16_common(n, w, w_stride, sizeof(struct kq_block_q8_0), 0, panel);
+}
+
+static inline __m512i bcast32(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* T tokens at once (1 or 4), each with two accumulator chains per block. */
+#define PANEL_TOKENS(T)                                                                            \
+    do {                                                                                           \
+        const float *xd[T];                                                                        \
+        const int8_t *xq[T];                                                                       \
+        const int32_t *xs[T];                                                                      \
+        __m512 f[T];                                                                               \
+        for (int k = 0; k < T; k++) {                                                              \
+            const char *xr = (const char *)x + (t + k) * x_stride;                                 \
+            xd[k] = kq__q8x_d(xr);                                                                 \
+            xq[k] = kq__q8x_qs(xr, n);                                                             \
+            xs[k] = kq__q8x_s(xr, n);                                                              \
+            f[k] = _mm512_setzero_ps();                                                            \
+        }                                                                                          \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            __m512i a0[T], a1[T];                                                                  \
+            for (int k = 0; k < T; k++)                                                            \
+                a0[k] = a1[k] = _mm512_setzero_si512();                                            \
+            for (int g = 0; g < 8; g += 2) {                                                       \
+                const __m512i u0 = _mm512_loadu_si512(P + b * 512 + g * 64);                       \
+                const __m512i u1 = _mm512_loadu_si512(P + b * 512 + (g + 1) * 64);                 \
+                for (int k = 0; k < T; k++) {                                                      \
+                    a0[k] = _mm512_dpbusd_epi32(a0[k], u0, bcast32(xq[k] + b * KQ_QK + 4 * g));    \
+                    a1[k] = _mm512_dpbusd_epi32(a1[k], u1,                                         \
+                                                bcast32(xq[k] + b * KQ_QK + 4 * g + 4));           \
+                }                                                                                  \
+            }                                                                                      \
+            const __m512 d = _mm512_loadu_ps(dw + b * KQ_PANEL_R);                                 \
+            for (int k = 0; k < T; k++) {                                                          \
+                const __m512i S = _mm512_sub_epi32(_mm512_add_epi32(a0[k], a1[k]),                 \
+                                                   _mm512_set1_epi32(xs[k][b] << shift));          \
+                f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xd[k][b])),                 \
+                                       _mm512_cvtepi32_ps(S), f[k]);                               \
+            }                                                                                      \
+        }                                                                                          \
+        for (int k = 0; k < T; k++)                                                                \
+            _mm512_storeu_ps(y + (t + k) * y_stride, f[k]);                                        \
+    } while (0)
+
+VNNI_TARGET static inline void panel16_common(int64_t n, const void *panel, const void *x,
+                                              size_t x_stride, int64_t n_tok, float *y,
+                                              int64_t y_stride, int shift)
+{
+    const int64_t nb = n / KQ_QK;
+    const uint8_t *P = panel;
+    const float *dw = (const float *)(const void *)(P + (size_t)nb * 512);
+    int64_t t = 0;
+    for (; t + 4 <= n_tok; t += 4)
+        PANEL_TOKENS(4);
+    for (; t < n_tok; t++)
+        PANEL_TOKENS(1);
+}
+
+VNNI_TARGET static void panel16_q4_0(int64_t n, const void *panel, const void *x, size_t x_stride,
+                                     int64_t n_tok, float *y, int64_t y_stride)
+{
+    panel16_common(n, panel, x, x_stride, n_tok, y, y_stride, 3);
+}
+VNNI_TARGET static void panel16_q8_0(int64_t n, const void *panel, const void *x, size_t x_stride,
+                                     int64_t n_tok, float *y, int64_t y_stride)
+{
+    panel16_common(n, panel, x, x_stride, n_tok, y, y_stride, 7);
+}
+
 /* ---- K-quants against Q8_K ----
  *
  * A 32-byte chunk c of Q4_K/Q5_K quants holds sub-block 2c in its low nibbles and 2c+1 in its high
@@ -832,20 +952,26 @@ static void gemm_q6_K(int64_t n, const void *w, size_t w_stride, const void *x, 
 void kq_avx512_table(struct kq_ops *ops, int vnni)
 {
     memset(ops, 0, sizeof(*ops));
-    ops->type[GGUF_T_F32] = (struct kq_type_ops){NULL, NULL, dot_f32, gemm_f32};
+    ops->type[GGUF_T_F32] = (struct kq_type_ops){.vec_dot = dot_f32, .gemm = gemm_f32};
     /* dot_f16 stays AVX2: 512-bit vcvtph2ps made it slower on Zen 4 (35 vs 55 GB/s from L2) */
-    ops->type[GGUF_T_F16] = (struct kq_type_ops){NULL, NULL, NULL, gemm_f16};
-    ops->type[GGUF_T_BF16] = (struct kq_type_ops){NULL, NULL, dot_bf16, gemm_bf16};
+    ops->type[GGUF_T_F16] = (struct kq_type_ops){.gemm = gemm_f16};
+    ops->type[GGUF_T_BF16] = (struct kq_type_ops){.vec_dot = dot_bf16, .gemm = gemm_bf16};
     if (vnni) {
-        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0_vnni, gemm_q8_0_vnni};
-        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){NULL, NULL, dot_q4_0_vnni, gemm_q4_0_vnni};
+        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){.vec_dot = dot_q8_0_vnni,
+                                                      .gemm = gemm_q8_0_vnni,
+                                                      .pack16 = pack16_q8_0,
+                                                      .panel16 = panel16_q8_0};
+        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){.vec_dot = dot_q4_0_vnni,
+                                                      .gemm = gemm_q4_0_vnni,
+                                                      .pack16 = pack16_q4_0,
+                                                      .panel16 = panel16_q4_0};
     } else {
-        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0, gemm_q8_0};
-        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){NULL, NULL, dot_q4_0, gemm_q4_0};
+        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){.vec_dot = dot_q8_0, .gemm = gemm_q8_0};
+        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){.vec_dot = dot_q4_0, .gemm = gemm_q4_0};
     }
-    ops->type[GGUF_T_Q4_K] = (struct kq_type_ops){NULL, NULL, dot_q4_K, gemm_q4_K};
-    ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){NULL, NULL, dot_q5_K, gemm_q5_K};
-    ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){NULL, NULL, dot_q6_K, gemm_q6_K};
+    ops->type[GGUF_T_Q4_K] = (struct kq_type_ops){.vec_dot = dot_q4_K, .gemm = gemm_q4_K};
+    ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){.vec_dot = dot_q5_K, .gemm = gemm_q5_K};
+    ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){.vec_dot = dot_q6_K, .gemm = gemm_q6_K};
 }
 
 /* 12 independent FMA chains: enough to cover the FMA latency on two pipes. */
