@@ -105,11 +105,11 @@ struct kq_type_ops {
 
 #define KQ_PANEL_R 16
 #define KQ_PANEL_MIN_TOK 16 // fewer tokens do not pay for packing
-/* Panel of 16 rows of n int8 weights (4 consecutive weights of 16 rows per 64 bytes) and their
- * n/32 x 16 f32 block scales. */
+/* Scratch for one panel of 16 rows of n weights: 16 bytes per weight column, plus scales (Q4_0/
+ * Q8_0: 16 f32 per 32 weights; K-quants: 16 int32 scales and mins per 32, 32 f32 per 256). */
 static inline size_t kq__panel_bytes(int64_t n)
 {
-    return (size_t)n * KQ_PANEL_R + (size_t)(n / KQ_QK) * KQ_PANEL_R * sizeof(float);
+    return (size_t)n * KQ_PANEL_R + (size_t)n * 8;
 }
 
 /* The tables: index by enum gguf_ttype; a NULL entry falls back to the lower ISA's. */

@@ -590,6 +590,125 @@ VNNI_TARGET static void panel16_q8_0(int64_t n, const void *panel, const void *x
     panel16_common(n, panel, x, x_stride, n_tok, y, y_stride, 7);
 }
 
+/* ---- Q4_K / Q5_K panels ----
+ *
+ * Per super-block: 64 groups of 64 bytes (4 weights x 16 rows, values 0..31), then the 8
+ * sub-blocks' scales and mins as 16 int32 each, then 16 f32 d and 16 f32 dmin. A sub-block's 8
+ * vpdpbusd give 16 rows' sums, one vpmulld applies the 16 scales; the mins meet the token's
+ * group-pair sums in one more vpmulld per sub-block. */
+
+static inline void unpack_scales_k4(const uint8_t *s, uint64_t *sc, uint64_t *m);
+
+#define KX_PANEL_BLOCK (64 * 64 + 2 * 8 * 64 + 2 * 64)
+
+static void pack16_kx(int64_t n, const uint8_t *w, size_t w_stride, size_t blk, int q5,
+                      void *panel)
+{
+    const int64_t nb = n / KQ_QK_K;
+    for (int r = 0; r < KQ_PANEL_R; r++) {
+        const uint8_t *row = w + (size_t)r * w_stride;
+        for (int64_t i = 0; i < nb; i++) {
+            const uint8_t *bp = row + i * blk;
+            uint8_t *P = (uint8_t *)panel + i * KX_PANEL_BLOCK;
+            int32_t *SC = (int32_t *)(void *)(P + 64 * 64), *MN = SC + 8 * 16;
+            float *D = (float *)(void *)(MN + 8 * 16), *DM = D + 16;
+            uint16_t h;
+            uint64_t sc, mn;
+            uint8_t q[KQ_QK_K];
+            memcpy(&h, bp, 2);
+            D[r] = f16(h);
+            memcpy(&h, bp + 2, 2);
+            DM[r] = f16(h);
+            unpack_scales_k4(bp + 4, &sc, &mn);
+            for (int j = 0; j < 8; j++) {
+                SC[j * 16 + r] = (int32_t)((sc >> (8 * j)) & 0xFF);
+                MN[j * 16 + r] = (int32_t)((mn >> (8 * j)) & 0xFF);
+            }
+            const uint8_t *qs = bp + 16 + (q5 ? 32 : 0), *qh = bp + 16;
+            for (int c = 0; c < 4; c++)
+                for (int l = 0; l < 32; l++) {
+                    q[64 * c + l] = qs[32 * c + l] & 0xF;
+                    q[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+                    if (q5) {
+                        q[64 * c + l] |= ((qh[l] >> (2 * c)) & 1) << 4;
+                        q[64 * c + 32 + l] |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+                    }
+                }
+            for (int g = 0; g < 64; g++)
+                memcpy(P + g * 64 + r * 4, q + 4 * g, 4);
+        }
+    }
+}
+
+static void pack16_q4_K(int64_t n, const void *w, size_t w_stride, void *panel)
+{
+    pack16_kx(n, w, w_stride, sizeof(struct kq_block_q4_K), 0, panel);
+}
+static void pack16_q5_K(int64_t n, const void *w, size_t w_stride, void *panel)
+{
+    pack16_kx(n, w, w_stride, sizeof(struct kq_block_q5_K), 1, panel);
+}
+
+#define PANEL_KX_TOKENS(T)                                                                         \
+    do {                                                                                           \
+        const struct kq_block_q8_K *yb[T];                                                         \
+        __m512 f[T];                                                                               \
+        for (int k = 0; k < T; k++) {                                                              \
+            yb[k] = (const struct kq_block_q8_K *)((const char *)x + (t + k) * x_stride);         \
+            f[k] = _mm512_setzero_ps();                                                            \
+        }                                                                                          \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            const uint8_t *P = (const uint8_t *)panel + i * KX_PANEL_BLOCK;                        \
+            const int32_t *SC = (const int32_t *)(const void *)(P + 64 * 64), *MN = SC + 8 * 16;  \
+            const float *D = (const float *)(const void *)(MN + 8 * 16), *DM = D + 16;            \
+            __m512i s[T], m[T];                                                                    \
+            for (int k = 0; k < T; k++)                                                            \
+                s[k] = m[k] = _mm512_setzero_si512();                                              \
+            for (int j = 0; j < 8; j++) {                                                          \
+                __m512i a0[T], a1[T];                                                              \
+                for (int k = 0; k < T; k++)                                                        \
+                    a0[k] = a1[k] = _mm512_setzero_si512();                                        \
+                for (int g = 0; g < 8; g += 2) {                                                   \
+                    const __m512i u0 = _mm512_loadu_si512(P + (8 * j + g) * 64);                   \
+                    const __m512i u1 = _mm512_loadu_si512(P + (8 * j + g + 1) * 64);               \
+                    for (int k = 0; k < T; k++) {                                                  \
+                        const int8_t *q = yb[k][i].qs + 32 * j + 4 * g;                            \
+                        a0[k] = _mm512_dpbusd_epi32(a0[k], u0, bcast32(q));                        \
+                        a1[k] = _mm512_dpbusd_epi32(a1[k], u1, bcast32(q + 4));                    \
+                    }                                                                              \
+                }                                                                                  \
+                const __m512i sc = _mm512_loadu_si512(SC + 16 * j);                                \
+                const __m512i mn = _mm512_loadu_si512(MN + 16 * j);                                \
+                for (int k = 0; k < T; k++) {                                                      \
+                    s[k] = _mm512_add_epi32(                                                       \
+                        s[k], _mm512_mullo_epi32(_mm512_add_epi32(a0[k], a1[k]), sc));             \
+                    m[k] = _mm512_add_epi32(                                                       \
+                        m[k], _mm512_mullo_epi32(mn, _mm512_set1_epi32(yb[k][i].bsums[2 * j] +     \
+                                                                       yb[k][i].bsums[2 * j + 1])));\
+                }                                                                                  \
+            }                                                                                      \
+            const __m512 d = _mm512_loadu_ps(D), dm = _mm512_loadu_ps(DM);                         \
+            for (int k = 0; k < T; k++) {                                                          \
+                const __m512 dy = _mm512_set1_ps(yb[k][i].d);                                      \
+                f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(s[k]), f[k]);      \
+                f[k] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dy), _mm512_cvtepi32_ps(m[k]), f[k]);    \
+            }                                                                                      \
+        }                                                                                          \
+        for (int k = 0; k < T; k++)                                                                \
+            _mm512_storeu_ps(y + (t + k) * y_stride, f[k]);                                        \
+    } while (0)
+
+VNNI_TARGET static void panel16_kx(int64_t n, const void *panel, const void *x, size_t x_stride,
+                                   int64_t n_tok, float *y, int64_t y_stride)
+{
+    const int64_t nb = n / KQ_QK_K;
+    int64_t t = 0;
+    for (; t + 4 <= n_tok; t += 4)
+        PANEL_KX_TOKENS(4);
+    for (; t < n_tok; t++)
+        PANEL_KX_TOKENS(1);
+}
+
 /* ---- K-quants against Q8_K ----
  *
  * A 32-byte chunk c of Q4_K/Q5_K quants holds sub-block 2c in its low nibbles and 2c+1 in its high
@@ -971,6 +1090,12 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
     }
     ops->type[GGUF_T_Q4_K] = (struct kq_type_ops){.vec_dot = dot_q4_K, .gemm = gemm_q4_K};
     ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){.vec_dot = dot_q5_K, .gemm = gemm_q5_K};
+    if (vnni) {
+        ops->type[GGUF_T_Q4_K].pack16 = pack16_q4_K;
+        ops->type[GGUF_T_Q4_K].panel16 = panel16_kx;
+        ops->type[GGUF_T_Q5_K].pack16 = pack16_q5_K;
+        ops->type[GGUF_T_Q5_K].panel16 = panel16_kx;
+    }
     ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){.vec_dot = dot_q6_K, .gemm = gemm_q6_K};
 }
 
