@@ -709,6 +709,98 @@ VNNI_TARGET static void panel16_kx(int64_t n, const void *panel, const void *x, 
         PANEL_KX_TOKENS(1);
 }
 
+/* ---- Q6_K panels ----
+ *
+ * Per super-block: 64 groups of 64 bytes (values 0..63), the 16 sub-blocks' signed scales as 16
+ * int32 each, 16 f32 d. Per sub-block of 16 weights: 4 vpdpbusd, the -32 offset as 32 times the
+ * token's group sum, one vpmulld by the 16 rows' scales. */
+
+#define Q6_PANEL_BLOCK (64 * 64 + 16 * 64 + 64)
+
+static void pack16_q6_K(int64_t n, const void *w, size_t w_stride, void *panel)
+{
+    const int64_t nb = n / KQ_QK_K;
+    for (int r = 0; r < KQ_PANEL_R; r++) {
+        const struct kq_block_q6_K *row =
+            (const struct kq_block_q6_K *)((const uint8_t *)w + (size_t)r * w_stride);
+        for (int64_t i = 0; i < nb; i++) {
+            const struct kq_block_q6_K *b = &row[i];
+            uint8_t *P = (uint8_t *)panel + i * Q6_PANEL_BLOCK;
+            int32_t *SC = (int32_t *)(void *)(P + 64 * 64);
+            float *D = (float *)(void *)(SC + 16 * 16);
+            uint8_t q[KQ_QK_K];
+            D[r] = f16(b->d);
+            for (int s = 0; s < 16; s++)
+                SC[s * 16 + r] = b->scales[s];
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+                uint8_t *o = q + 128 * h;
+                for (int l = 0; l < 32; l++) {
+                    o[l] = (uint8_t)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4));
+                    o[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+                    o[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+                    o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+                }
+            }
+            for (int g = 0; g < 64; g++)
+                memcpy(P + g * 64 + r * 4, q + 4 * g, 4);
+        }
+    }
+}
+
+#define PANEL_Q6_TOKENS(T)                                                                         \
+    do {                                                                                           \
+        const struct kq_block_q8_K *yb[T];                                                         \
+        __m512 f[T];                                                                               \
+        for (int k = 0; k < T; k++) {                                                              \
+            yb[k] = (const struct kq_block_q8_K *)((const char *)x + (t + k) * x_stride);         \
+            f[k] = _mm512_setzero_ps();                                                            \
+        }                                                                                          \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            const uint8_t *P = (const uint8_t *)panel + i * Q6_PANEL_BLOCK;                        \
+            const int32_t *SC = (const int32_t *)(const void *)(P + 64 * 64);                      \
+            const float *D = (const float *)(const void *)(SC + 16 * 16);                          \
+            __m512i s[T];                                                                          \
+            for (int k = 0; k < T; k++)                                                            \
+                s[k] = _mm512_setzero_si512();                                                     \
+            for (int j = 0; j < 16; j++) {                                                         \
+                const __m512i u0 = _mm512_loadu_si512(P + (4 * j) * 64);                           \
+                const __m512i u1 = _mm512_loadu_si512(P + (4 * j + 1) * 64);                       \
+                const __m512i u2 = _mm512_loadu_si512(P + (4 * j + 2) * 64);                       \
+                const __m512i u3 = _mm512_loadu_si512(P + (4 * j + 3) * 64);                       \
+                const __m512i sc = _mm512_loadu_si512(SC + 16 * j);                                \
+                for (int k = 0; k < T; k++) {                                                      \
+                    const int8_t *q = yb[k][i].qs + 16 * j;                                        \
+                    __m512i a0 = _mm512_set1_epi32(-32 * yb[k][i].bsums[j]);                       \
+                    __m512i a1 = _mm512_setzero_si512();                                           \
+                    a0 = _mm512_dpbusd_epi32(a0, u0, bcast32(q));                                  \
+                    a1 = _mm512_dpbusd_epi32(a1, u1, bcast32(q + 4));                              \
+                    a0 = _mm512_dpbusd_epi32(a0, u2, bcast32(q + 8));                              \
+                    a1 = _mm512_dpbusd_epi32(a1, u3, bcast32(q + 12));                             \
+                    s[k] = _mm512_add_epi32(s[k],                                                  \
+                                            _mm512_mullo_epi32(_mm512_add_epi32(a0, a1), sc));     \
+                }                                                                                  \
+            }                                                                                      \
+            const __m512 d = _mm512_loadu_ps(D);                                                   \
+            for (int k = 0; k < T; k++)                                                            \
+                f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[k][i].d)),               \
+                                       _mm512_cvtepi32_ps(s[k]), f[k]);                            \
+        }                                                                                          \
+        for (int k = 0; k < T; k++)                                                                \
+            _mm512_storeu_ps(y + (t + k) * y_stride, f[k]);                                        \
+    } while (0)
+
+VNNI_TARGET static void panel16_q6_K(int64_t n, const void *panel, const void *x, size_t x_stride,
+                                     int64_t n_tok, float *y, int64_t y_stride)
+{
+    const int64_t nb = n / KQ_QK_K;
+    int64_t t = 0;
+    for (; t + 4 <= n_tok; t += 4)
+        PANEL_Q6_TOKENS(4);
+    for (; t < n_tok; t++)
+        PANEL_Q6_TOKENS(1);
+}
+
 /* ---- K-quants against Q8_K ----
  *
  * A 32-byte chunk c of Q4_K/Q5_K quants holds sub-block 2c in its low nibbles and 2c+1 in its high
@@ -1097,6 +1189,10 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
         ops->type[GGUF_T_Q5_K].panel16 = panel16_kx;
     }
     ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){.vec_dot = dot_q6_K, .gemm = gemm_q6_K};
+    if (vnni) {
+        ops->type[GGUF_T_Q6_K].pack16 = pack16_q6_K;
+        ops->type[GGUF_T_Q6_K].panel16 = panel16_q6_K;
+    }
 }
 
 /* 12 independent FMA chains: enough to cover the FMA latency on two pipes. */
