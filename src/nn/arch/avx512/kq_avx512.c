@@ -549,14 +549,14 @@ static inline __m512i bcast32(const int8_t *p)
                 const __m512i u1 = _mm512_loadu_si512(P + b * 512 + (g + 1) * 64);                 \
                 for (int k = 0; k < T; k++) {                                                      \
                     a0[k] = _mm512_dpbusd_epi32(a0[k], u0, bcast32(xq[k] + b * KQ_QK + 4 * g));    \
-                    a1[k] = _mm512_dpbusd_epi32(a1[k], u1,                                         \
-                                                bcast32(xq[k] + b * KQ_QK + 4 * g + 4));           \
+                    a1[k] =                                                                        \
+                        _mm512_dpbusd_epi32(a1[k], u1, bcast32(xq[k] + b * KQ_QK + 4 * g + 4));    \
                 }                                                                                  \
             }                                                                                      \
             const __m512 d = _mm512_loadu_ps(dw + b * KQ_PANEL_R);                                 \
             for (int k = 0; k < T; k++) {                                                          \
                 const __m512i S = _mm512_sub_epi32(_mm512_add_epi32(a0[k], a1[k]),                 \
-                                                   _mm512_set1_epi32(xs[k][b] << shift));          \
+                                                   _mm512_set1_epi32(xs[k][b] * (1 << shift)));    \
                 f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xd[k][b])),                 \
                                        _mm512_cvtepi32_ps(S), f[k]);                               \
             }                                                                                      \
