@@ -1160,6 +1160,46 @@ static void gemm_q6_K(int64_t n, const void *w, size_t w_stride, const void *x, 
             y[t * y_stride + r] = f[4 * r + t];
 }
 
+/* ---- activation quantization to Q8_K (the reference's arithmetic, byte for byte) ---- */
+
+static void from_f32_q8_K(const float *x, void *dst, int64_t n)
+{
+    struct kq_block_q8_K *b = dst;
+    const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+    for (int64_t i = 0; i < n / KQ_QK_K; i++, x += KQ_QK_K) {
+        __m512 v[16], m = _mm512_setzero_ps();
+        for (int k = 0; k < 16; k++) {
+            v[k] = _mm512_loadu_ps(x + 16 * k);
+            m = _mm512_max_ps(m, _mm512_and_ps(v[k], abs_mask));
+        }
+        const float amax = _mm512_reduce_max_ps(m);
+        if (!amax) {
+            memset(&b[i], 0, sizeof(b[i]));
+            continue;
+        }
+        /* the first value of largest magnitude, with its sign (as the reference picks it) */
+        float max = 0;
+        const __m512 va = _mm512_set1_ps(amax);
+        for (int k = 0; k < 16; k++) {
+            __mmask16 hit = _mm512_cmp_ps_mask(_mm512_and_ps(v[k], abs_mask), va, _CMP_EQ_OQ);
+            if (hit) {
+                max = x[16 * k + __builtin_ctz(hit)];
+                break;
+            }
+        }
+        const float iscale = -127.f / max;
+        const __m512 vs = _mm512_set1_ps(iscale);
+        for (int k = 0; k < 16; k++) {
+            /* round half to even, as nearest_int; never above 127 */
+            __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(vs, v[k])),
+                                         _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(b[i].qs + 16 * k), _mm512_cvtepi32_epi8(q));
+            b[i].bsums[k] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+        b[i].d = 1 / iscale;
+    }
+}
+
 void kq_avx512_table(struct kq_ops *ops, int vnni)
 {
     memset(ops, 0, sizeof(*ops));
@@ -1180,15 +1220,18 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
         ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){.vec_dot = dot_q8_0, .gemm = gemm_q8_0};
         ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){.vec_dot = dot_q4_0, .gemm = gemm_q4_0};
     }
-    ops->type[GGUF_T_Q4_K] = (struct kq_type_ops){.vec_dot = dot_q4_K, .gemm = gemm_q4_K};
-    ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){.vec_dot = dot_q5_K, .gemm = gemm_q5_K};
+    ops->type[GGUF_T_Q4_K] =
+        (struct kq_type_ops){.from_float = from_f32_q8_K, .vec_dot = dot_q4_K, .gemm = gemm_q4_K};
+    ops->type[GGUF_T_Q5_K] =
+        (struct kq_type_ops){.from_float = from_f32_q8_K, .vec_dot = dot_q5_K, .gemm = gemm_q5_K};
     if (vnni) {
         ops->type[GGUF_T_Q4_K].pack16 = pack16_q4_K;
         ops->type[GGUF_T_Q4_K].panel16 = panel16_kx;
         ops->type[GGUF_T_Q5_K].pack16 = pack16_q5_K;
         ops->type[GGUF_T_Q5_K].panel16 = panel16_kx;
     }
-    ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){.vec_dot = dot_q6_K, .gemm = gemm_q6_K};
+    ops->type[GGUF_T_Q6_K] =
+        (struct kq_type_ops){.from_float = from_f32_q8_K, .vec_dot = dot_q6_K, .gemm = gemm_q6_K};
     if (vnni) {
         ops->type[GGUF_T_Q6_K].pack16 = pack16_q6_K;
         ops->type[GGUF_T_Q6_K].panel16 = panel16_q6_K;
