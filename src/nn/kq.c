@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <cpuid.h>
 #include <string.h>
 
 /* ---- half and bfloat ---- */
@@ -194,14 +195,20 @@ static void ops_inherit(struct kq_ops *ops, const struct kq_ops *lower)
     }
 }
 
+/* CPUID leaf 1, ECX bit 29. clang 14's __builtin_cpu_supports does not know "f16c". */
+static bool cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+
 static void kq_init_once(void)
 {
     const char *force = getenv("TWIN_KQ");
 
     kq_ref_table(&ops_ref);
     __builtin_cpu_init();
-    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                __builtin_cpu_supports("f16c");
+    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") &&
                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                   __builtin_cpu_supports("avx512dq");
