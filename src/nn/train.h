@@ -191,6 +191,18 @@ void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const 
                        const float *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
                        float *dq, float *dk, float *dv, float *scratch, struct tw_pool *pool);
 
+/* The LoRA layer through the kq kernels: same contracts as train_lora_fwd / train_lora_bwd (the
+ * definitions) with train_lora_kq_scratch(n_tok, n_in, n_out, r) floats of scratch. A zero B
+ * still adds exactly nothing. */
+size_t train_lora_kq_scratch(int n_tok, int n_in, int n_out, int r);
+void train_lora_fwd_kq(const float *x, const float *drop, int n_tok, int n_in, int n_out, int r,
+                       const float *a, const float *b, float scale, float *u, float *y,
+                       float *scratch, struct tw_pool *pool);
+void train_lora_bwd_kq(const float *dy, const float *x, const float *drop, const float *u,
+                       int n_tok, int n_in, int n_out, int r, const float *a, const float *b,
+                       float scale, float *dx, float *da, float *db, float *scratch,
+                       struct tw_pool *pool);
+
 /* ---- optimizer ---- */
 
 /* One trainable (or frozen) tensor: its values, gradient and AdamW moments, n floats each.

@@ -108,6 +108,7 @@ struct LLAMA {
     treal *dres, *dhmid, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *dlogits;
     treal *mm_scratch; // train_matmul_bwd_kq's (f32 only)
     treal *at_scratch; // train_attn_*_kq's (f32 only)
+    treal *lo_scratch; // train_lora_*_kq's (f32 only)
 };
 
 /* n_in and n_out of layer matrix j. */
@@ -524,7 +525,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
     const struct train_llama_cfg *c = &m->cfg;
     size_t C = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
     size_t L = (size_t)c->n_layer, per_layer, lora = 0, total, ints, mm_scratch = 0;
-    size_t at_scratch = 0;
+    size_t at_scratch = 0, lo_scratch = 0;
     size_t qd = (size_t)m->qd, kvd = (size_t)m->kvd;
     treal *p;
     char *ip;
@@ -537,6 +538,10 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
                 int n_in, n_out;
                 layer_dims(m, target_tensor[k], &n_in, &n_out);
                 lora += (size_t)m->lora_r + (m->lora_dropout > 0 ? (size_t)n_in : 0);
+#ifndef TRAIN_F64
+                size_t ls = train_lora_kq_scratch((int)n_tok, n_in, n_out, m->lora_r);
+                lo_scratch = ls > lo_scratch ? ls : lo_scratch;
+#endif
             }
     /* per token: rstd1, rstd2 and the [C], [qd], [kvd], [F] activations of each layer */
     per_layer = 2 + 3 * C + 2 * qd + 2 * kvd + 3 * F;
@@ -550,7 +555,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
 #endif
     if (tw_size_mul(total, n_tok, &total) < 0 || tw_size_mul(n_att, L, &ints) < 0 ||
         tw_size_add(total, ints, &total) < 0 || tw_size_add(total, mm_scratch, &total) < 0 ||
-        tw_size_add(total, at_scratch, &total) < 0 ||
+        tw_size_add(total, at_scratch, &total) < 0 || tw_size_add(total, lo_scratch, &total) < 0 ||
         tw_size_mul(total, sizeof(treal), &total) < 0 ||
         tw_size_mul(n_tok, 3 * sizeof(int32_t) + 1, &ints) < 0 ||
         tw_size_add(total, ints, &total) < 0)
@@ -615,6 +620,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
     CARVE(m->dlogits, n_tok * V);
     CARVE(m->mm_scratch, mm_scratch);
     CARVE(m->at_scratch, at_scratch);
+    CARVE(m->lo_scratch, lo_scratch);
 #undef CARVE
     ip = (char *)p;
     m->tokens = (int32_t *)ip;
@@ -695,8 +701,14 @@ static void proj_fwd(struct LLAMA *m, int l, int j, const treal *x, int n_tok, t
                 continue;
             if (s->drop)
                 OP(train_dropout_mask)(rng, m->lora_dropout, (size_t)n_tok * n_in, s->drop);
+#ifndef TRAIN_F64
+            train_lora_fwd_kq(x, s->drop, n_tok, n_in, n_out, m->lora_r, m->params[s->pa].w,
+                              m->params[s->pb].w, m->lora_scale, s->u, y, m->lo_scratch,
+                              m->pool);
+#else
             OP(train_lora_fwd)(x, s->drop, n_tok, n_in, n_out, m->lora_r, m->params[s->pa].w,
                                m->params[s->pb].w, m->lora_scale, s->u, y);
+#endif
         }
     }
 }
@@ -714,9 +726,15 @@ static void proj_bwd(struct LLAMA *m, int l, int j, const treal *dy, const treal
             struct lora_slot *s = &m->lora[l * N_TARGET + k];
             if (target_tensor[k] != j || !s->pa)
                 continue;
+#ifndef TRAIN_F64
+            train_lora_bwd_kq(dy, x, s->drop, s->u, n_tok, n_in, n_out, m->lora_r,
+                              m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, dx,
+                              m->params[s->pa].g, m->params[s->pb].g, m->lo_scratch, m->pool);
+#else
             OP(train_lora_bwd)(dy, x, s->drop, s->u, n_tok, n_in, n_out, m->lora_r,
                                m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, dx,
                                m->params[s->pa].g, m->params[s->pb].g);
+#endif
         }
     }
 }

@@ -330,3 +330,91 @@ void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const 
             }
         }
 }
+
+/* ---- LoRA through the kq kernels ---- */
+
+size_t train_lora_kq_scratch(int n_tok, int n_in, int n_out, int r)
+{
+    size_t t = (size_t)n_tok, i = (size_t)n_in, o = (size_t)n_out, k = (size_t)r;
+    size_t mx = i > o ? i : o;
+    return t * i + t * mx + i * t + o * t + k * o + 2 * k * t + i * k + t * k + o * k + k * i;
+}
+
+struct lkq {
+    float *xd, *tmp, *xdt, *dyt, *bt, *ut, *dut, *at, *du, *dbt, *dat;
+};
+
+static void lkq_carve(struct lkq *s, float *p, int n_tok, int n_in, int n_out, int r)
+{
+    size_t t = (size_t)n_tok, i = (size_t)n_in, o = (size_t)n_out, k = (size_t)r;
+    s->xd = p;
+    s->tmp = s->xd + t * i;
+    s->xdt = s->tmp + t * (i > o ? i : o);
+    s->dyt = s->xdt + i * t;
+    s->bt = s->dyt + o * t;
+    s->ut = s->bt + k * o;
+    s->dut = s->ut + k * t;
+    s->at = s->dut + k * t;
+    s->du = s->at + i * k;
+    s->dbt = s->du + t * k;
+    s->dat = s->dbt + o * k;
+}
+
+/* x * drop (or x) into dst; returns what to use as the adapter's input. */
+static const float *lkq_input(const float *x, const float *drop, size_t n, float *dst)
+{
+    if (!drop)
+        return x;
+    for (size_t e = 0; e < n; e++)
+        dst[e] = x[e] * drop[e];
+    return dst;
+}
+
+void train_lora_fwd_kq(const float *x, const float *drop, int n_tok, int n_in, int n_out, int r,
+                       const float *a, const float *b, float scale, float *u, float *y,
+                       float *scratch, struct tw_pool *pool)
+{
+    struct lkq s;
+    const float *xd;
+    lkq_carve(&s, scratch, n_tok, n_in, n_out, r);
+    xd = lkq_input(x, drop, (size_t)n_tok * n_in, s.xd);
+    kq_matmul(GGUF_T_F32, a, n_in, r, xd, n_tok, u, pool);       // u = A xd
+    kq_matmul(GGUF_T_F32, b, r, n_out, u, n_tok, s.tmp, pool);   // B u
+    for (size_t e = 0; e < (size_t)n_tok * n_out; e++)
+        y[e] += scale * s.tmp[e];
+}
+
+void train_lora_bwd_kq(const float *dy, const float *x, const float *drop, const float *u,
+                       int n_tok, int n_in, int n_out, int r, const float *a, const float *b,
+                       float scale, float *dx, float *da, float *db, float *scratch,
+                       struct tw_pool *pool)
+{
+    struct lkq s;
+    const float *xd;
+    lkq_carve(&s, scratch, n_tok, n_in, n_out, r);
+    xd = lkq_input(x, drop, (size_t)n_tok * n_in, s.xd);
+    akq_transpose(b, n_out, r, s.bt);
+    kq_matmul(GGUF_T_F32, s.bt, n_out, r, dy, n_tok, s.du, pool); // du = scale B^T dy
+    for (size_t e = 0; e < (size_t)n_tok * r; e++)
+        s.du[e] *= scale;
+    if (db) { // dB += scale dy^T u
+        akq_transpose(dy, n_tok, n_out, s.dyt);
+        akq_transpose(u, n_tok, r, s.ut);
+        kq_matmul(GGUF_T_F32, s.ut, n_tok, r, s.dyt, n_out, s.dbt, pool);
+        for (size_t e = 0; e < (size_t)n_out * r; e++)
+            db[e] += scale * s.dbt[e];
+    }
+    if (da) { // dA += du^T xd
+        akq_transpose(xd, n_tok, n_in, s.xdt);
+        akq_transpose(s.du, n_tok, r, s.dut);
+        kq_matmul(GGUF_T_F32, s.xdt, n_tok, n_in, s.dut, r, s.dat, pool);
+        for (size_t e = 0; e < (size_t)r * n_in; e++)
+            da[e] += s.dat[e];
+    }
+    if (dx) { // dx += (du A) * drop
+        akq_transpose(a, r, n_in, s.at);
+        kq_matmul(GGUF_T_F32, s.at, r, n_in, s.du, n_tok, s.tmp, pool);
+        for (size_t e = 0; e < (size_t)n_tok * n_in; e++)
+            dx[e] += drop ? s.tmp[e] * drop[e] : s.tmp[e];
+    }
+}

@@ -863,6 +863,57 @@ TEST(train_attention_kq_matches_the_definition)
     CHECK(!memcmp(dk1, dk3, sizeof(dk1)) && !memcmp(dv1, dv3, sizeof(dv1)));
 }
 
+/* The LoRA layer through the kq kernels against the definition, with dropout, over 1 and 3
+ * threads; a zero B adds exactly nothing. */
+TEST(train_lora_kq_matches_the_definition)
+{
+    enum { T = 9, NI = 37, NO = 23, R = 3 };
+    struct tw_pool *pool = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng rng;
+    float x[T * NI], a[R * NI], b[NO * R], drop[T * NI], dy[T * NO], u0[T * R], u1[T * R];
+    float y0[T * NO], y1[T * NO], y3[T * NO], zb[NO * R] = {0};
+    float dx0[T * NI] = {0}, da0[R * NI] = {0}, db0[NO * R] = {0};
+    float dx1[T * NI] = {0}, da1[R * NI] = {0}, db1[NO * R] = {0};
+    float dx3[T * NI] = {0}, da3[R * NI] = {0}, db3[NO * R] = {0};
+    float *scratch = tw_mallocarray(train_lora_kq_scratch(T, NI, NO, R), sizeof(float));
+    double d = 0;
+    CHECK(scratch != NULL);
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    train_rng_seed(&rng, 14);
+    fill(&rng, x, NULL, T * NI, 1);
+    fill(&rng, a, NULL, R * NI, 1);
+    fill(&rng, b, NULL, NO * R, 1);
+    fill(&rng, dy, NULL, T * NO, 1);
+    fill(&rng, y0, NULL, T * NO, 1);
+    memcpy(y1, y0, sizeof(y0));
+    memcpy(y3, y0, sizeof(y0));
+    train_dropout_mask(&rng, 0.2f, T * NI, drop);
+    train_lora_fwd(x, drop, T, NI, NO, R, a, b, 1.5f, u0, y0);
+    train_lora_fwd_kq(x, drop, T, NI, NO, R, a, b, 1.5f, u1, y1, scratch, NULL);
+    train_lora_fwd_kq(x, drop, T, NI, NO, R, a, b, 1.5f, u1, y3, scratch, pool);
+    train_lora_bwd(dy, x, drop, u0, T, NI, NO, R, a, b, 1.5f, dx0, da0, db0);
+    train_lora_bwd_kq(dy, x, drop, u1, T, NI, NO, R, a, b, 1.5f, dx1, da1, db1, scratch, NULL);
+    train_lora_bwd_kq(dy, x, drop, u1, T, NI, NO, R, a, b, 1.5f, dx3, da3, db3, scratch, pool);
+    for (int i = 0; i < T * NO; i++)
+        d = fmax(d, fabs(y0[i] - y1[i]));
+    for (int i = 0; i < T * NI; i++)
+        d = fmax(d, fabs(dx0[i] - dx1[i]));
+    for (int i = 0; i < R * NI; i++)
+        d = fmax(d, fabs(da0[i] - da1[i]));
+    for (int i = 0; i < NO * R; i++)
+        d = fmax(d, fabs(db0[i] - db1[i]));
+    printf("  kq LoRA vs definition: max |diff| %.3g\n", d);
+    CHECK(d <= 1e-5);
+    CHECK(!memcmp(y1, y3, sizeof(y1)) && !memcmp(dx1, dx3, sizeof(dx1)));
+    CHECK(!memcmp(da1, da3, sizeof(da1)) && !memcmp(db1, db3, sizeof(db1)));
+    memcpy(y1, y0, sizeof(y0));
+    train_lora_fwd_kq(x, NULL, T, NI, NO, R, a, zb, 2.0f, u1, y1, scratch, pool);
+    CHECK(!memcmp(y1, y0, sizeof(y0)));
+    tw_pool_free(pool);
+    tw_free(scratch);
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);
