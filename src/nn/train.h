@@ -181,15 +181,19 @@ void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const
 
 /* Attention through the kq kernels, one (sequence, head) at a time: scores, outputs and every
  * gradient are matmuls over contiguous copies in 'scratch' (train_attn_kq_scratch(T, hd)
- * floats), each split across the pool. Same contracts and results (up to summation order) as
- * train_attn_fwd / train_attn_bwd, the definitions. */
+ * floats), each split across the pool. Same results (up to rounding) as train_attn_fwd /
+ * train_attn_bwd, the definitions. The forward writes the probabilities to att (as the
+ * definition does) and/or each row's log-sum-exp of the scaled scores to lse
+ * [n_seq][n_head][T]; either may be NULL. The backward takes att, or, when att is NULL,
+ * recomputes the probabilities from q, k and lse: O(T) saved per head instead of O(T^2). */
 size_t train_attn_kq_scratch(int T, int hd);
 void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T,
-                       int n_head, int n_head_kv, int hd, float *att, float *out, float *scratch,
-                       struct tw_pool *pool);
+                       int n_head, int n_head_kv, int hd, float *att, float *lse, float *out,
+                       float *scratch, struct tw_pool *pool);
 void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const float *v,
-                       const float *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
-                       float *dq, float *dk, float *dv, float *scratch, struct tw_pool *pool);
+                       const float *att, const float *lse, int n_seq, int T, int n_head,
+                       int n_head_kv, int hd, float *dq, float *dk, float *dv, float *scratch,
+                       struct tw_pool *pool);
 
 /* The LoRA layer through the kq kernels: same contracts as train_lora_fwd / train_lora_bwd (the
  * definitions) with train_lora_kq_scratch(n_tok, n_in, n_out, r) floats of scratch. A zero B

@@ -52,6 +52,14 @@ typedef float treal;
 #define HAS_QDATA(p) ((p)->qdata != NULL)
 #endif
 
+/* Attention state kept per layer for the backward: the f32 graph keeps each row's log-sum-exp
+ * and recomputes the probabilities (train_attn_bwd_kq); the f64 twin keeps the probabilities. */
+#ifdef TRAIN_F64
+#define ATT_SAVED(n_seq, H, T) ((size_t)(n_seq) * (size_t)(H) * (size_t)(T) * (size_t)(T))
+#else
+#define ATT_SAVED(n_seq, H, T) ((size_t)(n_seq) * (size_t)(H) * (size_t)(T))
+#endif
+
 #define N_LAYER_T 12 // per layer at most: 9 weights + 3 biases
 #define N_TARGET  7
 
@@ -69,7 +77,8 @@ struct lora_slot {
 };
 
 struct layer_acts {
-    treal *xn1, *rstd1, *q, *k, *v, *att, *ao, *hmid, *xn2, *rstd2, *g, *u, *h;
+    treal *xn1, *rstd1, *q, *k, *v, *ao, *hmid, *xn2, *rstd2, *g, *u, *h;
+    treal *att; // f32: log-sum-exp per (seq, head, row); f64: probabilities (ATT_SAVED)
 };
 
 struct LLAMA {
@@ -792,7 +801,7 @@ static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t 
     if (rc >= 0 && targets)
         rc = check_ids(targets, mask, (size_t)n_tok, V, "target", err);
     if (rc >= 0)
-        rc = acts_reserve(m, (size_t)n_tok, (size_t)n_seq * c->n_head * T * T, T, err);
+        rc = acts_reserve(m, (size_t)n_tok, ATT_SAVED(n_seq, c->n_head, T), T, err);
     if (rc < 0)
         return rc;
     m->n_seq = n_seq;
@@ -817,8 +826,8 @@ static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t 
         OP(train_rope_fwd)(a->q, n_tok, c->n_head, m->hd, m->pos, &m->rope);
         OP(train_rope_fwd)(a->k, n_tok, c->n_head_kv, m->hd, m->pos, &m->rope);
 #ifndef TRAIN_F64
-        train_attn_fwd_kq(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, a->att,
-                          a->ao, m->at_scratch, m->pool);
+        train_attn_fwd_kq(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, NULL,
+                          a->att, a->ao, m->at_scratch, m->pool);
 #else
         OP(train_attn_fwd)(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, a->att,
                            a->ao, m->pool);
@@ -905,7 +914,7 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         memset(m->dk, 0, (size_t)n_tok * m->kvd * sizeof(treal));
         memset(m->dv, 0, (size_t)n_tok * m->kvd * sizeof(treal));
 #ifndef TRAIN_F64
-        train_attn_bwd_kq(m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head,
+        train_attn_bwd_kq(m->dao, a->q, a->k, a->v, NULL, a->att, m->n_seq, m->T, c->n_head,
                           c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->at_scratch, m->pool);
 #else
         OP(train_attn_bwd)(m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head,

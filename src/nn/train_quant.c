@@ -232,8 +232,8 @@ static void akq_gather(const float *src, size_t stride, int T, int hd, float *ou
 }
 
 void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T,
-                       int n_head, int n_head_kv, int hd, float *att, float *out, float *scratch,
-                       struct tw_pool *pool)
+                       int n_head, int n_head_kv, int hd, float *att, float *lse, float *out,
+                       float *scratch, struct tw_pool *pool)
 {
     struct akq s;
     size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
@@ -243,7 +243,8 @@ void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq
     for (int sq = 0; sq < n_seq; sq++)
         for (int h = 0; h < n_head; h++) {
             size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
-            float *p = att + (((size_t)sq * n_head + h) * T) * T;
+            float *p = att ? att + (((size_t)sq * n_head + h) * T) * T : s.s2;
+            float *lh = lse ? lse + ((size_t)sq * n_head + h) * T : NULL;
             akq_gather(q + (size_t)sq * T * qs + (size_t)h * hd, qs, T, hd, s.a, NULL);
             akq_gather(k + kvo, ks, T, hd, s.b, NULL);
             akq_gather(v + kvo, ks, T, hd, s.c, s.ct);
@@ -262,6 +263,8 @@ void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq
                     pi[j] /= sum;
                 for (int j = i + 1; j < T; j++)
                     pi[j] = 0;
+                if (lh)
+                    lh[i] = mx + logf(sum);
             }
             kq_matmul(GGUF_T_F32, s.ct, T, hd, p, T, s.d, pool); // o_i = sum_j p_ij v_j
             for (int t = 0; t < T; t++)
@@ -285,8 +288,9 @@ static void akq_transpose(const float *src, int rows, int cols, float *dst)
 }
 
 void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const float *v,
-                       const float *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
-                       float *dq, float *dk, float *dv, float *scratch, struct tw_pool *pool)
+                       const float *att, const float *lse, int n_seq, int T, int n_head,
+                       int n_head_kv, int hd, float *dq, float *dk, float *dv, float *scratch,
+                       struct tw_pool *pool)
 {
     struct akq s;
     size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
@@ -297,9 +301,20 @@ void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const 
         for (int h = 0; h < n_head; h++) {
             size_t qo = (size_t)sq * T * qs + (size_t)h * hd;
             size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
-            const float *p = att + (((size_t)sq * n_head + h) * T) * T;
+            const float *p = att ? att + (((size_t)sq * n_head + h) * T) * T : s.s3;
             akq_gather(q + qo, qs, T, hd, s.a, s.at);
             akq_gather(k + kvo, ks, T, hd, s.b, s.bt);
+            if (!att) { // recompute P = exp(q.k scale - lse) instead of keeping T^2 per head
+                const float *lh = lse + ((size_t)sq * n_head + h) * T;
+                kq_matmul(GGUF_T_F32, s.b, hd, T, s.a, T, s.s3, pool);
+                for (int i = 0; i < T; i++) {
+                    float *pi = s.s3 + (size_t)i * T;
+                    for (int j = 0; j <= i; j++)
+                        pi[j] = expf(pi[j] * scale - lh[i]);
+                    for (int j = i + 1; j < T; j++)
+                        pi[j] = 0;
+                }
+            }
             akq_gather(v + kvo, ks, T, hd, s.c, NULL);
             akq_gather(dout + qo, qs, T, hd, s.d, s.dt);
             /* dP = dO V^T; dS = P (dP - rowsum(P dP)) scale, in s1 */
@@ -318,15 +333,16 @@ void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const 
                 kq_matmul(GGUF_T_F32, s.bt, T, hd, s.s1, T, s.a, pool);
                 akq_scatter_add(dq + qo, qs, T, hd, s.a);
             }
+            /* s1 holds dS, p (att or s3) P; s2 takes each transpose in turn */
+            if (dv) { // dV = P^T dO
+                akq_transpose(p, T, T, s.s2);
+                kq_matmul(GGUF_T_F32, s.dt, T, hd, s.s2, T, s.c, pool);
+                akq_scatter_add(dv + kvo, ks, T, hd, s.c);
+            }
             if (dk) { // dK = dS^T Q
                 akq_transpose(s.s1, T, T, s.s2);
                 kq_matmul(GGUF_T_F32, s.at, T, hd, s.s2, T, s.b, pool);
                 akq_scatter_add(dk + kvo, ks, T, hd, s.b);
-            }
-            if (dv) { // dV = P^T dO
-                akq_transpose(p, T, T, s.s3);
-                kq_matmul(GGUF_T_F32, s.dt, T, hd, s.s3, T, s.c, pool);
-                akq_scatter_add(dv + kvo, ks, T, hd, s.c);
             }
         }
 }
