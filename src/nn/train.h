@@ -292,7 +292,8 @@ enum train_lora_target {
 };
 
 #define TRAIN_LLAMA_MAX_TOKENS (1 << 20) // n_seq * T per forward
-#define TRAIN_LLAMA_MAX_DIM (1 << 16)    // n_vocab, n_embd, n_ff
+#define TRAIN_LLAMA_MAX_DIM (1 << 16)    // n_embd, n_ff
+#define TRAIN_LLAMA_MAX_VOCAB (1 << 20)  // n_vocab (llama3: 128256, qwen2: 151936)
 #define TRAIN_LLAMA_MAX_LAYER 256
 
 struct train_llama;

@@ -147,7 +147,7 @@ static int cfg_check(const struct train_llama_cfg *c, struct tw_err *err)
     if (c->field < (lo) || c->field > (hi))                                                        \
         return tw_errf(err, TW_EINVAL, "model config: %s = %d, expected %d..%d", #field,          \
                        (int)c->field, (int)(lo), (int)(hi));
-    CFG_RANGE(n_vocab, 1, TRAIN_LLAMA_MAX_DIM)
+    CFG_RANGE(n_vocab, 1, TRAIN_LLAMA_MAX_VOCAB)
     CFG_RANGE(n_embd, 1, TRAIN_LLAMA_MAX_DIM)
     CFG_RANGE(n_layer, 1, TRAIN_LLAMA_MAX_LAYER)
     CFG_RANGE(n_head, 1, c->n_embd)
@@ -268,7 +268,7 @@ static int llama_create(const struct train_llama_cfg *cfg, uint64_t seed, int fr
     m->n_base = m->n_params;
     for (int i = 0; i < m->n_params; i++)
         if (!frozen || !is_matrix(m->params[i].name))
-            total += m->params[i].n; // bounded: dims <= 2^16, layers <= 256
+            total += m->params[i].n; // dims <= 2^16, vocab <= 2^20, layers <= 256: no overflow
     m->base_w = tw_mallocarray(total, sizeof(treal));
     m->base_gmv = frozen ? NULL : tw_calloc(total * 3, sizeof(treal));
     if (!m->base_w || (!frozen && !m->base_gmv)) {
