@@ -378,12 +378,14 @@ int train_llama_lora_save(const struct train_llama *m, const char *arch, const c
 
 /* Writes the whole model as a GGUF at 'path' (atomically), readable by llm_model_load and
  * llama.cpp: the metadata of 'base' (the file the model came from, for its tokenizer; NULL: none)
- * with the architecture keys rewritten from the graph's config, every base tensor in F32 with
- * the adapters merged in (W + alpha/r B A, as llama-export-lora does) and the base's other
- * tensors (rope_freqs ...) as they are. For full fine-tuning, or training from scratch with a
- * base's tokenizer, this is the trained model. */
+ * with the architecture keys rewritten from the graph's config, every base tensor with the
+ * adapters merged in (W + alpha/r B A, as llama-export-lora does) and the base's other tensors
+ * (rope_freqs ...) as they are. Tensors are F32, except with 'requantize', where each matrix
+ * read in place in a quantized type is quantized back to that type after merging (kq_quant).
+ * For full fine-tuning, or training from scratch with a base's tokenizer, this is the trained
+ * model. */
 int train_llama_save_model(const struct train_llama *m, const struct gguf_file *base,
-                           const char *path, struct tw_err *err);
+                           int requantize, const char *path, struct tw_err *err);
 /* Writes the training state at 'path' (a GGUF, atomically): every trainable tensor with its AdamW
  * moments ("<name>", "<name>.adam_m", "<name>.adam_v", F32), the step, the rng state (if rng is
  * non-NULL) and the adapter settings. Frozen tensors are not written: they come from the base
