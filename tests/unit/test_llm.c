@@ -16,6 +16,7 @@
 #include "nn/gguf.h"
 #include "nn/llm.h"
 #include "nn/sample.h"
+#include "nn/tok.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -131,6 +132,8 @@ static void check_refs(const char *model, const char *refs, double tol, enum llm
     cases = cJSON_GetObjectItem(j, "cases");
     CHECK(cJSON_IsArray(cases));
     CHECK_OK(run_open(&r, model, 128, kv, threads, &err), &err);
+    struct tok *tk;
+    CHECK_OK(tok_new_from_gguf(llm_model_gguf(r.m), &tk, &err), &err);
     cJSON_ArrayForEach(cs, cases)
     {
         int32_t ids[64], want_gen[128], got_gen[128];
@@ -143,8 +146,22 @@ static void check_refs(const char *model, const char *refs, double tol, enum llm
         const cJSON *pos, *e;
         int t = 0;
 
+        /* the prompt through our tokenizer gives llama.cpp's ids */
+        {
+            const cJSON *pr = cJSON_GetObjectItem(cs, "prompt");
+            int32_t tids[64];
+            size_t n_tids = 0;
+            CHECK(cJSON_IsString(pr));
+            CHECK_OK(tok_encode(tk, pr->valuestring, strlen(pr->valuestring), true, false, tids,
+                                64, &n_tids, &err),
+                     &err);
+            CHECK_EQ_INT(n_tids, n);
+            for (int i = 0; i < n && i < 64; i++)
+                CHECK_EQ_INT(tids[i], ids[i]);
+        }
         if (n > 64 || n_gen > 128 || !top5 || !top50) {
             cJSON_Delete(j);
+            tok_free(tk);
             run_close(&r);
             TEST_FAIL_("refs case does not fit the test's buffers");
         }
@@ -206,6 +223,7 @@ static void check_refs(const char *model, const char *refs, double tol, enum llm
     fprintf(stderr, "  %s (kv %s, %d threads): max |logit diff| %.3g (tol %g)\n", model,
             kv == LLM_KV_F16 ? "f16" : "f32", threads, worst, tol);
     cJSON_Delete(j);
+    tok_free(tk);
     run_close(&r);
 }
 
@@ -468,6 +486,70 @@ TEST(unsupported_tensor_type_is_refused)
     CHECK(m == NULL);
     CHECK_MSG(strstr(err.msg, "tensor 'blk.1.ffn_up.weight' has type q5_0") != NULL, "%s",
               err.msg);
+}
+
+/* output.weight absent: the logits use token_embd. A file with output.weight = a copy of
+ * token_embd must give the same logits as one without output.weight. */
+static int write_tied(const struct gguf_file *f, bool explicit_output, const char *path,
+                      struct tw_err *err)
+{
+    struct gguf_writer *w = gguf_writer_new();
+    const struct gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
+    int rc;
+    gguf_writer_copy_kv(w, f);
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const struct gguf_tensor *t = gguf_tensor(f, i);
+        char name[96];
+        snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
+        if (strcmp(name, "output.weight"))
+            gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data);
+        else if (explicit_output)
+            gguf_writer_add_tensor(w, name, emb->type, emb->n_dims, emb->ne, emb->data);
+    }
+    rc = gguf_writer_write(w, path, err);
+    gguf_writer_free(w);
+    return rc;
+}
+
+TEST(tied_output_uses_token_embd)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct gguf_file *f;
+    struct llm_model *mt, *me, *mo;
+    struct llm_ctx *ct, *ce, *co;
+    char pt[512], pe[512];
+    int32_t ids[5] = {1, 403, 407, 261, 378};
+    static float lt[512 * 5], le[512 * 5], lo[512 * 5];
+    double same = 0, other = 0;
+
+    CHECK_OK(gguf_open(test_shared("refs/models/synth-tiny-f32.gguf"), &f, &err), &err);
+    snprintf(pt, sizeof(pt), "%s/tied.gguf", test_tmpdir());
+    snprintf(pe, sizeof(pe), "%s/explicit.gguf", test_tmpdir());
+    CHECK_OK(write_tied(f, false, pt, &err), &err);
+    CHECK_OK(write_tied(f, true, pe, &err), &err);
+    CHECK_OK(llm_model_load(pt, &mt, &err), &err);
+    CHECK_OK(llm_model_load(pe, &me, &err), &err);
+    CHECK_OK(llm_model_from_gguf(f, &mo, &err), &err);
+    CHECK(llm_model_hparams(mt)->tied_output && !llm_model_hparams(me)->tied_output);
+    CHECK_OK(llm_ctx_new(mt, 8, LLM_KV_F32, 1, &ct, &err), &err);
+    CHECK_OK(llm_ctx_new(me, 8, LLM_KV_F32, 1, &ce, &err), &err);
+    CHECK_OK(llm_ctx_new(mo, 8, LLM_KV_F32, 1, &co, &err), &err);
+    CHECK_OK(llm_decode(ct, ids, 5, lt, LLM_LOGITS_ALL, &err), &err);
+    CHECK_OK(llm_decode(ce, ids, 5, le, LLM_LOGITS_ALL, &err), &err);
+    CHECK_OK(llm_decode(co, ids, 5, lo, LLM_LOGITS_ALL, &err), &err);
+    for (int i = 0; i < 512 * 5; i++) {
+        same = fmax(same, fabs(lt[i] - le[i]));
+        other = fmax(other, fabs(lt[i] - lo[i]));
+    }
+    CHECK_EQ_INT(same, 0);
+    CHECK(other > 1e-2); // the original output.weight is not token_embd
+    llm_ctx_free(ct);
+    llm_ctx_free(ce);
+    llm_ctx_free(co);
+    llm_model_free(mt);
+    llm_model_free(me);
+    llm_model_free(mo);
+    gguf_close(f);
 }
 
 int main(int argc, char **argv)
