@@ -1,7 +1,8 @@
 // hnswlib_peer.cpp - the peer for `twin bench vector`: builds hnswlib (Debian's libhnswlib-dev)
 // on the benchmark file that bench_vector wrote and sweeps ef, one thread, printing
-//     build SECONDS
-//     ef EF RECALL QPS
+//     build WALL_SECONDS CPU_SECONDS
+//     ef EF RECALL QPS_WALL QPS_CPU
+// (CPU time is this process's: on a shared machine it is steadier than wall time.)
 // File (little endian): "TWVB0001", u32 n, nq, dim, k, f32 base[n*dim], f32 queries[nq*dim],
 // u64 truth[nq*k] (base row numbers of the exact k nearest by inner product).
 // Usage: hnswlib_peer FILE M EF_CONSTRUCTION EF[,EF...]
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -20,6 +22,13 @@ static double now()
 {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
+}
+
+static double cpu_now()
+{
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 int main(int argc, char **argv)
@@ -49,11 +58,11 @@ int main(int argc, char **argv)
     size_t M = std::strtoul(argv[2], nullptr, 10), efc = std::strtoul(argv[3], nullptr, 10);
 
     hnswlib::InnerProductSpace space(dim);
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     hnswlib::HierarchicalNSW<float> index(&space, n, M, efc, 100);
     for (size_t i = 0; i < n; i++)
         index.addPoint(base.data() + i * dim, i);
-    std::printf("build %.3f\n", now() - t0);
+    std::printf("build %.3f %.3f\n", now() - t0, cpu_now() - c0);
     std::fflush(stdout);
 
     std::string efs = argv[4];
@@ -67,7 +76,7 @@ int main(int argc, char **argv)
         index.setEf(ef);
         size_t found = 0;
         std::vector<std::vector<size_t>> got(nq);
-        double t1 = now();
+        double t1 = now(), c1 = cpu_now();
         for (size_t q = 0; q < nq; q++) {
             auto res = index.searchKnn(qs.data() + q * dim, k);
             while (!res.empty()) {
@@ -75,13 +84,14 @@ int main(int argc, char **argv)
                 res.pop();
             }
         }
-        double secs = now() - t1;
+        double secs = now() - t1, cpu = cpu_now() - c1;
         for (size_t q = 0; q < nq; q++) {
             std::unordered_set<uint64_t> want(truth.begin() + q * k, truth.begin() + (q + 1) * k);
             for (size_t id : got[q])
                 found += want.count(id);
         }
-        std::printf("ef %zu %.4f %.1f\n", ef, (double)found / (double)(nq * k), nq / secs);
+        std::printf("ef %zu %.4f %.1f %.1f\n", ef, (double)found / (double)(nq * k), nq / secs,
+                    nq / cpu);
         std::fflush(stdout);
     }
     return 0;

@@ -5,11 +5,14 @@
 #include "collect/collect.h"
 
 #include "base/mem.h"
+#include "base/progress.h"
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -43,7 +46,24 @@ struct import_ctx {
     struct seen_urls seen;  // urls emitted for this PATH (for --prune)
     long inserted, updated, unchanged, failed, failed_path;
     int oom;
+    bool tty;               // stderr is a terminal: a progress bar, cleared before messages
+    struct tw_progress bar;
+    uint64_t n_items;       // items seen for this PATH (documents and failures)
 };
+
+/* Prints one error line, clearing the progress bar's line first on a terminal. */
+static void say(struct import_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct import_ctx *x, const char *fmt, ...)
+{
+    va_list ap;
+    if (x->tty)
+        fputs("\r\033[K", stderr);
+    fputs("twin: import: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
 
 static int seen_add(struct seen_urls *s, const char *url)
 {
@@ -77,7 +97,7 @@ static int on_emit(void *vctx, const struct doc *d, struct tw_err *err)
     int rc = doc_store_put(x->store, d, &res, &e);
     if (rc == TW_EINVAL) {
         /* The document itself is bad (a field too long, bad UTF-8): its item fails. */
-        fprintf(stderr, "twin: import: %s: %s\n", d->url, e.msg);
+        say(x, "%s: %s", d->url, e.msg);
         x->failed++;
         return 0;
     }
@@ -93,14 +113,18 @@ static int on_emit(void *vctx, const struct doc *d, struct tw_err *err)
         x->oom = 1;
     if (seen_add(&x->seen, d->url) < 0)
         x->oom = 1;
+    if (x->tty)
+        tw_progress_update(&x->bar, ++x->n_items);
     return 0;
 }
 
 static void on_fail(void *vctx, const char *item, const char *message)
 {
     struct import_ctx *x = vctx;
-    fprintf(stderr, "twin: import: %s: %s\n", item, message);
+    say(x, "%s: %s", item, message);
     x->failed++;
+    if (x->tty)
+        tw_progress_update(&x->bar, ++x->n_items);
 }
 
 /* The source string a PATH's documents carry when none was emitted (for --prune of an emptied
@@ -125,7 +149,12 @@ static int import_one(struct import_ctx *x, const char *path, const struct src_o
     int rc;
 
     x->path = path;
+    x->n_items = 0;
+    if (x->tty)
+        tw_progress_init(&x->bar, stderr, "import", 0);
     rc = src_import_path(path, o, &sink, &err);
+    if (x->tty)
+        tw_progress_finish(&x->bar);
     if (rc < 0) {
         fprintf(stderr, "twin: import: %s\n", err.msg);
         x->failed_path++;
@@ -220,6 +249,7 @@ TW_COMMAND(import, "import documents from files, folders and exports")
                                            "writing is this?), or set author.name in twin.conf");
     }
     memset(&x, 0, sizeof(x));
+    x.tty = isatty(fileno(stderr));
     if (cli_store_open(&env, &x.store)) {
         tw_free(paths);
         cli_env_release(&env);

@@ -189,7 +189,7 @@ int http_client_new(const struct http_opts *o, struct http_client **out, struct 
 void http_client_free(struct http_client *c);
 
 /* GETs 'url' into *res. 'headers' is NULL or a NULL-terminated list of extra "Name: value"
- * lines. Succeeds only on a 2xx final status with a text body; otherwise returns a negative code
+ * lines, sent only to the URL's origin (dropped after a redirect to another one). Succeeds only on a 2xx final status with a text body; otherwise returns a negative code
  * with a message naming the URL: TW_EINVAL (bad URL or scheme), TW_EBLOCKED (robots.txt
  * disallows it), TW_ETIMEOUT, TW_ELIMIT (too many redirects, body too large), TW_EFORMAT (binary
  * body), TW_EHTTP (non-2xx status after retries; res->status holds it), TW_ENET (connection).
@@ -311,6 +311,10 @@ int src_web_page_emit(const char *url, const char *html, size_t len, const char 
  * as the feed's articles; any other URL as one article page. */
 int src_medium_crawl(const char *url, const struct src_opts *o, struct src_net *net,
                      struct src_sink *sink, struct tw_err *err);
+/* The feed URL of a Medium profile URL (medium.com/@user -> https://medium.com/feed/@user,
+ * user.medium.com -> https://user.medium.com/feed) as a heap string; NULL when 'url' is not a
+ * profile (an article, a feed already, another host). */
+char *src_medium_feed_url(const char *url);
 /* Substack: a publication (its /feed, then the archive API /api/v1/archive?sort=new&offset=N&
  * limit=M page by page, fetching each post page the feed lacked) or one post (/p/<slug>).
  * Paid-only posts are reported to sink->fail, not stored. */

@@ -83,12 +83,56 @@ static enum liquid liquid_line(const char *p, size_t k, const char **lang, size_
     return LIQ_NONE;
 }
 
+struct md_state {
+    bool fence;   // inside a ``` or ~~~ fenced block
+    bool comment; // inside an HTML comment that spans lines
+};
+
+/* Copies one markdown line, leaving out HTML comments (<!-- ... -->, also across lines) outside
+ * code: fenced blocks, indented blocks and `spans` keep them. */
+static void md_line(const char *line, size_t n, bool liquid_code, struct md_state *st,
+                    struct tw_buf *b)
+{
+    size_t k = 0, ind = 0;
+    while (ind < n && line[ind] == ' ')
+        ind++;
+    if (!st->comment && n - ind >= 3 &&
+        (!strncmp(line + ind, "```", 3) || !strncmp(line + ind, "~~~", 3)))
+        st->fence = !st->fence;
+    if (liquid_code || st->fence || (!st->comment && (ind >= 4 || (n && line[0] == '\t')))) {
+        tw_buf_add(b, line, n);
+        return;
+    }
+    while (k < n) {
+        if (st->comment) {
+            const char *end = src__memcasemem(line + k, n - k, "-->");
+            if (!end)
+                return;
+            k = (size_t)(end - line) + 3;
+            st->comment = false;
+            continue;
+        }
+        {
+            const char *open = src__memcasemem(line + k, n - k, "<!--");
+            const char *tick = memchr(line + k, '`', n - k);
+            if (!open || (tick && tick < open)) {
+                tw_buf_add(b, line + k, n - k);
+                return;
+            }
+            tw_buf_add(b, line + k, (size_t)(open - (line + k)));
+            k = (size_t)(open - line) + 4;
+            st->comment = true;
+        }
+    }
+}
+
 /* Rewrites Liquid tags line by line: in markdown a highlight block becomes a fence; in HTML it
  * becomes <pre><code> with its text escaped (the code is not markup). raw/endraw go. */
 static void liquid_body(const char *s, size_t len, bool html, struct tw_buf *b)
 {
     size_t i = 0;
     bool in_code = false;
+    struct md_state md = {false, false};
     while (i < len) {
         const char *line = s + i, *eol = memchr(line, '\n', len - i), *lang = NULL;
         size_t n = eol ? (size_t)(eol - line) : len - i, lang_len = 0;
@@ -123,6 +167,8 @@ static void liquid_body(const char *s, size_t len, bool html, struct tw_buf *b)
                 else
                     tw_buf_putc(b, line[k]);
             }
+        } else if (!html) {
+            md_line(line, n, in_code, &md, b);
         } else {
             tw_buf_add(b, line, n);
         }

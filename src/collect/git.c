@@ -1,6 +1,6 @@
 /* git.c - a git repository as `code` documents (libgit2).
  *
- *     https URL / file:// URL --git_clone (bare, temp dir)--> repo --HEAD tree walk--> one doc per
+ *     https URL / file:// URL --fetch HEAD (bare, temp dir)--> repo --HEAD tree walk--> one doc per
  *     local path --------------git_repository_open---------/        text file, skipping vendored
  *                                                                   trees, lock files, binaries,
  *                                                                   files over GIT_FILE_MAX
@@ -18,7 +18,9 @@
 
 #include <ftw.h>
 #include <git2.h>
+#include <git2/sys/repository.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,33 +247,38 @@ static int git_fail(struct tw_err *err, int code, const char *what, const char *
 }
 
 /* Everything after the repository is open. */
-static int import_repo(git_repository *repo, const char *src, const char *web_url,
-                       const char *local_path, const struct src_opts *o, struct src_sink *sink,
-                       struct tw_err *err)
+static int import_repo(git_repository *repo, const git_oid *at, const char *src,
+                       const char *web_url, const char *local_path, const struct src_opts *o,
+                       struct src_sink *sink, struct tw_err *err)
 {
     git_reference *head = NULL;
     git_commit *commit = NULL;
     git_tree *tree = NULL;
-    git_remote *origin = NULL;
+    git_config *cfg = NULL;
     char sha[GIT_OID_HEXSZ + 1];
     char *full = NULL, *name = NULL;
     struct tw_buf base = TW_BUF_INIT, tail = TW_BUF_INIT;
     struct git_walk w;
     int rc = TW_OK;
 
-    if (git_repository_head(&head, repo) < 0) {
+    if (!at && git_repository_head(&head, repo) < 0) {
         rc = git_fail(err, TW_ENOENT, "no HEAD commit in repository", src);
         goto out;
     }
-    if (git_commit_lookup(&commit, repo, git_reference_target(head)) < 0 ||
+    if (git_commit_lookup(&commit, repo, at ? at : git_reference_target(head)) < 0 ||
         git_commit_tree(&tree, commit) < 0) {
         rc = git_fail(err, TW_EFORMAT, "cannot read HEAD of repository", src);
         goto out;
     }
     git_oid_tostr(sha, sizeof(sha), git_commit_id(commit));
     full = github_full_name(web_url);
-    if (!full && git_remote_lookup(&origin, repo, "origin") == 0)
-        full = github_full_name(git_remote_url(origin));
+    /* The origin's URL straight from the config: git_remote_lookup (libgit2 1.5 with PCRE2)
+     * leaks regex match data on every call. */
+    if (!full && git_repository_config_snapshot(&cfg, repo) == 0) {
+        const char *origin = NULL;
+        if (git_config_get_string(&origin, cfg, "remote.origin.url") == 0)
+            full = github_full_name(origin);
+    }
     if (full) {
         const char *slash = strchr(full, '/');
         name = tw_strdup(slash ? slash + 1 : full);
@@ -323,30 +330,101 @@ out:
     tw_buf_release(&tail);
     tw_free(full);
     tw_free(name);
-    git_remote_free(origin);
+    git_config_free(cfg);
     git_tree_free(tree);
     git_commit_free(commit);
     git_reference_free(head);
     return rc;
 }
 
+static int git_init_rc;
+
+static void git_init_once(void)
+{
+    git_init_rc = git_libgit2_init();
+}
+
+/* Fetches the remote's HEAD commit (and what it needs) into the empty bare 'repo': only the
+ * branch HEAD names, not every branch as git_clone would. The caller gives 'repo' an empty
+ * config: libgit2 1.5's PCRE2 regex matching leaks its match data on every non-matching entry,
+ * and creating a remote walks the config with a regex (url.*.insteadof); with no entries there
+ * is nothing to leak (and the user's insteadof rewrites do not apply). */
+static int fetch_head(git_repository *repo, const char *url, git_oid *head, struct tw_err *err)
+{
+    git_remote *rem = NULL;
+    const git_remote_head **refs = NULL;
+    const char *target = NULL;
+    size_t n_refs = 0;
+    git_fetch_options fo;
+    char spec[1100];
+    char *specp = spec;
+    git_strarray specs = {&specp, 1};
+    int rc = TW_OK, have_head = 0;
+
+    if (git_remote_create_anonymous(&rem, repo, url) < 0 ||
+        git_remote_connect(rem, GIT_DIRECTION_FETCH, NULL, NULL, NULL) < 0 ||
+        git_remote_ls(&refs, &n_refs, rem) < 0) {
+        rc = git_fail(err, TW_ENET, "cannot clone", url);
+        goto out;
+    }
+    for (size_t i = 0; i < n_refs; i++) {
+        if (!strcmp(refs[i]->name, "HEAD")) {
+            git_oid_cpy(head, &refs[i]->oid);
+            target = refs[i]->symref_target;
+            have_head = 1;
+        }
+    }
+    if (!have_head) {
+        rc = tw_errf(err, TW_ENOENT, "no HEAD commit in repository '%s'", url);
+        goto out;
+    }
+    /* Without the symref capability, the branch HEAD points at is the one with its commit. */
+    for (size_t i = 0; !target && i < n_refs; i++)
+        if (!strncmp(refs[i]->name, "refs/heads/", 11) && git_oid_equal(&refs[i]->oid, head))
+            target = refs[i]->name;
+    if (!target || strlen(target) > 1000) {
+        rc = tw_errf(err, TW_ENOENT, "cannot tell which branch HEAD of '%s' is", url);
+        goto out;
+    }
+    snprintf(spec, sizeof(spec), "+%s:refs/twin/head", target);
+    git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+    if (git_remote_download(rem, &specs, &fo) < 0)
+        rc = git_fail(err, TW_ENET, "cannot clone", url);
+out:
+    if (rem) {
+        git_remote_disconnect(rem);
+        git_remote_free(rem);
+    }
+    return rc;
+}
+
+/* libgit2 is initialized once per process and never shut down (its global state is reachable,
+ * not leaked; init is not cheap). */
+static int git_ready(struct tw_err *err)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, git_init_once);
+    if (git_init_rc < 0)
+        return tw_errf(err, TW_EINTERNAL, "libgit2 initialization failed");
+    return TW_OK;
+}
+
 int src_git_import_as(const char *url_or_path, const char *web_url, const struct src_opts *o,
                       struct src_sink *sink, struct tw_err *err)
 {
     git_repository *repo = NULL;
+    git_oid head;
+    const git_oid *at = NULL;
+    git_config *empty = NULL;
     char tmp[PATH_MAX] = "";
     const char *local = url_or_path;
     int rc;
 
-    if (git_libgit2_init() < 0)
-        return tw_errf(err, TW_EINTERNAL, "libgit2 initialization failed");
+    if (git_ready(err) < 0)
+        return err->code;
     if (!strncmp(url_or_path, "https://", 8) || !strncmp(url_or_path, "http://", 7) ||
         !strncmp(url_or_path, "file://", 7)) {
-        git_clone_options co;
         const char *td = getenv("TMPDIR");
-        git_clone_options_init(&co, GIT_CLONE_OPTIONS_VERSION);
-        co.bare = 1;
-        co.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE;
         snprintf(tmp, sizeof(tmp), "%s/twin-git-XXXXXX", td && *td ? td : "/tmp");
         if (!mkdtemp(tmp)) {
             tmp[0] = 0;
@@ -354,10 +432,15 @@ int src_git_import_as(const char *url_or_path, const char *web_url, const struct
                          url_or_path);
             goto out;
         }
-        if (git_clone(&repo, url_or_path, tmp, &co) < 0) {
-            rc = git_fail(err, TW_ENET, "cannot clone", url_or_path);
+        if (git_repository_init(&repo, tmp, 1) < 0 || git_config_new(&empty) < 0 ||
+            git_repository_set_config(repo, empty) < 0) {
+            rc = git_fail(err, TW_EIO, "cannot create a repository to clone", url_or_path);
             goto out;
         }
+        rc = fetch_head(repo, url_or_path, &head, err);
+        if (rc < 0)
+            goto out;
+        at = &head;
         local = url_or_path;
         if (!strncmp(url_or_path, "file://", 7))
             local = url_or_path + 7; /* names local documents after the origin, not the clone */
@@ -371,12 +454,12 @@ int src_git_import_as(const char *url_or_path, const char *web_url, const struct
         rc = git_fail(err, TW_ENOENT, "cannot open git repository", url_or_path);
         goto out;
     }
-    rc = import_repo(repo, url_or_path, web_url ? web_url : url_or_path, local, o, sink, err);
+    rc = import_repo(repo, at, url_or_path, web_url ? web_url : url_or_path, local, o, sink, err);
 out:
+    git_config_free(empty);
     git_repository_free(repo);
     if (tmp[0])
         nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    git_libgit2_shutdown();
     return rc;
 }
 

@@ -75,6 +75,7 @@ static int api_get(struct src_net *net, const struct src_opts *o, const char *ur
                    struct http_response *r, struct tw_err *err)
 {
     char auth[600];
+    int rc;
     const char *hdrs[4] = {"Accept: application/vnd.github+json",
                            "X-GitHub-Api-Version: 2022-11-28", NULL, NULL};
     if (o && o->github_token && *o->github_token) {
@@ -83,7 +84,11 @@ static int api_get(struct src_net *net, const struct src_opts *o, const char *ur
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->github_token);
         hdrs[2] = auth;
     }
-    return http_get(net->http, url, hdrs, HTTP_GET_NO_ROBOTS, r, err);
+    rc = http_get(net->http, url, hdrs, HTTP_GET_NO_ROBOTS, r, err);
+    if (rc == TW_EHTTP && (r->status == 403 || r->status == 429))
+        tw_err_ctx(err, "GitHub API rate limit or access denied%s",
+                   hdrs[2] ? "" : " (set TWIN_GITHUB_TOKEN or github.token for a higher limit)");
+    return rc;
 }
 
 static int is_sink_error(int rc)

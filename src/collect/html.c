@@ -35,6 +35,7 @@ struct render {
     bool space;          // a collapsed white space owed before the next content
     bool cell_sep;       // a " | " owed (table cell after the first)
     int quote;           // block quote depth
+    int last_quote;      // quote depth of the last content written
     int n_list;          // list nesting
     bool list_ordered[HTML_LIST_MAX];
     int list_n[HTML_LIST_MAX];
@@ -102,14 +103,17 @@ static void begin_content(struct render *r)
     if (r->out.len > 0 && r->pending_nl > 0) {
         for (int i = 0; i < r->pending_nl; i++) {
             tw_buf_putc(&r->out, '\n');
-            if (i + 1 < r->pending_nl && r->quote > 0) {
-                for (int k = 0; k < r->quote; k++)
+            /* A blank line inside a quote keeps the quote's marker; one that leaves or enters
+             * a quote does not. */
+            int depth = r->quote < r->last_quote ? r->quote : r->last_quote;
+            if (i + 1 < r->pending_nl)
+                for (int k = 0; k < depth; k++)
                     tw_buf_putc(&r->out, '>');
-            }
         }
         new_line = true;
     }
     r->pending_nl = 0;
+    r->last_quote = r->quote;
     if (new_line) {
         put_prefix(r, true);
         if (r->marker[0])
@@ -562,30 +566,106 @@ static bool depth_is_sane(const char *html, size_t len)
     return true;
 }
 
-static int parse(const char *html, size_t len, GumboOutput **out, struct tw_err *err)
+/* ---- legacy charsets ---- */
+
+/* True when the first bytes declare a charset that the WHATWG encoding standard maps to
+ * windows-1252 (iso-8859-1, latin1, us-ascii, cp1252, ...). */
+static bool declares_1252(const char *html, size_t len)
+{
+    static const char *const labels[] = {"windows-1252", "cp1252", "x-cp1252", "iso-8859-1",
+                                         "iso8859-1", "iso_8859-1", "latin1", "l1", "us-ascii",
+                                         "ascii", "cp819", "ibm819", NULL};
+    size_t n = len < 4096 ? len : 4096;
+    const char *p = src__memcasemem(html, n, "charset");
+    char label[24];
+    size_t k = 0;
+    if (!p)
+        return false;
+    p += 7;
+    while (p < html + n && (*p == ' ' || *p == '=' || *p == '"' || *p == '\''))
+        p++;
+    while (p < html + n && k < sizeof(label) - 1 && (isalnum((unsigned char)*p) || *p == '-' ||
+                                                      *p == '_'))
+        label[k++] = (char)tolower((unsigned char)*p++);
+    label[k] = '\0';
+    for (int i = 0; labels[i]; i++)
+        if (!strcmp(label, labels[i]))
+            return true;
+    return false;
+}
+
+/* windows-1252 bytes to UTF-8 (a heap string). */
+static char *from_1252(const char *s, size_t len, size_t *out_len)
+{
+    static const uint16_t c1[32] = {
+        0x20ac, 0x0081, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021, 0x02c6, 0x2030, 0x0160,
+        0x2039, 0x0152, 0x008d, 0x017d, 0x008f, 0x0090, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022,
+        0x2013, 0x2014, 0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0x009d, 0x017e, 0x0178};
+    size_t cap, o = 0;
+    char *out;
+    if (tw_size_mul(len, 3, &cap) < 0 || tw_size_add(cap, 1, &cap) < 0)
+        return NULL;
+    out = tw_malloc(cap);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned c = (unsigned char)s[i];
+        unsigned cp = c >= 0x80 && c < 0xa0 ? c1[c - 0x80] : c;
+        if (cp < 0x80) {
+            out[o++] = (char)cp;
+        } else if (cp < 0x800) {
+            out[o++] = (char)(0xc0 | (cp >> 6));
+            out[o++] = (char)(0x80 | (cp & 0x3f));
+        } else {
+            out[o++] = (char)(0xe0 | (cp >> 12));
+            out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+            out[o++] = (char)(0x80 | (cp & 0x3f));
+        }
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
+/* Parses html; when it is not UTF-8 but declares a windows-1252 family charset it is converted
+ * first, into *owned (free it after gumbo_destroy_output: the tree points into it). */
+static int parse(const char *html, size_t len, GumboOutput **out, char **owned,
+                 struct tw_err *err)
 {
     *out = NULL;
+    *owned = NULL;
     if (len > HTML_INPUT_MAX)
         return tw_errf(err, TW_ELIMIT, "html is %zu bytes, the limit is %zu", len,
                        (size_t)HTML_INPUT_MAX);
     if (!depth_is_sane(html, len))
         return tw_errf(err, TW_ELIMIT, "html nests elements more than %d deep", HTML_DEPTH_MAX);
+    if (src__utf8_invalid_at(html, len) < len && declares_1252(html, len)) {
+        *owned = from_1252(html, len, &len);
+        if (!*owned)
+            return tw_errf(err, TW_ENOMEM, "out of memory converting html from windows-1252");
+        html = *owned;
+    }
     *out = gumbo_parse_with_options(&kGumboDefaultOptions, html, len);
-    if (!*out)
+    if (!*out) {
+        tw_free(*owned);
+        *owned = NULL;
         return tw_errf(err, TW_ENOMEM, "out of memory parsing html");
+    }
     return TW_OK;
 }
 
 int html_to_text(const char *html, size_t len, char **out, struct tw_err *err)
 {
     GumboOutput *g;
+    char *owned;
     int rc;
     *out = NULL;
-    rc = parse(html, len, &g, err);
+    rc = parse(html, len, &g, &owned, err);
     if (rc < 0)
         return rc;
     rc = render_to_text(g->document, out, err);
     gumbo_destroy_output(&kGumboDefaultOptions, g);
+    tw_free(owned);
     return rc;
 }
 
@@ -993,6 +1073,7 @@ int html_extract_article(const char *html, size_t len, struct html_article *out,
                          struct tw_err *err)
 {
     GumboOutput *g;
+    char *owned;
     struct meta_scan m;
     struct scoring sc;
     const GumboNode *content;
@@ -1003,7 +1084,7 @@ int html_extract_article(const char *html, size_t len, struct html_article *out,
     out->published_at = INT64_MIN;
     memset(&m, 0, sizeof(m));
     memset(&sc, 0, sizeof(sc));
-    rc = parse(html, len, &g, err);
+    rc = parse(html, len, &g, &owned, err);
     if (rc < 0)
         return rc;
     rc = walk_elements(g->document, scan_cb, &m, err);
@@ -1048,6 +1129,7 @@ done:
     meta_release(&m);
     tw_free(sc.s);
     gumbo_destroy_output(&kGumboDefaultOptions, g);
+    tw_free(owned);
     return rc;
 }
 

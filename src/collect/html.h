@@ -9,7 +9,9 @@
  * block by paragraph text) and also returns its title, author, date and canonical URL from
  * og:/twitter:/JSON-LD/meta tags when present. html_is_bot_challenge recognizes
  * challenge/paywall interstitials ("Just a moment...", "Verify you are human").
- * Input is bounded: at most HTML_INPUT_MAX bytes, and markup nesting elements more than 2000 deep
+ * Input is UTF-8 (invalid sequences become U+FFFD), except that a page which is not valid UTF-8
+ * and declares a charset of the windows-1252 family (iso-8859-1, latin1, us-ascii, cp1252) in
+ * its first 4 KiB is converted from windows-1252 first. Input is bounded: at most HTML_INPUT_MAX bytes, and markup nesting elements more than 2000 deep
  * (estimated before parsing, since tree building is quadratic in depth) is refused with
  * TW_ELIMIT. All functions are pure and thread-safe; outputs are heap strings freed with tw_free.
  */

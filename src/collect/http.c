@@ -240,11 +240,16 @@ struct xfer {
     struct tw_buf body;
     struct tw_buf headers;
     int too_big;
+    int truncate; // keep the first max bytes and drop the rest instead of failing (robots.txt)
 };
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     struct xfer *x = arg;
+    if (x->truncate && x->body.len + size * n > x->body.max_len) {
+        tw_buf_add(&x->body, p, x->body.max_len - x->body.len);
+        return x->body.err ? 0 : size * n;
+    }
     if (tw_buf_add(&x->body, p, size * n) < 0) {
         x->too_big = x->body.err == TW_ELIMIT;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
@@ -330,7 +335,8 @@ static int perform(struct http_client *c, const char *url, const char *const *he
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body);
+    if (!x->truncate)
+        curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -502,6 +508,7 @@ static int robots_load(struct http_client *c, struct http_host *h, struct tw_err
     if (url.err)
         return tw_errf(err, TW_ENOMEM, "out of memory fetching robots.txt");
     rate_wait(c, h);
+    x.truncate = 1; /* RFC 9309 §2.5: parse the first 500 KiB at least, ignore the rest */
     rc = perform(c, url.data, NULL, c->o.timeout_ms, 1, HTTP_ROBOTS_BODY_MAX, &x, &r, &e2);
     if (rc < 0) {
         /* The host did not answer at all: the URL fails with that error; robots.txt is asked
@@ -579,6 +586,7 @@ static int get_one(struct http_client *c, const char *url, const char *const *he
         long long wait;
         long ra;
         rate_wait(c, h);
+        x->truncate = 0;
         rc = perform(c, url, headers, deadline_ms, 0, c->o.max_body, x, r, err);
         if (rc < 0)
             goto out;
@@ -605,6 +613,23 @@ out:
     return rc;
 }
 
+/* Same scheme, host and port? (false when either does not parse) */
+static int same_origin(const char *a, const char *b)
+{
+    struct url_parts ua, ub;
+    int same;
+    if (url_split(a, &ua, NULL) < 0)
+        return 0;
+    if (url_split(b, &ub, NULL) < 0) {
+        url_parts_release(&ua);
+        return 0;
+    }
+    same = !strcmp(ua.origin, ub.origin);
+    url_parts_release(&ua);
+    url_parts_release(&ub);
+    return same;
+}
+
 int http_get(struct http_client *c, const char *url, const char *const *headers, unsigned flags,
              struct http_response *res, struct tw_err *err)
 {
@@ -627,6 +652,10 @@ int http_get(struct http_client *c, const char *url, const char *const *headers,
                              HTTP_MAX_REDIRECTS, r.redirect);
                 goto fail_xfer;
             }
+            /* Credentials stay with their origin, as curl does: a redirect elsewhere is asked
+             * without the caller's extra headers (Authorization). */
+            if (headers && !same_origin(cur, r.redirect))
+                headers = NULL;
             tw_free(cur);
             cur = r.redirect;
             r.redirect = NULL;

@@ -19,6 +19,7 @@
 #include "collect/html.h"
 
 #include <gumbo.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -124,49 +125,77 @@ static void drop_heading(char *content, const char *text)
     memmove(content, p, strlen(p) + 1);
 }
 
+/* Canonical links already used in this export: an open-addressing hash set (the export is
+ * untrusted and may hold many posts, so no linear scans). */
 struct seen {
-    char **url;
-    char **item;
-    size_t n, cap;
+    char **url;  // slots, NULL when empty
+    char **item; // the file that used it
+    size_t n, cap; // cap is a power of two
 };
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; // FNV-1a
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
 
 static const char *seen_find(const struct seen *s, const char *url)
 {
-    for (size_t i = 0; i < s->n; i++)
+    if (!s->cap)
+        return NULL;
+    for (size_t i = hash_str(url) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+        if (!s->url[i])
+            return NULL;
         if (!strcmp(s->url[i], url))
             return s->item[i];
-    return NULL;
+    }
+}
+
+static void seen_put(struct seen *s, char *url, char *item)
+{
+    size_t i = hash_str(url) & (s->cap - 1);
+    while (s->url[i])
+        i = (i + 1) & (s->cap - 1);
+    s->url[i] = url;
+    s->item[i] = item;
+    s->n++;
 }
 
 static int seen_add(struct seen *s, const char *url, const char *item)
 {
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 32;
-        char **nu = tw_reallocarray(s->url, ncap, sizeof(*nu));
-        char **ni;
-        if (!nu)
+    char *u, *it;
+    if ((s->n + 1) * 2 > s->cap) {
+        struct seen bigger = {NULL, NULL, 0, s->cap ? s->cap * 2 : 64};
+        bigger.url = tw_calloc(bigger.cap, sizeof(*bigger.url));
+        bigger.item = tw_calloc(bigger.cap, sizeof(*bigger.item));
+        if (!bigger.url || !bigger.item) {
+            tw_free(bigger.url);
+            tw_free(bigger.item);
             return TW_ENOMEM;
-        s->url = nu;
-        ni = tw_reallocarray(s->item, ncap, sizeof(*ni));
-        if (!ni)
-            return TW_ENOMEM;
-        s->item = ni;
-        s->cap = ncap;
+        }
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->url[i])
+                seen_put(&bigger, s->url[i], s->item[i]);
+        tw_free(s->url);
+        tw_free(s->item);
+        *s = bigger;
     }
-    s->url[s->n] = tw_strdup(url);
-    s->item[s->n] = tw_strdup(item);
-    if (!s->url[s->n] || !s->item[s->n]) {
-        tw_free(s->url[s->n]);
-        tw_free(s->item[s->n]);
+    u = tw_strdup(url);
+    it = tw_strdup(item);
+    if (!u || !it) {
+        tw_free(u);
+        tw_free(it);
         return TW_ENOMEM;
     }
-    s->n++;
+    seen_put(s, u, it);
     return TW_OK;
 }
 
 static void seen_release(struct seen *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
+    for (size_t i = 0; i < s->cap; i++) {
         tw_free(s->url[i]);
         tw_free(s->item[i]);
     }

@@ -14,8 +14,7 @@
 
 #include <string.h>
 
-/* The feed URL for a Medium profile URL, or NULL when 'url' is not a profile (heap). */
-static char *medium_feed_url(const char *url)
+char *src_medium_feed_url(const char *url)
 {
     const char *h = strstr(url, "://");
     const char *path;
@@ -48,7 +47,7 @@ int src_medium_crawl(const char *url, const struct src_opts *o, struct src_net *
                      struct src_sink *sink, struct tw_err *err)
 {
     struct http_response r;
-    char *feed = medium_feed_url(url);
+    char *feed = src_medium_feed_url(url);
     const char *target = feed ? feed : url;
     int rc;
 

@@ -69,7 +69,16 @@ static void clean_lines(const char *s, size_t len, struct tw_buf *b)
             tw_buf_add(b, blank ? "\n\n" : "\n", blank ? 2 : 1);
         content = b->len;
         while (i < len && p[i] != '\n' && p[i] != '\r') {
-            size_t n = utf8_seq(p + i, len - i);
+            size_t n, run = 0;
+            /* Printable ASCII in one append: most text is this. */
+            while (i + run < len && ((p[i + run] >= 0x20 && p[i + run] < 0x7f) || p[i + run] == '\t'))
+                run++;
+            if (run) {
+                tw_buf_add(b, p + i, run);
+                i += run;
+                continue;
+            }
+            n = utf8_seq(p + i, len - i);
             if (n == 0) {
                 tw_buf_add(b, "\xef\xbf\xbd", 3);
                 i++;
@@ -98,30 +107,57 @@ static void clean_lines(const char *s, size_t len, struct tw_buf *b)
     }
 }
 
-int src__text_normalize(const char *s, size_t len, char **out, struct tw_err *err)
+/* NFC of one line into b. A line break is a starter that composes with nothing, so NFC of a text
+ * is the NFC of its lines joined; ASCII lines are already NFC and skip utf8proc. */
+static int nfc_line(const char *s, size_t len, struct tw_buf *b)
 {
-    struct tw_buf b = TW_BUF_INIT;
     utf8proc_uint8_t *nfc = NULL;
     utf8proc_ssize_t n;
-
-    *out = NULL;
-    clean_lines(s, len, &b);
-    if (b.err) {
-        int rc = b.err;
-        tw_buf_release(&b);
-        return tw_errf(err, rc, "normalizing %zu bytes of text: %s", len, tw_strerror(rc));
-    }
-    /* Lines that held only spaces were trimmed to empty; leading blank lines never got out. */
-    n = utf8proc_map((const utf8proc_uint8_t *)b.data, (utf8proc_ssize_t)b.len, &nfc,
+    size_t i = 0;
+    while (i < len && (unsigned char)s[i] < 0x80)
+        i++;
+    if (i == len)
+        return tw_buf_add(b, s, len);
+    n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &nfc,
                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-    tw_buf_release(&b);
     if (n < 0) {
         free(nfc);
-        return tw_errf(err, n == UTF8PROC_ERROR_NOMEM ? TW_ENOMEM : TW_EFORMAT,
-                       "normalizing text to NFC: %s", utf8proc_errmsg(n));
+        return n == UTF8PROC_ERROR_NOMEM ? TW_ENOMEM : TW_EFORMAT;
     }
-    *out = tw_strndup((const char *)nfc, (size_t)n);
+    tw_buf_add(b, nfc, (size_t)n);
     free(nfc);
+    return b->err;
+}
+
+int src__text_normalize(const char *s, size_t len, char **out, struct tw_err *err)
+{
+    struct tw_buf clean = TW_BUF_INIT, b = TW_BUF_INIT;
+    int rc = TW_OK;
+
+    *out = NULL;
+    clean_lines(s, len, &clean);
+    if (clean.err) {
+        rc = clean.err;
+        tw_buf_release(&clean);
+        return tw_errf(err, rc, "normalizing %zu bytes of text: %s", len, tw_strerror(rc));
+    }
+    tw_buf_grow(&b, clean.len);
+    for (size_t i = 0; i < clean.len && rc == TW_OK;) {
+        const char *eol = memchr(clean.data + i, '\n', clean.len - i);
+        size_t n = eol ? (size_t)(eol - (clean.data + i)) : clean.len - i;
+        rc = nfc_line(clean.data + i, n, &b);
+        if (eol && rc == TW_OK)
+            rc = tw_buf_putc(&b, '\n');
+        i += n + (eol ? 1 : 0);
+    }
+    tw_buf_release(&clean);
+    if (rc == TW_OK)
+        rc = b.err;
+    if (rc < 0) {
+        tw_buf_release(&b);
+        return tw_errf(err, rc, "normalizing text to NFC: %s", tw_strerror(rc));
+    }
+    *out = tw_buf_detach(&b, NULL);
     if (!*out)
         return tw_errf(err, TW_ENOMEM, "out of memory normalizing text");
     return TW_OK;

@@ -213,6 +213,14 @@ static int looks_like_feed(const struct http_response *r)
     }
 }
 
+/* "https://host" or "https://host/" (a site's home page)? */
+static int is_root(const char *url)
+{
+    const char *h = strstr(url, "://");
+    const char *path = h ? h + 3 + strcspn(h + 3, "/?#") : url;
+    return !*path || !strcmp(path, "/");
+}
+
 int src_web_crawl(const char *url, const struct src_opts *o, struct src_net *net,
                   struct src_sink *sink, struct tw_err *err)
 {
@@ -222,6 +230,12 @@ int src_web_crawl(const char *url, const struct src_opts *o, struct src_net *net
     rc = http_get(net->http, url, NULL, 0, &r, err);
     if (rc < 0)
         return rc;
+    if (!looks_like_feed(&r) && is_root(r.url) &&
+        src__memcasemem(r.body, r.body_len < 65536 ? r.body_len : 65536, "substackcdn.com")) {
+        /* a Substack publication on its own domain: its feed and archive, not its home page */
+        http_response_release(&r);
+        return src_substack_crawl(url, o, net, sink, err);
+    }
     if (looks_like_feed(&r)) {
         rc = src_feed_emit(r.url, r.body, r.body_len, "web", o, sink, err);
         if (rc > 0)

@@ -127,8 +127,28 @@ static bool starts_url(const char *s, size_t n)
     return (n > 8 && !strncasecmp(s, "https://", 8)) || (n > 7 && !strncasecmp(s, "http://", 7));
 }
 
-/* Line-level cleanup shared by articles and posts: CRLF -> LF, trailing spaces cut and runs of
- * blank lines collapsed to one, except inside ``` fences. */
+/* A markdown link reference definition, "[label]: http://..." alone on its line: the target of
+ * links in the text, not prose. */
+static bool is_link_ref(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && i < 3 && s[i] == ' ')
+        i++;
+    if (i >= n || s[i] != '[')
+        return false;
+    while (i < n && s[i] != ']')
+        i++;
+    if (i + 2 >= n || s[i + 1] != ':' || (s[i + 2] != ' ' && s[i + 2] != '\t'))
+        return false;
+    for (i += 2; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t')
+            return true;
+    return false;
+}
+
+/* Line-level cleanup shared by articles and posts: CRLF -> LF, trailing spaces cut, runs of
+ * blank lines collapsed to one and link reference definitions dropped, except inside ```
+ * fences. */
 static void tidy_lines(const char *s, size_t len, struct tw_buf *out)
 {
     size_t i = 0;
@@ -148,6 +168,8 @@ static void tidy_lines(const char *s, size_t len, struct tw_buf *out)
             in_fence = !in_fence;
         if (t == i && !in_fence) {
             blank_run++;
+        } else if (!in_fence && is_link_ref(s + i, t - i)) {
+            /* dropped */
         } else {
             if (any)
                 tw_buf_puts(out, blank_run ? "\n\n" : "\n");

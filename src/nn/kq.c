@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <cpuid.h>
 #include <string.h>
 
 /* ---- half and bfloat ---- */
@@ -103,7 +104,7 @@ int64_t kq__block_size(enum gguf_ttype t)
 size_t kq__block_bytes(enum gguf_ttype t)
 {
     if (t == KQ_T_Q8_0X)
-        return sizeof(float) + KQ_QK;
+        return sizeof(float) + KQ_QK + sizeof(int32_t);
     switch (t) {
     case GGUF_T_F32:
         return 4;
@@ -190,14 +191,20 @@ static void ops_inherit(struct kq_ops *ops, const struct kq_ops *lower)
     }
 }
 
+/* CPUID leaf 1, ECX bit 29. clang 14's __builtin_cpu_supports does not know "f16c". */
+static bool cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+
 static void kq_init_once(void)
 {
     const char *force = getenv("TWIN_KQ");
 
     kq_ref_table(&ops_ref);
     __builtin_cpu_init();
-    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                __builtin_cpu_supports("f16c");
+    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") &&
                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                   __builtin_cpu_supports("avx512dq");
@@ -371,12 +378,23 @@ static void mm_convert(void *arg, int ith, int nth)
         c->o->from_float(c->x + t * c->n_in, (char *)c->xq + t * c->x_stride, c->n_in);
 }
 
-/* Tokens per chunk: their converted rows should stay in L2 while all rows sweep over them. */
-static int64_t mm_token_chunk(size_t x_stride)
+/* Output rows per block: a block's weights (about 256 KiB) stay in L2 while every token passes
+ * over them, so weights are read from memory once per call; the tokens come from L2/L3. */
+static int64_t mm_row_block(size_t w_stride)
 {
-    int64_t n = (int64_t)((256 * 1024) / (x_stride ? x_stride : 1));
-    n -= n % KQ_TILE_T;
-    return n < KQ_TILE_T ? KQ_TILE_T : n;
+    int64_t n = (int64_t)((256 * 1024) / (w_stride ? w_stride : 1));
+    n -= n % KQ_TILE_R;
+    return n < KQ_TILE_R ? KQ_TILE_R : n;
+}
+
+/* Rows [r0, r1) x tokens [t0, t1) through vec_dot. */
+static void mm_dots(const struct mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
+{
+    for (int64_t r = r0; r < r1; r++) {
+        const char *wr = c->w + r * c->w_stride;
+        for (int64_t t = t0; t < t1; t++)
+            c->y[t * c->n_out + r] = c->o->vec_dot(c->n_in, wr, c->xq + t * c->x_stride);
+    }
 }
 
 static void mm_rows(void *arg, int ith, int nth)
@@ -392,29 +410,22 @@ static void mm_rows(void *arg, int ith, int nth)
     r1 = r1 * KQ_TILE_R < c->n_out ? r1 * KQ_TILE_R : (long)c->n_out;
     if (r0 >= r1)
         return;
-
-    const int64_t tc = mm_token_chunk(c->x_stride);
-    for (int64_t t0 = 0; t0 < c->n_tok; t0 += tc) {
-        const int64_t t1 = t0 + tc < c->n_tok ? t0 + tc : c->n_tok;
-        int64_t r = r0;
-        if (o->gemm && t1 - t0 >= KQ_TILE_T) {
-            for (; r + KQ_TILE_R <= r1; r += KQ_TILE_R) {
-                const char *wr = c->w + r * c->w_stride;
-                int64_t t = t0;
-                for (; t + KQ_TILE_T <= t1; t += KQ_TILE_T)
-                    o->gemm(c->n_in, wr, c->w_stride, c->xq + t * c->x_stride, c->x_stride,
-                            c->y + t * c->n_out + r, c->n_out);
-                for (; t < t1; t++)
-                    for (int64_t i = 0; i < KQ_TILE_R; i++)
-                        c->y[t * c->n_out + r + i] = o->vec_dot(
-                            c->n_in, wr + i * c->w_stride, c->xq + t * c->x_stride);
-            }
-        }
-        for (; r < r1; r++) {
-            const char *wr = c->w + r * c->w_stride;
-            for (int64_t t = t0; t < t1; t++)
-                c->y[t * c->n_out + r] = o->vec_dot(c->n_in, wr, c->xq + t * c->x_stride);
-        }
+    if (!o->gemm || c->n_tok < KQ_TILE_T) {
+        mm_dots(c, r0, r1, 0, c->n_tok);
+        return;
+    }
+    const int64_t rb = mm_row_block(c->w_stride);
+    const int64_t t_full = c->n_tok - c->n_tok % KQ_TILE_T;
+    for (int64_t b0 = r0; b0 < r1; b0 += rb) {
+        const int64_t b1 = b0 + rb < r1 ? b0 + rb : r1;
+        const int64_t r_full = b0 + (b1 - b0) - (b1 - b0) % KQ_TILE_R;
+        /* One token tile (in L1) against every row tile of the block (in L2). */
+        for (int64_t t = 0; t < t_full; t += KQ_TILE_T)
+            for (int64_t r = b0; r < r_full; r += KQ_TILE_R)
+                o->gemm(c->n_in, c->w + r * c->w_stride, c->w_stride, c->xq + t * c->x_stride,
+                        c->x_stride, c->y + t * c->n_out + r, c->n_out);
+        mm_dots(c, r_full, b1, 0, t_full);           // rows left over
+        mm_dots(c, b0, b1, t_full, c->n_tok);        // tokens left over
     }
 }
 

@@ -60,13 +60,14 @@ _Static_assert(sizeof(struct kq_block_q8_K) == 292, "q8_K block layout");
 
 /* Activations for Q8_0/Q4_0 weights ("Q8_0X"). llama.cpp quantizes them to Q8_0 blocks; we keep
  * exactly its numbers (each scale is the Q8_0 block's f16 scale, widened to f32) in a layout that
- * SIMD loads well: a row of n values (n % 32 == 0) is n/32 f32 scales, then the n int8 quants,
- * so that two or more blocks of quants are one contiguous load.
+ * SIMD loads well: a row of n values (n % 32 == 0) is its n/32 f32 scales, its n int8 quants (so
+ * that two or more blocks are one contiguous load) and the n/32 int32 sums of each block's quants
+ * (so that kernels can take offsets out of the inner loop: sum (q-8)*y = sum q*y - 8*sum y).
  *
- *   +---------------------+----------------------------------+
- *   | d[0] ... d[n/32-1]  | q[0] ............... q[n-1]      |
- *   | f32                 | int8                             |
- *   +---------------------+----------------------------------+
+ *   +---------------------+-------------------------------+---------------------+
+ *   | d[0] ... d[nb-1]    | q[0] .................. q[n-1] | s[0] ... s[nb-1]    |
+ *   | f32                 | int8                          | int32               |
+ *   +---------------------+-------------------------------+---------------------+
  */
 #define KQ_T_Q8_0X ((enum gguf_ttype)64)
 static inline const float *kq__q8x_d(const void *row)
@@ -76,6 +77,11 @@ static inline const float *kq__q8x_d(const void *row)
 static inline const int8_t *kq__q8x_qs(const void *row, int64_t n)
 {
     return (const int8_t *)row + (n / KQ_QK) * (int64_t)sizeof(float);
+}
+static inline const int32_t *kq__q8x_s(const void *row, int64_t n)
+{
+    return (const int32_t *)(const void *)((const int8_t *)row +
+                                           (n / KQ_QK) * (int64_t)sizeof(float) + n);
 }
 
 /* Kernels of one weight type. 'gemm' is optional: it computes the full tile

@@ -506,6 +506,7 @@ void kq_quant_q8_0x_ref(const float *x, void *dst, int64_t n)
 {
     float *d = dst;
     int8_t *qs = (int8_t *)dst + (n / KQ_QK) * (int64_t)sizeof(float);
+    int32_t *sums = (int32_t *)(void *)(qs + n);
     for (int64_t i = 0; i < n / KQ_QK; i++, x += KQ_QK) {
         float amax = 0.0f;
         for (int j = 0; j < KQ_QK; j++)
@@ -513,8 +514,12 @@ void kq_quant_q8_0x_ref(const float *x, void *dst, int64_t n)
         const float di = amax / 127;
         const float id = di ? 1.0f / di : 0.0f;
         d[i] = kq_f16_to_f32(kq_f32_to_f16(di));
-        for (int j = 0; j < KQ_QK; j++)
+        int32_t sum = 0;
+        for (int j = 0; j < KQ_QK; j++) {
             qs[i * KQ_QK + j] = (int8_t)roundf(x[j] * id);
+            sum += qs[i * KQ_QK + j];
+        }
+        memcpy(&sums[i], &sum, sizeof(sum));
     }
 }
 

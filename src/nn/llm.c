@@ -7,9 +7,11 @@
 #include "base/mem.h"
 #include "base/pool.h"
 #include "nn/kq.h"
+#include "nn/lora.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LLM_MAX_EMBD 65536
@@ -41,6 +43,16 @@ struct llm_model {
     struct llm_layer *layers;              // (n_layer)
     float *f32;                            // norms and biases, one allocation
     size_t f32_used, f32_cap;
+    struct llm_lora_link *lora;            // (n_lora) adapted weights, sorted by w; NULL if none
+    int n_lora, n_adapters;
+};
+
+/* One weight of one applied LoRA adapter (llm_model_apply_lora). */
+struct llm_lora_link {
+    const struct gguf_tensor *w;  // the base weight as the forward pass multiplies it
+    const struct lora_weight *lw;
+    float s;                      // effective multiplier
+    int seq;                      // order applied (keeps the sum order stable)
 };
 
 static const char *arch_name(enum llm_arch a)
@@ -327,6 +339,7 @@ void llm_model_free(struct llm_model *m)
         return;
     tw_free(m->f32);
     tw_free(m->layers);
+    tw_free(m->lora);
     gguf_close(m->owned);
     tw_free(m);
 }
@@ -356,6 +369,69 @@ uint64_t llm_model_weight_bytes(const struct llm_model *m)
         b += l->w_gate->nbytes + l->w_up->nbytes + l->w_down->nbytes;
     }
     return b;
+}
+
+/* ---- LoRA adapters applied at run time ---- */
+
+static int lora_link_cmp(const void *x, const void *y)
+{
+    const struct llm_lora_link *a = x, *b = y;
+    uintptr_t pa = (uintptr_t)a->w, pb = (uintptr_t)b->w;
+    if (pa != pb)
+        return pa < pb ? -1 : 1;
+    return a->seq - b->seq;
+}
+
+/* Whether the forward pass multiplies by t (so an adapter on it takes effect). */
+static bool is_matmul_weight(const struct llm_model *m, const struct gguf_tensor *t)
+{
+    if (t == m->tok_embd || t == m->output)
+        return true;
+    for (int i = 0; i < m->hp.n_layer; i++) {
+        const struct llm_layer *l = &m->layers[i];
+        if (t == l->wq || t == l->wk || t == l->wv || t == l->wo || t == l->w_gate ||
+            t == l->w_up || t == l->w_down)
+            return true;
+    }
+    return false;
+}
+
+int llm_model_apply_lora(struct llm_model *m, const struct lora_adapter *a, float scale,
+                         struct tw_err *err)
+{
+    int n = lora_adapter_n_weights(a), rc;
+    struct llm_lora_link *links;
+
+    if (m->n_adapters >= LORA_MAX_ADAPTERS)
+        return tw_errf(err, TW_ELIMIT, "more than %d LoRA adapters", LORA_MAX_ADAPTERS);
+    if (!isfinite(scale))
+        return tw_errf(err, TW_EINVAL, "LoRA scale %g is not a finite number", (double)scale);
+    rc = lora_adapter_check(a, m->f, err);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        const struct lora_weight *lw = lora_adapter_weight(a, i);
+        if (!is_matmul_weight(m, gguf_find_tensor(m->f, lw->name)))
+            return tw_errf(err, TW_EUNSUP, "LoRA tensor '%s.lora_a' adapts '%s', which the decoder "
+                           "does not multiply by (adapters apply to attn_q/k/v/output, ffn_gate/"
+                           "up/down, output and token_embd)", lw->name, lw->name);
+    }
+    links = tw_reallocarray(m->lora, (size_t)(m->n_lora + n), sizeof(*links));
+    if (!links)
+        return tw_errf(err, TW_ENOMEM, "out of memory applying a LoRA adapter");
+    m->lora = links;
+    for (int i = 0; i < n; i++) {
+        const struct lora_weight *lw = lora_adapter_weight(a, i);
+        struct llm_lora_link *l = &links[m->n_lora + i];
+        l->w = gguf_find_tensor(m->f, lw->name);
+        l->lw = lw;
+        l->s = lora_scale(a, lw, scale);
+        l->seq = m->n_lora + i;
+    }
+    m->n_lora += n;
+    m->n_adapters++;
+    qsort(m->lora, (size_t)m->n_lora, sizeof(*m->lora), lora_link_cmp);
+    return TW_OK;
 }
 
 /* ---- context ---- */
@@ -535,11 +611,53 @@ static void rope_apply(const struct llm_hparams *hp, float *x, int n_heads, cons
  * the workers costs more than it saves (tens of microseconds on a busy machine). */
 #define LLM_PAR_MIN_WORK (1 << 18)
 
+/* The first link of weight w, or NULL. */
+static const struct llm_lora_link *lora_first(const struct llm_model *m,
+                                              const struct gguf_tensor *w)
+{
+    int lo = 0, hi = m->n_lora;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)m->lora[mid].w < (uintptr_t)w)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->n_lora && m->lora[lo].w == w ? &m->lora[lo] : NULL;
+}
+
+/* y += the adapters' terms for y = w x over T tokens (x (T, ne0), y (T, ne1)). */
+static void lora_matmul(const struct llm_model *m, const struct gguf_tensor *w, const float *x,
+                        int T, float *y, struct tw_pool *pool)
+{
+    const struct llm_lora_link *l = lora_first(m, w), *end = m->lora + m->n_lora;
+    for (; l && l < end && l->w == w; l++) {
+        if (!l->lw->embd) {
+            int64_t work = (int64_t)T * l->lw->r * (w->ne[0] + w->ne[1]);
+            lora_matmul_add(l->lw, l->s, x, T, y, work >= LLM_PAR_MIN_WORK ? pool : NULL);
+            continue;
+        }
+        for (int t = 0; t < T; t++) // tied output: the logits of the merged embedding
+            lora_embd_logits_add(l->lw, l->s, x + (size_t)t * w->ne[0],
+                                 y + (size_t)t * w->ne[1]);
+    }
+}
+
+/* The adapters' terms for the embedding row x of token id. */
+static void lora_embd(const struct llm_model *m, int32_t id, float *x)
+{
+    const struct llm_lora_link *l = lora_first(m, m->tok_embd), *end = m->lora + m->n_lora;
+    for (; l && l < end && l->w == m->tok_embd; l++)
+        lora_embd_add(l->lw, l->s, id, x);
+}
+
 static void matmul(struct llm_ctx *c, const struct gguf_tensor *w, const float *x, int T, float *y)
 {
     int64_t work = w->ne[0] * w->ne[1] * T;
     kq_matmul(w->type, w->data, w->ne[0], w->ne[1], x, T, y,
               work >= LLM_PAR_MIN_WORK ? c->pool : NULL);
+    if (c->m->n_lora)
+        lora_matmul(c->m, w, x, T, y, c->pool);
 }
 
 struct attn_job {
@@ -653,6 +771,8 @@ static void forward_chunk(struct llm_ctx *c, const int32_t *ids, int T, float *l
     for (int t = 0; t < T; t++) {
         const uint8_t *r = (const uint8_t *)m->tok_embd->data + (size_t)ids[t] * row;
         kq_dequant(m->tok_embd->type, r, c->x + (size_t)t * C, C);
+        if (m->n_lora)
+            lora_embd(m, ids[t], c->x + (size_t)t * C);
         rope_cache(m, pos0 + t, c->rope + (size_t)t * hp->n_rot);
     }
     for (int l = 0; l < hp->n_layer; l++) {

@@ -78,6 +78,20 @@ int llm_n_vocab(const struct llm_model *m);
 /* Bytes of weights one token's forward pass reads (every matrix once, embeddings one row). */
 uint64_t llm_model_weight_bytes(const struct llm_model *m);
 
+struct lora_adapter;
+
+/* Applies LoRA adapter 'a' (nn/lora.h) at user scale 'scale' at run time: every later forward
+ * pass adds s * B (A x) to the matmuls of the adapted weights (s = scale * alpha / r), adds
+ * s * B A[id] to adapted token embeddings and, when the output is tied to token_embd, the
+ * matching logits term (the logits of the merged model). Several adapters may be applied (up
+ * to LORA_MAX_ADAPTERS); they add up. The adapter is checked against the model's file first;
+ * an adapter for another architecture, a tensor the base lacks or one of another shape, or a
+ * tensor the decoder does not multiply by (norms, biases) is an error and changes nothing.
+ * 'a' is borrowed and must outlive the model. Call it before making contexts (the model is
+ * otherwise immutable). */
+int llm_model_apply_lora(struct llm_model *m, const struct lora_adapter *a, float scale,
+                         struct tw_err *err);
+
 struct llm_ctx;
 
 /* A context of n_ctx positions (n_ctx <= 0: the model's n_ctx_train, at most 4096) with a KV

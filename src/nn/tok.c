@@ -1186,26 +1186,54 @@ static int split_special(const struct tok *t, const char *text, int32_t id, stru
     return 0;
 }
 
+/* True when every pair of adjacent bytes of s[0..n) occurs somewhere in the text whose pair
+ * bitmap is 'pairs' (single bytes: 'bytes'). A cheap exact filter: a special token that fails
+ * it cannot occur in the text. */
+static bool maybe_present(const uint8_t *pairs, const uint8_t *bytes, const char *s, size_t n)
+{
+    if (n == 1)
+        return bytes[(uint8_t)s[0] >> 3] & (1u << ((uint8_t)s[0] & 7));
+    for (size_t i = 0; i + 1 < n; i++) {
+        unsigned k = (unsigned)(uint8_t)s[i] << 8 | (uint8_t)s[i + 1];
+        if (!(pairs[k >> 3] & (1u << (k & 7))))
+            return false;
+    }
+    return true;
+}
+
 static int partition(const struct tok *t, const char *text, size_t len, bool parse_special,
                      struct fragvec *fr)
 {
     struct fragvec tmp = {NULL, 0, 0};
+    uint8_t *pairs = NULL, bytes[32] = {0};
     int rc = 0;
     fr->n = 0;
     if (!len)
         return 0;
     if (frag_push(fr, TOK_NULL, 0, len))
         return TW_ENOMEM;
+    pairs = tw_calloc(65536 / 8, 1);
+    if (!pairs)
+        return TW_ENOMEM;
+    for (size_t i = 0; i < len; i++) {
+        unsigned b = (uint8_t)text[i];
+        bytes[b >> 3] |= (uint8_t)(1u << (b & 7));
+        if (i + 1 < len) {
+            unsigned k = b << 8 | (uint8_t)text[i + 1];
+            pairs[k >> 3] |= (uint8_t)(1u << (k & 7));
+        }
+    }
     for (size_t k = 0; k < t->n_special && !rc; k++) {
         int32_t id = t->special[k];
         size_t slen;
         const char *s = ttext(t, id, &slen);
         if (!parse_special && (t->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)))
             continue;
-        if (slen > len || !memmem(text, len, s, slen))
+        if (slen > len || !maybe_present(pairs, bytes, s, slen))
             continue; // cannot occur in any fragment
         rc = split_special(t, text, id, fr, &tmp);
     }
+    tw_free(pairs);
     tw_free(tmp.v);
     return rc;
 }

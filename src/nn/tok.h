@@ -60,7 +60,7 @@ void tok_free(struct tok *t);
  * text needs; if that exceeds cap, returns TW_ELIMIT (call again with a bigger buffer). Any
  * bytes are accepted (invalid UTF-8 is read as U+FFFD, as llama.cpp does). Texts longer than
  * TOK_MAX_TEXT bytes are refused with TW_ELIMIT. */
-#define TOK_MAX_TEXT ((size_t)1 << 30)
+#define TOK_MAX_TEXT ((size_t)1 << 28)
 int tok_encode(const struct tok *t, const char *text, size_t len, bool add_special,
                bool parse_special, int32_t *ids, size_t cap, size_t *n_out, struct tw_err *err);
 

@@ -21,7 +21,7 @@
 
 #include <string.h>
 
-enum step_kind { STEP_END = 0, STEP_GPT2, STEP_LLAMA3, STEP_QWEN2, STEP_RE };
+enum step_kind { STEP_END = 0, STEP_GPT2, STEP_LLAMA3, STEP_QWEN2, STEP_QWEN35, STEP_NEWLINES, STEP_RE };
 
 struct pre_step {
     enum step_kind kind;
@@ -129,6 +129,63 @@ static const struct pre_def pre_defs[] = {
      {{STEP_RE, " ?[^(\\s|.,!?\xe2\x80\xa6\xe3\x80\x82\xef\xbc\x8c\xe3\x80\x81\xe0\xa5\xa4\xdb\x94"
                 "\xd8\x8c)]+"},
       {STEP_RE, "\\p{N}"}}},
+    {"qwen35", false, false, false, {{STEP_QWEN35, NULL}}},
+    {"mellum2", true, false, false, {{STEP_RE, "\\p{N}"}, GPT2_STEP}},
+    {"laguna", false, false, false, {{STEP_NEWLINES, NULL}, {STEP_QWEN2, NULL}}},
+    {"minicpm5", true, true, false,
+     {{STEP_RE, "\\p{N}{1,3}"},
+      {STEP_RE, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?"
+                "\\p{L}+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+    {"seed-coder", false, false, false,
+     {{STEP_RE, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?"
+                "\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+    {"bailingmoe|bailingmoe2|llada-moe", false, false, false,
+     {{STEP_RE, "'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"}}},
+    {"exaone-moe", true, false, false,
+     {{STEP_RE, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?"
+                "(?:\\p{L}\\p{M}*(?: \\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?|"
+                "\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"}}},
+    {"jais-2", true, false, false,
+     {{STEP_RE, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?"
+                "\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s{512}(?!\\S)|"
+                "\\s{256}(?!\\S)|\\s{128}(?!\\S)|\\s{64}(?!\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)|"
+                "\\s{8}(?!\\S)|\\s{4}(?!\\S)|\\s{1,2}(?!\\S)|\\s{1}"}}},
+    {"gpt-4o|llama4|kanana2|talkie|minimax-m2", false, false, false,
+     {{STEP_RE, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+(?:'[sS]|"
+                "'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=["
+                "\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'["
+                "mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|"
+                "\\s+(?!\\S)|\\s+"}}},
+    {"granite-embed-multi-97m", false, true, false,
+     {{STEP_RE, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))*((?=[\\p{L}\\p{M}])([^A-Z]))"
+                "+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}"
+                "]?((?=[\\p{L}\\p{M}])([^a-z]))+((?=[\\p{L}\\p{M}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR]"
+                "[eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/"
+                "]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+    {"tekken", false, true, true,
+     {{STEP_RE, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n"
+                "\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}"
+                "\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+    {"chameleon", false, false, true,
+     {{STEP_RE, "<sentinel:[0-9]+>"},
+      {STEP_RE, "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z"},
+      {STEP_RE, "([\\t\\n]|    |  )"},
+      {STEP_RE, "\\p{N}"},
+      {STEP_RE, "[\\p{P}!-/:-@\\[-`{-~]"},
+      GPT2_STEP}},
+    {"youtu", false, true, false,
+     {{STEP_RE, "[\xea\xb0\x80-\xed\x9e\xa3\xe3\x84\xb1-\xe3\x86\x8e]+|[\xef\xbc\x81\xe2\x80\xa6"
+                "\xe2\x80\x9c\xe2\x80\x9d\xe2\x80\x98\xe2\x80\x99\xe2\x80\x94\xef\xbc\x9a\xef\xbc"
+                "\x9b\xef\xbc\x8c\xe3\x80\x81-\xe3\x80\xbf\xef\xb8\xb0-\xef\xb9\x8f]+|[\xe3\x84"
+                "\x85-\xe3\x84\xaf]+|[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82"
+                "\xa0-\xe3\x83\xbf]+"},
+      {STEP_RE, "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}"
+                "\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}"
+                "\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'["
+                "sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}| ?[^\\s\\p{L}\\p{N}]"
+                "+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+
 };
 
 static bool name_in(const char *names, const char *name, size_t len)
@@ -249,6 +306,8 @@ static int compile_step(struct pre_step *s, const char *re, struct tw_err *err)
         return tw_errf(err, TW_EINTERNAL, "pre-tokenizer pattern '%s' at %zu: %s", re,
                        (size_t)erroff, (const char *)msg);
     }
+    /* JIT where the platform has it (several times faster); the interpreter otherwise */
+    (void)pcre2_jit_compile(s->re, PCRE2_JIT_COMPLETE);
     return 0;
 }
 
@@ -412,9 +471,10 @@ static void split_gpt2(struct seg *s)
     }
 }
 
-/* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max_digits}|
- *  ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+      (Llama 3: 3 digits, Qwen2: 1) */
-static void split_llama3(struct seg *s, size_t max_digits)
+/* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?W+|\p{N}{1,max_digits}|
+ *  ?[^\s W \p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * where W is \p{L} (Llama 3: 3 digits; Qwen2: 1) or [\p{L}\p{M}] (Qwen3.5: 1 digit). */
+static void split_llama3(struct seg *s, size_t max_digits, unsigned W)
 {
     size_t pos = s->a;
     while (pos < s->b && !s->err) {
@@ -426,9 +486,9 @@ static void split_llama3(struct seg *s, size_t max_digits)
             seg_emit(s, pos);
             continue;
         }
-        if (!(c == '\r' || c == '\n' || (f & N_)) && ((f & L_) || (seg_fl(s, pos + 1) & L_))) {
+        if (!(c == '\r' || c == '\n' || (f & N_)) && ((f & W) || (seg_fl(s, pos + 1) & W))) {
             pos++;
-            while (seg_fl(s, pos) & L_)
+            while (seg_fl(s, pos) & W)
                 pos++;
             seg_emit(s, pos);
             continue;
@@ -445,9 +505,9 @@ static void split_llama3(struct seg *s, size_t max_digits)
             continue;
         }
         f2 = c == ' ' ? seg_fl(s, pos + 1) : f;
-        if (!(f2 & (W_ | L_ | N_)) && f) {
+        if (!(f2 & (W_ | W | N_)) && f) {
             pos += c == ' ';
-            for (unsigned g = seg_fl(s, pos); !(g & (W_ | L_ | N_)) && g; g = seg_fl(s, pos))
+            for (unsigned g = seg_fl(s, pos); !(g & (W_ | W | N_)) && g; g = seg_fl(s, pos))
                 pos++;
             while (seg_cp(s, pos) == '\r' || seg_cp(s, pos) == '\n')
                 pos++;
@@ -467,6 +527,18 @@ static void split_llama3(struct seg *s, size_t max_digits)
             else
                 pos = spaces(s, pos);
         }
+        seg_emit(s, pos);
+    }
+}
+
+/* [^\n]+|[\n]+ : runs of newlines and runs of anything else. */
+static void split_newlines(struct seg *s)
+{
+    size_t pos = s->a;
+    while (pos < s->b && !s->err) {
+        bool nl = s->cps[pos] == '\n';
+        while (pos < s->b && (s->cps[pos] == '\n') == nl)
+            pos++;
         seg_emit(s, pos);
     }
 }
@@ -495,7 +567,10 @@ static int split_re(const struct pre_step *st, const struct subjects *sj, size_t
     while (start <= slen) {
         PCRE2_SIZE *ov;
         size_t ms, me;
-        int rc = pcre2_match(st->re, (PCRE2_SPTR)subj, slen, start, 0, md, NULL);
+        /* the plain subject is valid UTF-8 by construction: skip PCRE2's check, which would
+         * rescan the whole word at every call */
+        int rc = pcre2_match(st->re, (PCRE2_SPTR)subj, slen, start,
+                             st->collapsed ? 0 : PCRE2_NO_UTF_CHECK, md, NULL);
         if (rc < 0)
             break; // PCRE2_ERROR_NOMATCH, or a resource limit: keep the rest as one word
         ov = pcre2_get_ovector_pointer(md);
@@ -628,8 +703,12 @@ int tok__pre_split(const struct tok_pre *p, const uint32_t *cps, size_t n, struc
                 struct seg s = {cps, fl, a, a + len, a, &next, 0};
                 if (st->kind == STEP_GPT2)
                     split_gpt2(&s);
+                else if (st->kind == STEP_NEWLINES)
+                    split_newlines(&s);
+                else if (st->kind == STEP_QWEN35)
+                    split_llama3(&s, 1, L_ | TOK_UC_MARK);
                 else
-                    split_llama3(&s, st->kind == STEP_LLAMA3 ? 3 : 1);
+                    split_llama3(&s, st->kind == STEP_LLAMA3 ? 3 : 1, L_);
                 if (s.err)
                     goto done;
             }

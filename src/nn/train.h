@@ -13,9 +13,14 @@
  *
  * Precision: every op and the model exist twice from one source (train_ops.c, train_model.c):
  * the f32 versions used for training, and *_f64 twins with double in place of float, compiled
- * from the same text with a type switch (train_f64.c). The twins exist for gradient checks:
- * central finite differences taken on the double forward are exact enough (~1e-10) to judge the
- * f32 analytic gradients; see docs/training.md.
+ * from the same text with a type switch (train_ops_f64.c, train_model_f64.c). The twins exist
+ * for gradient checks: central finite differences taken on the double forward are exact enough
+ * (~1e-10) to judge the f32 analytic gradients; see docs/training.md. The f32 graph runs its
+ * matmuls and attention through the kq kernels (train_*_kq, train_quant.c); the plain ops are
+ * their definitions.
+ *
+ * Files: train_ops.c (ops), train_optim.c (rng, AdamW, clipping, schedules), train_model.c (the
+ * graph), train_quant.c (kq paths), train_gguf.c (GGUF models, adapters, checkpoints).
  *
  *   layer l (pre-norm Llama block), n_tok tokens:
  *     x ─┬─ rmsnorm(attn_norm) ─ q,k,v = W x (+LoRA) ─ rope(q,k) ─ causal GQA attention ─ Wo ─(+)─┐
@@ -164,6 +169,28 @@ void train_qmatmul_fwd(enum gguf_ttype t, const void *w, int n_in, int n_out, co
 void train_qmatmul_bwd_x(enum gguf_ttype t, const void *w, int n_in, int n_out, const float *dy,
                          int n_tok, float *dx, struct tw_pool *pool);
 
+/* The fast matmul backward, for W of any kq type (dW only for F32): dx += dy W, dW += dy^T x,
+ * db += sum_t dy, computed block by block of 256 output rows through kq_matmul, with each block
+ * dequantized and transposed into 'scratch' (train_matmul_bwd_kq_scratch(n_tok, n_in) floats,
+ * independent of n_out). Equal to train_matmul_bwd / train_qmatmul_bwd_x up to summation order,
+ * and the same for any thread count. */
+size_t train_matmul_bwd_kq_scratch(int n_tok, int n_in);
+void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const float *dy,
+                         int n_tok, int n_in, int n_out, float *dx, float *dw, float *db,
+                         float *scratch, struct tw_pool *pool);
+
+/* Attention through the kq kernels, one (sequence, head) at a time: scores, outputs and every
+ * gradient are matmuls over contiguous copies in 'scratch' (train_attn_kq_scratch(T, hd)
+ * floats), each split across the pool. Same contracts and results (up to summation order) as
+ * train_attn_fwd / train_attn_bwd, the definitions. */
+size_t train_attn_kq_scratch(int T, int hd);
+void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T,
+                       int n_head, int n_head_kv, int hd, float *att, float *out, float *scratch,
+                       struct tw_pool *pool);
+void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const float *v,
+                       const float *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
+                       float *dq, float *dk, float *dv, float *scratch, struct tw_pool *pool);
+
 /* ---- optimizer ---- */
 
 /* One trainable (or frozen) tensor: its values, gradient and AdamW moments, n floats each.
@@ -267,8 +294,10 @@ int train_llama_new_frozen(const struct train_llama_cfg *cfg, struct train_llama
                            struct tw_err *err);
 void train_llama_free(struct train_llama *m);
 const struct train_llama_cfg *train_llama_config(const struct train_llama *m);
-/* The model's tensors in a fixed order (base tensors, then adapters' A and B per matrix). The
- * array and the tensors are the model's; w may be written (to load weights). */
+/* The model's tensors in a fixed order (base tensors, then adapters' A and B per matrix), named
+ * as in GGUF. The array and the tensors are the model's; w may be written (to load weights).
+ * g, m and v are NULL for frozen tensors; w is NULL for a matrix read in place (qdata set, or
+ * still unset in a train_llama_new_frozen model). */
 struct train_param *train_llama_params(const struct train_llama *m, int *n_params);
 
 /* Freezes every base tensor (their g/m/v become NULL) and adds rank-r adapters on the chosen
@@ -329,6 +358,28 @@ int train_llama_lora_load(struct train_llama *m, const struct gguf_file *f, stru
  * general.architecture = arch (the base model's), adapter.lora.alpha, F32 tensors. */
 int train_llama_lora_save(const struct train_llama *m, const char *arch, const char *path,
                           struct tw_err *err);
+
+/* Writes the whole model as a GGUF at 'path' (atomically), readable by llm_model_load and
+ * llama.cpp: the metadata of 'base' (the file the model came from, for its tokenizer; NULL: none)
+ * with the architecture keys rewritten from the graph's config, every base tensor in F32 with
+ * the adapters merged in (W + alpha/r B A, as llama-export-lora does) and the base's other
+ * tensors (rope_freqs ...) as they are. For full fine-tuning, or training from scratch with a
+ * base's tokenizer, this is the trained model. */
+int train_llama_save_model(const struct train_llama *m, const struct gguf_file *base,
+                           const char *path, struct tw_err *err);
+/* Writes the training state at 'path' (a GGUF, atomically): every trainable tensor with its AdamW
+ * moments ("<name>", "<name>.adam_m", "<name>.adam_v", F32), the step, the rng state (if rng is
+ * non-NULL) and the adapter settings. Frozen tensors are not written: they come from the base
+ * model. */
+int train_llama_checkpoint_save(const struct train_llama *m, long step,
+                                const struct train_rng *rng, const char *path,
+                                struct tw_err *err);
+/* Restores a checkpoint into a model built the same way (same config; adapters are added from
+ * the checkpoint's settings if the model has none, and must match if it has). Sets *step and
+ * *rng (when non-NULL). Every trainable tensor must be present with its shape, else an error
+ * names it; on error the model's values may be partly overwritten. */
+int train_llama_checkpoint_load(struct train_llama *m, const struct gguf_file *f, long *step,
+                                struct train_rng *rng, struct tw_err *err);
 
 /* ---- double-precision twins, for gradient checks ---- */
 

@@ -96,6 +96,7 @@ struct LLAMA {
     /* activations of the last forward, sized for cap_tok tokens and cap_att probabilities */
     treal *acts;
     size_t cap_tok, cap_att;
+    int cap_T;
     int n_seq, T, have_fwd;
     int32_t *tokens, *targets, *pos;
     uint8_t *mask;
@@ -105,6 +106,8 @@ struct LLAMA {
     treal *xnf, *rstdf, *probs; // final norm, its rstd, softmax [n_tok][V]
     /* backward scratch */
     treal *dres, *dhmid, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *dlogits;
+    treal *mm_scratch; // train_matmul_bwd_kq's (f32 only)
+    treal *at_scratch; // train_attn_*_kq's (f32 only)
 };
 
 /* n_in and n_out of layer matrix j. */
@@ -516,16 +519,17 @@ fail:
 /* Carves the activation block for n_tok tokens and n_att attention probabilities per layer.
  * Sizes are bounded by the config limits and TRAIN_LLAMA_MAX_TOKENS; the products are still
  * checked so that a bad combination fails cleanly. */
-static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_err *err)
+static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, struct tw_err *err)
 {
     const struct train_llama_cfg *c = &m->cfg;
     size_t C = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
-    size_t L = (size_t)c->n_layer, per_layer, lora = 0, total, ints;
+    size_t L = (size_t)c->n_layer, per_layer, lora = 0, total, ints, mm_scratch = 0;
+    size_t at_scratch = 0;
     size_t qd = (size_t)m->qd, kvd = (size_t)m->kvd;
     treal *p;
     char *ip;
 
-    if (n_tok <= m->cap_tok && n_att <= m->cap_att)
+    if (n_tok <= m->cap_tok && n_att <= m->cap_att && T <= m->cap_T)
         return TW_OK;
     for (int l = 0; m->lora && l < c->n_layer; l++)
         for (int k = 0; k < N_TARGET; k++)
@@ -539,13 +543,21 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_e
     total = per_layer * L + C * (L + 1) + C + 1 + V // layers, residuals, xnf, rstdf, probs
             + 3 * C + 2 * qd + 2 * kvd + 3 * F + V   // backward scratch
             + lora;
+#ifndef TRAIN_F64
+    mm_scratch = train_matmul_bwd_kq_scratch((int)n_tok, C > qd ? (C > F ? C : F)
+                                                                : (qd > F ? qd : F));
+    at_scratch = train_attn_kq_scratch(T, m->hd);
+#endif
     if (tw_size_mul(total, n_tok, &total) < 0 || tw_size_mul(n_att, L, &ints) < 0 ||
-        tw_size_add(total, ints, &total) < 0 || tw_size_mul(total, sizeof(treal), &total) < 0 ||
+        tw_size_add(total, ints, &total) < 0 || tw_size_add(total, mm_scratch, &total) < 0 ||
+        tw_size_add(total, at_scratch, &total) < 0 ||
+        tw_size_mul(total, sizeof(treal), &total) < 0 ||
         tw_size_mul(n_tok, 3 * sizeof(int32_t) + 1, &ints) < 0 ||
         tw_size_add(total, ints, &total) < 0)
         return tw_errf(err, TW_ELIMIT, "activations for %zu tokens overflow", n_tok);
     tw_free(m->acts);
     m->cap_tok = m->cap_att = 0;
+    m->cap_T = 0;
     m->acts = tw_malloc(total);
     if (!m->la)
         m->la = tw_calloc(L, sizeof(*m->la));
@@ -601,6 +613,8 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_e
     CARVE(m->du, n_tok * F);
     CARVE(m->dh, n_tok * F);
     CARVE(m->dlogits, n_tok * V);
+    CARVE(m->mm_scratch, mm_scratch);
+    CARVE(m->at_scratch, at_scratch);
 #undef CARVE
     ip = (char *)p;
     m->tokens = (int32_t *)ip;
@@ -609,6 +623,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, struct tw_e
     m->mask = (uint8_t *)(m->pos + n_tok);
     m->cap_tok = n_tok;
     m->cap_att = n_att;
+    m->cap_T = T;
     return TW_OK;
 }
 
@@ -656,15 +671,14 @@ static void mat_bwd(struct LLAMA *m, const struct PARAM *w, const struct PARAM *
                     const treal *dy, const treal *x, int n_tok, int n_in, int n_out, treal *dx)
 {
 #ifndef TRAIN_F64
-    if (w->qdata) {
-        if (dx)
-            train_qmatmul_bwd_x(w->qtype, w->qdata, n_in, n_out, dy, n_tok, dx, m->pool);
-        if (b && b->g)
-            train_matmul_bwd(dy, x, NULL, n_tok, n_in, n_out, NULL, NULL, b->g, m->pool);
-        return;
-    }
-#endif
+    /* f32: through the SIMD kernels (train_matmul_bwd and train_qmatmul_bwd_x are the plain
+     * definitions it is tested against) */
+    train_matmul_bwd_kq(w->qdata ? w->qtype : GGUF_T_F32, w->qdata ? w->qdata : w->w, x, dy,
+                        n_tok, n_in, n_out, dx, w->qdata ? NULL : w->g, b ? b->g : NULL,
+                        m->mm_scratch, m->pool);
+#else
     OP(train_matmul_bwd)(dy, x, w->w, n_tok, n_in, n_out, dx, w->g, b ? b->g : NULL, m->pool);
+#endif
 }
 
 /* y = W_j x (+ b_j) (+ scale B A drop(x)) for layer l's matrix j. */
@@ -760,7 +774,7 @@ static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t 
     if (rc >= 0 && targets)
         rc = check_ids(targets, mask, (size_t)n_tok, V, "target", err);
     if (rc >= 0)
-        rc = acts_reserve(m, (size_t)n_tok, (size_t)n_seq * c->n_head * T * T, err);
+        rc = acts_reserve(m, (size_t)n_tok, (size_t)n_seq * c->n_head * T * T, T, err);
     if (rc < 0)
         return rc;
     m->n_seq = n_seq;
@@ -784,8 +798,13 @@ static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t 
         proj_fwd(m, l, 3, a->xn1, n_tok, a->v, rng);
         OP(train_rope_fwd)(a->q, n_tok, c->n_head, m->hd, m->pos, &m->rope);
         OP(train_rope_fwd)(a->k, n_tok, c->n_head_kv, m->hd, m->pos, &m->rope);
+#ifndef TRAIN_F64
+        train_attn_fwd_kq(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, a->att,
+                          a->ao, m->at_scratch, m->pool);
+#else
         OP(train_attn_fwd)(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, a->att,
                            a->ao, m->pool);
+#endif
         proj_fwd(m, l, 4, a->ao, n_tok, a->hmid, rng);
         OP(train_acc)(a->hmid, x, (size_t)n_tok * C);
         OP(train_rmsnorm_fwd)(a->hmid, layer_w(m, l, 5), n_tok, C, c->norm_eps, a->xn2,
@@ -867,8 +886,13 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         memset(m->dq, 0, (size_t)n_tok * m->qd * sizeof(treal));
         memset(m->dk, 0, (size_t)n_tok * m->kvd * sizeof(treal));
         memset(m->dv, 0, (size_t)n_tok * m->kvd * sizeof(treal));
+#ifndef TRAIN_F64
+        train_attn_bwd_kq(m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head,
+                          c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->at_scratch, m->pool);
+#else
         OP(train_attn_bwd)(m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head,
                            c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->pool);
+#endif
         OP(train_rope_bwd)(m->dq, n_tok, c->n_head, m->hd, m->pos, &m->rope);
         OP(train_rope_bwd)(m->dk, n_tok, c->n_head_kv, m->hd, m->pos, &m->rope);
         memset(m->dxn, 0, nC * sizeof(treal));

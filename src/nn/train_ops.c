@@ -1,10 +1,11 @@
 /* train_ops.c - forward and backward of every op of the Llama-family decoder, and LoRA.
  *
  * This text is compiled twice: on its own with treal = float (the ops used for training), and
- * from train_f64.c with TRAIN_F64 defined, treal = double and every name suffixed _f64 (the
+ * from train_ops_f64.c with TRAIN_F64 defined, treal = double and every name suffixed _f64 (the
  * twins used for gradient checks). Keep it free of anything that differs between the two but
- * the macros below. Contracts are in train.h.
+ * the macros below and the f32 matmul forward (kq_matmul). Contracts are in train.h.
  */
+#include "nn/kq.h"
 #include "nn/train.h"
 
 #include <math.h>
@@ -99,6 +100,7 @@ struct mm_ctx {
     int n_tok, n_in, n_out;
 };
 
+#ifdef TRAIN_F64 // the f32 forward is kq_matmul's
 static void mm_fwd_worker(void *arg, int ith, int nth)
 {
     const struct mm_ctx *c = arg;
@@ -116,13 +118,22 @@ static void mm_fwd_worker(void *arg, int ith, int nth)
         }
     }
 }
+#endif
 
 void OP(train_matmul_fwd)(const treal *x, const treal *w, const treal *b, int n_tok, int n_in,
                           int n_out, treal *y, struct tw_pool *pool)
 {
+#ifndef TRAIN_F64
+    /* f32: the inference kernel (SIMD, rows split across the pool), then the bias */
+    kq_matmul(GGUF_T_F32, w, n_in, n_out, x, n_tok, y, pool);
+    for (int t = 0; b && t < n_tok; t++)
+        for (int o = 0; o < n_out; o++)
+            y[(size_t)t * n_out + o] += b[o];
+#else
     struct mm_ctx c = {.x = x, .w = w, .b = b, .y = y, .n_tok = n_tok, .n_in = n_in,
                        .n_out = n_out};
     tw_pool_run(pool, mm_fwd_worker, &c);
+#endif
 }
 
 /* Worker ith owns columns [i0, i1) of dx and rows [o0, o1) of dW and db: no two workers write

@@ -3,6 +3,9 @@
 #include "nn/kq.h"
 #include "nn/train.h"
 
+#include <math.h>
+#include <string.h>
+
 void train_qmatmul_fwd(enum gguf_ttype t, const void *w, int n_in, int n_out, const float *x,
                        int n_tok, float *y, struct tw_pool *pool)
 {
@@ -57,4 +60,273 @@ void train_qmatmul_bwd_x(enum gguf_ttype t, const void *w, int n_in, int n_out, 
     TW_ASSERT(c.blk > 0 && c.blk <= QBWD_CHUNK && QBWD_CHUNK % c.blk == 0);
     TW_ASSERT(c.row_bytes > 0 && (size_t)n_in % c.blk == 0);
     tw_pool_run(pool, qbwd_worker, &c);
+}
+
+/* ---- matmul backward through the kq kernels ---- */
+
+/* Output rows per block: the transposed block [n_in][MMB] stays small whatever n_out is. */
+#define MMB 256
+
+size_t train_matmul_bwd_kq_scratch(int n_tok, int n_in)
+{
+    return (size_t)n_in * MMB * 3 + (size_t)n_tok * MMB + 2 * (size_t)n_tok * n_in;
+}
+
+struct mmb_ctx {
+    enum gguf_ttype type;
+    const unsigned char *w;
+    size_t row_bytes;
+    const float *x, *dy;
+    float *dx, *dw;
+    int n_tok, n_in, n_out;
+    int o0, ob;              // the current block of output rows
+    float *rows;             // [ob][n_in] dequantized rows (quantized W only)
+    float *wt;               // [n_in][ob] the block transposed
+    float *dyb;              // [n_tok][ob] dy's columns of the block (or [ob][n_tok] for dW)
+    float *tmp;              // [n_tok][n_in] the block's share of dx
+    float *xt;               // [n_in][n_tok] x transposed
+    float *dwb;              // [ob][n_in] the block's share of dW
+};
+
+static void mmb_dequant(void *arg, int ith, int nth)
+{
+    const struct mmb_ctx *c = arg;
+    long k0, k1;
+    tw_pool_slice(c->ob, ith, nth, &k0, &k1);
+    for (long k = k0; k < k1; k++)
+        kq_dequant(c->type, c->w + (size_t)(c->o0 + k) * c->row_bytes,
+                   c->rows + (size_t)k * c->n_in, c->n_in);
+}
+
+static void mmb_transpose(void *arg, int ith, int nth)
+{
+    const struct mmb_ctx *c = arg;
+    const float *rows = c->type == GGUF_T_F32
+                            ? (const float *)c->w + (size_t)c->o0 * c->n_in
+                            : c->rows;
+    long i0, i1;
+    tw_pool_slice(c->n_in, ith, nth, &i0, &i1);
+    for (long i = i0; i < i1; i++)
+        for (int k = 0; k < c->ob; k++)
+            c->wt[(size_t)i * c->ob + k] = rows[(size_t)k * c->n_in + i];
+}
+
+static void mmb_add_dx(void *arg, int ith, int nth)
+{
+    const struct mmb_ctx *c = arg;
+    long i0, i1;
+    tw_pool_slice(c->n_in, ith, nth, &i0, &i1);
+    for (int t = 0; t < c->n_tok; t++)
+        for (long i = i0; i < i1; i++)
+            c->dx[(size_t)t * c->n_in + i] += c->tmp[(size_t)t * c->n_in + i];
+}
+
+static void mmb_transpose_x(void *arg, int ith, int nth)
+{
+    const struct mmb_ctx *c = arg;
+    long i0, i1;
+    tw_pool_slice(c->n_in, ith, nth, &i0, &i1);
+    for (long i = i0; i < i1; i++)
+        for (int t = 0; t < c->n_tok; t++)
+            c->xt[(size_t)i * c->n_tok + t] = c->x[(size_t)t * c->n_in + i];
+}
+
+static void mmb_add_dw(void *arg, int ith, int nth)
+{
+    const struct mmb_ctx *c = arg;
+    long k0, k1;
+    tw_pool_slice(c->ob, ith, nth, &k0, &k1);
+    for (long k = k0; k < k1; k++) {
+        float *restrict d = c->dw + (size_t)(c->o0 + k) * c->n_in;
+        const float *restrict s = c->dwb + (size_t)k * c->n_in;
+        for (int i = 0; i < c->n_in; i++)
+            d[i] += s[i];
+    }
+}
+
+/* dx += dy W as, block by block of MMB output rows, (W_blk^T) dy_blk with the blocks transposed
+ * (and dequantized) into scratch; dW += dy^T x as dy_blk^T x^T; both through kq_matmul (F32). */
+void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const float *dy,
+                         int n_tok, int n_in, int n_out, float *dx, float *dw, float *db,
+                         float *scratch, struct tw_pool *pool)
+{
+    struct mmb_ctx c = {.type = t, .w = w, .x = x, .dy = dy, .dx = dx, .dw = dw,
+                        .n_tok = n_tok, .n_in = n_in, .n_out = n_out};
+    TW_ASSERT(kq_type_supported(t) && (!dw || t == GGUF_T_F32));
+    c.row_bytes = gguf_row_size(t, n_in);
+    c.rows = scratch;
+    c.wt = c.rows + (size_t)n_in * MMB;
+    c.dyb = c.wt + (size_t)n_in * MMB;
+    c.tmp = c.dyb + (size_t)n_tok * MMB;
+    c.xt = c.tmp + (size_t)n_tok * n_in;
+    c.dwb = c.xt + (size_t)n_in * n_tok;
+    TW_ASSERT(c.dwb + (size_t)n_in * MMB == scratch + train_matmul_bwd_kq_scratch(n_tok, n_in));
+    if (dw)
+        tw_pool_run(pool, mmb_transpose_x, &c);
+    for (c.o0 = 0; c.o0 < n_out; c.o0 += MMB) {
+        c.ob = n_out - c.o0 < MMB ? n_out - c.o0 : MMB;
+        if (dx) {
+            if (t != GGUF_T_F32)
+                tw_pool_run(pool, mmb_dequant, &c);
+            tw_pool_run(pool, mmb_transpose, &c);
+            for (int tt = 0; tt < n_tok; tt++)
+                memcpy(c.dyb + (size_t)tt * c.ob, dy + (size_t)tt * n_out + c.o0,
+                       (size_t)c.ob * sizeof(float));
+            kq_matmul(GGUF_T_F32, c.wt, c.ob, n_in, c.dyb, n_tok, c.tmp, pool);
+            tw_pool_run(pool, mmb_add_dx, &c);
+        }
+        if (dw) {
+            for (int k = 0; k < c.ob; k++)
+                for (int tt = 0; tt < n_tok; tt++)
+                    c.dyb[(size_t)k * n_tok + tt] = dy[(size_t)tt * n_out + c.o0 + k];
+            kq_matmul(GGUF_T_F32, c.xt, n_tok, n_in, c.dyb, c.ob, c.dwb, pool);
+            tw_pool_run(pool, mmb_add_dw, &c);
+        }
+    }
+    for (int tt = 0; db && tt < n_tok; tt++)
+        for (int o = 0; o < n_out; o++)
+            db[o] += dy[(size_t)tt * n_out + o];
+}
+
+/* ---- attention through the kq kernels ---- */
+
+size_t train_attn_kq_scratch(int T, int hd)
+{
+    return 3 * (size_t)T * T + 8 * (size_t)T * hd;
+}
+
+struct akq {
+    int T, hd;
+    float *a, *b, *c, *d;     // [T][hd] contiguous copies
+    float *at, *bt, *ct, *dt; // [hd][T] transposes
+    float *s1, *s2, *s3;      // [T][T]
+};
+
+static void akq_carve(struct akq *k, float *scratch, int T, int hd)
+{
+    size_t th = (size_t)T * hd, tt = (size_t)T * T;
+    k->T = T;
+    k->hd = hd;
+    k->a = scratch;
+    k->b = k->a + th;
+    k->c = k->b + th;
+    k->d = k->c + th;
+    k->at = k->d + th;
+    k->bt = k->at + th;
+    k->ct = k->bt + th;
+    k->dt = k->ct + th;
+    k->s1 = k->dt + th;
+    k->s2 = k->s1 + tt;
+    k->s3 = k->s2 + tt;
+}
+
+/* Rows of one head (stride 'stride' floats between tokens) into a contiguous [T][hd] block and,
+ * if t_out, its transpose [hd][T]. */
+static void akq_gather(const float *src, size_t stride, int T, int hd, float *out, float *t_out)
+{
+    for (int t = 0; t < T; t++) {
+        memcpy(out + (size_t)t * hd, src + (size_t)t * stride, (size_t)hd * sizeof(float));
+        for (int d = 0; t_out && d < hd; d++)
+            t_out[(size_t)d * T + t] = src[(size_t)t * stride + d];
+    }
+}
+
+void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T,
+                       int n_head, int n_head_kv, int hd, float *att, float *out, float *scratch,
+                       struct tw_pool *pool)
+{
+    struct akq s;
+    size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    int group = n_head / n_head_kv;
+    akq_carve(&s, scratch, T, hd);
+    for (int sq = 0; sq < n_seq; sq++)
+        for (int h = 0; h < n_head; h++) {
+            size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
+            float *p = att + (((size_t)sq * n_head + h) * T) * T;
+            akq_gather(q + (size_t)sq * T * qs + (size_t)h * hd, qs, T, hd, s.a, NULL);
+            akq_gather(k + kvo, ks, T, hd, s.b, NULL);
+            akq_gather(v + kvo, ks, T, hd, s.c, s.ct);
+            kq_matmul(GGUF_T_F32, s.b, hd, T, s.a, T, s.s1, pool); // s1[i][j] = q_i . k_j
+            for (int i = 0; i < T; i++) {
+                const float *si = s.s1 + (size_t)i * T;
+                float *pi = p + (size_t)i * T, mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= i; j++)
+                    if (si[j] * scale > mx)
+                        mx = si[j] * scale;
+                for (int j = 0; j <= i; j++) {
+                    pi[j] = expf(si[j] * scale - mx);
+                    sum += pi[j];
+                }
+                for (int j = 0; j <= i; j++)
+                    pi[j] /= sum;
+                for (int j = i + 1; j < T; j++)
+                    pi[j] = 0;
+            }
+            kq_matmul(GGUF_T_F32, s.ct, T, hd, p, T, s.d, pool); // o_i = sum_j p_ij v_j
+            for (int t = 0; t < T; t++)
+                memcpy(out + ((size_t)sq * T + t) * qs + (size_t)h * hd, s.d + (size_t)t * hd,
+                       (size_t)hd * sizeof(float));
+        }
+}
+
+static void akq_scatter_add(float *dst, size_t stride, int T, int hd, const float *src)
+{
+    for (int t = 0; t < T; t++)
+        for (int d = 0; d < hd; d++)
+            dst[(size_t)t * stride + d] += src[(size_t)t * hd + d];
+}
+
+static void akq_transpose(const float *src, int rows, int cols, float *dst)
+{
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
+void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const float *v,
+                       const float *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
+                       float *dq, float *dk, float *dv, float *scratch, struct tw_pool *pool)
+{
+    struct akq s;
+    size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    int group = n_head / n_head_kv;
+    akq_carve(&s, scratch, T, hd);
+    for (int sq = 0; sq < n_seq; sq++)
+        for (int h = 0; h < n_head; h++) {
+            size_t qo = (size_t)sq * T * qs + (size_t)h * hd;
+            size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
+            const float *p = att + (((size_t)sq * n_head + h) * T) * T;
+            akq_gather(q + qo, qs, T, hd, s.a, s.at);
+            akq_gather(k + kvo, ks, T, hd, s.b, s.bt);
+            akq_gather(v + kvo, ks, T, hd, s.c, NULL);
+            akq_gather(dout + qo, qs, T, hd, s.d, s.dt);
+            /* dP = dO V^T; dS = P (dP - rowsum(P dP)) scale, in s1 */
+            kq_matmul(GGUF_T_F32, s.c, hd, T, s.d, T, s.s1, pool);
+            for (int i = 0; i < T; i++) {
+                const float *pi = p + (size_t)i * T;
+                float *di = s.s1 + (size_t)i * T, sum = 0;
+                for (int j = 0; j <= i; j++)
+                    sum += pi[j] * di[j];
+                for (int j = 0; j <= i; j++)
+                    di[j] = pi[j] * (di[j] - sum) * scale;
+                for (int j = i + 1; j < T; j++)
+                    di[j] = 0;
+            }
+            if (dq) { // dQ = dS K
+                kq_matmul(GGUF_T_F32, s.bt, T, hd, s.s1, T, s.a, pool);
+                akq_scatter_add(dq + qo, qs, T, hd, s.a);
+            }
+            if (dk) { // dK = dS^T Q
+                akq_transpose(s.s1, T, T, s.s2);
+                kq_matmul(GGUF_T_F32, s.at, T, hd, s.s2, T, s.b, pool);
+                akq_scatter_add(dk + kvo, ks, T, hd, s.b);
+            }
+            if (dv) { // dV = P^T dO
+                akq_transpose(p, T, T, s.s3);
+                kq_matmul(GGUF_T_F32, s.dt, T, hd, s.s3, T, s.c, pool);
+                akq_scatter_add(dv + kvo, ks, T, hd, s.c);
+            }
+        }
 }

@@ -588,6 +588,8 @@ static void search_layer(const struct vec_index *idx, struct hnsw__ctx *c, const
                 cand_push(c, d, s);
                 if (admitted(idx, a, s)) {
                     res_push(c, d, s, ef);
+                    if (c->oom)
+                        return;
                     lower = c->res[0].d;
                 }
             }

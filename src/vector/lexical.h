@@ -12,6 +12,7 @@
  *     CREATE VIRTUAL TABLE t USING fts5(title, body, tokenize='twin');
  * lex_build_match() turns a free-text query into an FTS5 MATCH expression: an OR of the query's
  * distinct content words, each quoted (so no query text is ever parsed as FTS5 syntax).
+ * Retrieval quality is measured with vector/ireval.h (trec_eval's measures).
  * All functions are thread-safe (no global state after the stop-word table is built).
  */
 #ifndef TW_LEXICAL_H
@@ -57,37 +58,5 @@ int lex_register(sqlite3 *db, struct tw_err *err);
  * Returns TW_ENOENT when the query has no content word, TW_ELIMIT past 64 words (the rest are
  * dropped, the expression is still usable), 0 otherwise. */
 int lex_build_match(const char *query, size_t len, struct tw_buf *out);
-
-/* ---- evaluation (trec_eval conventions) ---- */
-
-struct ir_qrels;   // query id -> (doc id -> relevance grade)
-struct ir_run;     // query id -> ranked (doc id, score)
-
-/* Parses TREC qrels ("qid iter docno rel" per line). */
-int ir_qrels_parse(const char *text, size_t len, struct ir_qrels **out, struct tw_err *err);
-void ir_qrels_free(struct ir_qrels *q);
-/* Adds one judgement (for collections not in TREC format). */
-int ir_qrels_add(struct ir_qrels *q, const char *qid, const char *docno, int rel);
-struct ir_qrels *ir_qrels_new(void);
-
-/* Parses a TREC run ("qid Q0 docno rank score tag" per line). */
-int ir_run_parse(const char *text, size_t len, struct ir_run **out, struct tw_err *err);
-struct ir_run *ir_run_new(void);
-int ir_run_add(struct ir_run *r, const char *qid, const char *docno, double score);
-void ir_run_free(struct ir_run *r);
-
-/* Measures averaged over the queries of the run that have judgements (trec_eval without -c).
- * Documents are ranked by score descending, ties by docno descending, as trec_eval does; at
- * most 1000 per query count. Relevant means grade >= 1 (trec_eval's default level); nDCG uses
- * the grade as gain and log2(rank + 1) as discount. */
-struct ir_measures {
-    int num_q;
-    double map;
-    double ndcg_cut_10;
-    double p_10;
-    double recip_rank;
-    long num_ret, num_rel, num_rel_ret;
-};
-int ir_evaluate(const struct ir_qrels *q, const struct ir_run *r, struct ir_measures *out);
 
 #endif

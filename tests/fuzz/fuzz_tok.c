@@ -1,6 +1,7 @@
 /* fuzz_tok.c - the tokenizers on arbitrary bytes. The first input byte picks a vocabulary
  * (SPM, byte-level BPE with each pre-tokenizer family, WordPiece) and the flags; the rest is
- * the text. Checks: encoding never fails except for lack of memory, every id is in range, and
+ * the text; with bit 0x20 set the rest is read as 3-byte code points (random UTF-8 over all of
+ * Unicode, surrogates excluded) instead of raw bytes. Checks: encoding never fails except for lack of memory, every id is in range, and
  * for byte-exact vocabs decoding gives back exactly the valid-UTF-8 input.
  * Vocabularies are read from $TWIN_SHARED (default ../shared); missing ones are skipped. */
 #include "base/buf.h"
@@ -80,6 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *text;
     size_t len, n = 0, cap;
     int32_t *ids;
+    char *utf8 = NULL;
     bool add_special, parse_special;
     int rc;
 
@@ -94,10 +96,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parse_special = data[0] & 0x80;
     text = (const char *)data + 1;
     len = size - 1;
+    if (data[0] & 0x20) { // random code points -> valid UTF-8
+        size_t o = 0;
+        utf8 = tw_malloc((len / 3) * 4 + 1);
+        if (!utf8)
+            return 0;
+        for (size_t i = 0; i + 3 <= len; i += 3) {
+            uint32_t cp = ((uint32_t)data[1 + i] << 16 | (uint32_t)data[2 + i] << 8 | data[3 + i]) %
+                          0x110000;
+            if (cp >= 0xd800 && cp <= 0xdfff)
+                cp -= 0x800;
+            if (cp < 0x80) {
+                utf8[o++] = (char)cp;
+            } else if (cp < 0x800) {
+                utf8[o++] = (char)(0xc0 | (cp >> 6));
+                utf8[o++] = (char)(0x80 | (cp & 0x3f));
+            } else if (cp < 0x10000) {
+                utf8[o++] = (char)(0xe0 | (cp >> 12));
+                utf8[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                utf8[o++] = (char)(0x80 | (cp & 0x3f));
+            } else {
+                utf8[o++] = (char)(0xf0 | (cp >> 18));
+                utf8[o++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                utf8[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                utf8[o++] = (char)(0x80 | (cp & 0x3f));
+            }
+        }
+        text = utf8;
+        len = o;
+    }
     cap = len * 2 + 8;
     ids = tw_mallocarray(cap, sizeof(*ids));
-    if (!ids)
+    if (!ids) {
+        tw_free(utf8);
         return 0;
+    }
     rc = tok_encode(t, text, len, add_special, parse_special, ids, cap, &n, &err);
     TW_ASSERT(rc == 0 || rc == TW_ENOMEM || rc == TW_ELIMIT);
     if (rc == 0) {
@@ -114,5 +147,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     tw_free(ids);
+    tw_free(utf8);
     return 0;
 }

@@ -152,6 +152,40 @@ TEST(substack_export)
     cs_release(&c);
 }
 
+TEST(substack_export_zip_with_a_top_folder)
+{
+    static const char *const files[] = {"posts.csv", "posts/123401.plain-text.html",
+                                        "posts/123402.podcast.html", "posts/123403.thread.html",
+                                        "posts/123404.draft-text.html",
+                                        "posts/123405.about-us.html"};
+    char *datas[6], names[6][128], zip[1024];
+    const char *np[6], *dp[6];
+    struct src_sink sink = cs_sink(&c);
+    struct src_opts o = {.author_name = "Ex Ample"};
+    struct tw_err err = TW_ERR_INIT;
+    for (int i = 0; i < 6; i++) {
+        char rel[256];
+        size_t len;
+        snprintf(rel, sizeof(rel), "data/exports/substack_export/%s", files[i]);
+        datas[i] = test_read_file(test_shared(rel), &len);
+        snprintf(names[i], sizeof(names[i]), "export-2024/%s", files[i]);
+        np[i] = names[i];
+        dp[i] = datas[i];
+    }
+    for (int i = 0; i < 6; i++)
+        CHECK(datas[i] != NULL);
+    snprintf(zip, sizeof(zip), "%s/substack.zip", test_tmpdir());
+    CHECK(cs_write_zip(zip, np, dp, 6) == 0);
+    for (int i = 0; i < 6; i++)
+        tw_free(datas[i]);
+    CHECK_EQ_INT(src_detect(zip), SRC_KIND_SUBSTACK);
+    CHECK_OK(src_import_path(zip, &o, &sink, &err), &err);
+    CHECK_EQ_INT(c.n, 3);
+    CHECK(cs_find(&c, "substack:123401.plain-text") != NULL);
+    CHECK(strstr(c.d[0].source, "substack.zip") != NULL);
+    cs_release(&c);
+}
+
 TEST(substack_export_bad_rows)
 {
     char dir[1024], p[1100];

@@ -138,6 +138,10 @@ TEST(files_bad_items_are_reported_and_others_kept)
     CHECK(write_str(dir, "good.md", "# Heading Title\n\nFirst para.\r\n\r\n\r\n\r\nSecond.\n") ==
           0);
     CHECK(write_str(dir, "2021-05-06-slug-name.txt", "plain text\n") == 0);
+    CHECK(write_str(dir, "comments.md",
+                    "# C\n\nkept <!-- hidden --> text\n<!--more-->\n<!-- spans\nlines -->after\n"
+                    "```\n<!-- in code -->\n```\n    <!-- indented code -->\nuse `<!--` here\n") ==
+          0);
     CHECK(write_str(dir, "empty.md", "") == 0);
     CHECK(write_str(dir, "latin1.md", "caf\xe9\n") == 0);
     CHECK(write_str(dir, "open.md", "---\ntitle: x\nno end") == 0);
@@ -145,7 +149,11 @@ TEST(files_bad_items_are_reported_and_others_kept)
     CHECK(write_str(dir, "nohtml.html", "<html><script>x()</script></html>") == 0);
     CHECK(write_str(dir, "image.png", "\x89PNG") == 0);
     CHECK_OK(src_files_import(dir, &o, &sink, &err), &err);
-    CHECK_EQ_INT(c.n, 2);
+    CHECK_EQ_INT(c.n, 3);
+    d = cs_find(&c, "/comments.md");
+    CHECK(d != NULL);
+    CHECK_EQ_STR(d->content, "# C\n\nkept  text\n\nafter\n```\n<!-- in code -->\n```\n"
+                             "    <!-- indented code -->\nuse `<!--` here");
     d = cs_find(&c, "/good.md");
     CHECK(d != NULL);
     CHECK_EQ_STR(d->title, "Heading Title");
@@ -174,7 +182,7 @@ TEST(files_bad_items_are_reported_and_others_kept)
     sink = cs_sink(&c);
     o.include_drafts = true;
     CHECK_OK(src_files_import(dir, &o, &sink, &err), &err);
-    CHECK_EQ_INT(c.n, 3);
+    CHECK_EQ_INT(c.n, 4);
     CHECK(cs_find(&c, "/draft.md") != NULL);
     cs_release(&c);
 }

@@ -55,6 +55,8 @@ TEST(html_lists_quotes_code)
                "- one\n- two\n  - inner\n\n3. c\n4. d");
     CHECK_TEXT("<blockquote><p>quoted</p><p>more</p></blockquote><p>after</p>",
                "> quoted\n>\n> more\n\nafter");
+    /* The blank line before a quote is not part of it. */
+    CHECK_TEXT("<p>before</p><blockquote><p>in</p></blockquote>", "before\n\n> in");
     CHECK_TEXT("<p>call <code>f(x)</code> now</p><pre><code>int main(void)\n{\n    return 0;\n}\n"
                "</code></pre>",
                "call `f(x)` now\n\n```\nint main(void)\n{\n    return 0;\n}\n```");
@@ -72,6 +74,11 @@ TEST(html_tables_and_nfc_and_bad_utf8)
     /* Invalid UTF-8 bytes are repaired to U+FFFD, never passed through. */
     CHECK_TEXT("<p>a\xff" "b</p>", "a\xef\xbf\xbd" "b");
     CHECK_TEXT("", "");
+    /* A latin-1 page that says so is converted (0x93/0x94 are windows-1252 quotes). */
+    CHECK_TEXT("<meta charset=\"ISO-8859-1\"><p>caf\xe9 \x93quoted\x94 \x80</p>",
+               "caf\xc3\xa9 \xe2\x80\x9cquoted\xe2\x80\x9d \xe2\x82\xac");
+    /* One that does not say so is repaired, not guessed. */
+    CHECK_TEXT("<p>caf\xe9</p>", "caf\xef\xbf\xbd");
 }
 
 TEST(html_article_substack_page_metadata)

@@ -36,6 +36,11 @@ TEST(clean_article_nfc_and_keeps_code_fences)
     char *c = clean(FEAT_ARTICLE, "Cafe\xcc\x81 \r\n\r\n\r\n```\ncode   \n\n\n  x\n```\nend  ");
     CHECK_EQ_STR(c, "Caf\xc3\xa9\n\n```\ncode   \n\n\n  x\n```\nend");
     tw_free(c);
+    /* Link reference definitions are link targets, not prose. */
+    c = clean(FEAT_ARTICLE, "See [the paper][pcg].\n\n[pcg]: https://www.pcg-random.org/\n"
+                            "[x]:  /blog/x\n[not a ref] here\n");
+    CHECK_EQ_STR(c, "See [the paper][pcg].\n\n[not a ref] here");
+    tw_free(c);
 }
 
 TEST(clean_code_is_exact_and_rejects_bad_utf8)

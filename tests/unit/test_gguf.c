@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static const char *stories(void)
 {
@@ -102,6 +103,55 @@ TEST(gguf_writer_recreates_stories260k)
     CHECK(memcmp(a, b, alen) == 0);
     tw_free(a);
     tw_free(b);
+}
+
+/* Every GGUF in shared/ (vocabs, F16 and quantized models, a LoRA adapter, BERT) parses, and
+ * our writer re-creates each one byte for byte from its parsed contents. The one difference
+ * allowed: like ggml's writer we always pad the metadata to the alignment, where gguf-py's
+ * vocab-only files (no tensors) end unpadded. */
+TEST(gguf_writer_recreates_every_shared_file)
+{
+    static const char *const files[] = {
+        "data/models/llama-2-tiny-random.gguf",     "data/vocab/ggml-vocab-bert-bge.gguf",
+        "data/vocab/ggml-vocab-deepseek-llm.gguf", "data/vocab/ggml-vocab-phi-3.gguf",
+        "refs/lora/stories260K-test-lora.gguf",    "refs/lora/stories260K-test-lora-merged.gguf",
+        "refs/models/synth-tiny-q4_0.gguf",        "refs/models/synth-tiny-q4_k_m.gguf",
+        "refs/models/synth-tiny-q6_k.gguf",        "refs/models/synth-tiny-q8_0.gguf",
+        "refs/models/tiny-bert-bge-synth.gguf",
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        struct tw_err err = TW_ERR_INIT;
+        struct gguf_file *f;
+        struct gguf_writer *w;
+        char path[1024];
+        char *a, *b;
+        size_t alen, blen, want;
+        int64_t n_tensors;
+        CHECK_MSG(gguf_open(test_shared(files[i]), &f, &err) == 0, "%s", err.msg);
+        n_tensors = gguf_n_tensors(f);
+        w = gguf_writer_new();
+        gguf_writer_copy_kv(w, f);
+        for (int64_t k = 0; k < gguf_n_tensors(f); k++) {
+            const struct gguf_tensor *t = gguf_tensor(f, k);
+            char name[80];
+            snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
+            gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data);
+        }
+        snprintf(path, sizeof(path), "%s/copy%zu.gguf", test_tmpdir(), i);
+        CHECK_OK(gguf_writer_write(w, path, &err), &err);
+        gguf_writer_free(w);
+        gguf_close(f);
+        a = test_read_file(test_shared(files[i]), &alen);
+        b = test_read_file(path, &blen);
+        CHECK(a && b);
+        want = n_tensors ? alen : (alen + 31) / 32 * 32;
+        CHECK_MSG(blen == want && !memcmp(a, b, alen), "%s: copy differs (%zu vs %zu bytes)",
+                  files[i], blen, alen);
+        for (size_t k = alen; k < blen; k++)
+            CHECK(b[k] == 0);
+        tw_free(a);
+        tw_free(b);
+    }
 }
 
 TEST(gguf_writer_round_trip)
@@ -302,6 +352,78 @@ TEST(gguf_hand_made_file_with_every_type)
         tw_free(copy);
     }
     tw_buf_release(&b);
+}
+
+/* v2 has v3's layout; copy_kv carries every value (nested arrays included) to a new file. */
+TEST(gguf_v2_and_copy_of_every_type)
+{
+    struct tw_buf b = TW_BUF_INIT;
+    struct tw_err err = TW_ERR_INIT;
+    struct gguf_file *f, *g;
+    struct gguf_writer *w;
+    char path[1024];
+
+    build_valid(&b);
+    b.data[4] = 2; // version 2
+    CHECK_OK(gguf_open_mem(b.data, b.len, "v2.gguf", &f, &err), &err);
+    CHECK_EQ_INT(gguf_version(f), 2);
+    w = gguf_writer_new();
+    gguf_writer_copy_kv(w, f);
+    for (int64_t k = 0; k < gguf_n_tensors(f); k++) {
+        const struct gguf_tensor *t = gguf_tensor(f, k);
+        char name[80];
+        snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
+        gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data);
+    }
+    snprintf(path, sizeof(path), "%s/copy-v2.gguf", test_tmpdir());
+    CHECK_OK(gguf_writer_write(w, path, &err), &err);
+    gguf_writer_free(w);
+    CHECK_OK(gguf_open(path, &g, &err), &err);
+    CHECK_EQ_INT(gguf_version(g), 3);
+    CHECK_EQ_INT(gguf_n_kv(g), gguf_n_kv(f));
+    for (int64_t i = 0; i < gguf_n_kv(f); i++) {
+        struct gguf_str k1 = gguf_kv_key(f, i), k2 = gguf_kv_key(g, i);
+        CHECK(k1.len == k2.len && !memcmp(k1.ptr, k2.ptr, k1.len));
+        CHECK_EQ_INT(gguf_kv_type(f, i), gguf_kv_type(g, i));
+    }
+    {
+        int64_t i = gguf_find_key(g, "k.nested");
+        CHECK(i >= 0 && gguf_kv_arr_type(g, i) == GGUF_V_ARRAY && gguf_kv_arr_n(g, i) == 2);
+    }
+    /* everything after the version is byte-identical; like ggml, the writer also pads the
+     * last tensor to the alignment */
+    {
+        size_t glen;
+        char *gb = test_read_file(path, &glen);
+        CHECK(gb && glen == (b.len + 31) / 32 * 32 && !memcmp(gb + 8, b.data + 8, b.len - 8));
+        for (size_t i = b.len; i < glen; i++)
+            CHECK(gb[i] == 0);
+        tw_free(gb);
+    }
+    gguf_close(g);
+    gguf_close(f);
+    tw_buf_release(&b);
+}
+
+/* A failed write reports the path and leaves nothing behind. */
+TEST(gguf_writer_errors)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct gguf_writer *w = gguf_writer_new();
+    int64_t ne[1] = {33};
+    float x[33] = {0};
+    char path[1024];
+
+    gguf_writer_set_u32(w, "a", 1);
+    CHECK(gguf_writer_write(w, "/nonexistent-dir/m.gguf", &err) == TW_EIO);
+    CHECK(strstr(err.msg, "/nonexistent-dir/m.gguf") != NULL);
+    gguf_writer_add_tensor(w, "q", GGUF_T_Q8_0, 1, ne, x); // 33 is not a multiple of 32
+    tw_err_clear(&err);
+    snprintf(path, sizeof(path), "%s/bad.gguf", test_tmpdir());
+    CHECK(gguf_writer_write(w, path, &err) == TW_EINVAL);
+    CHECK(strstr(err.msg, "'q'") != NULL);
+    CHECK(access(path, F_OK) != 0);
+    gguf_writer_free(w);
 }
 
 #define EXPECT_ERR(bufp, needle)                                                                   \

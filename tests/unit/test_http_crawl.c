@@ -112,8 +112,10 @@ TEST(crawl_medium_feed_fixture)
         {.path = "/robots.txt", .content_type = "text/plain", .body = "User-agent: *\nAllow: /\n"},
         {.path = "/feed/@John.Doe", .content_type = "text/xml; charset=UTF-8",
          .file = test_shared("data/exports/rss/medium_feed.jekyll-import.xml")},
+        {.path = "/@John.Doe/basic-post-1a2b3c", .content_type = "text/html; charset=utf-8",
+         .file = test_shared("data/exports/medium_export/posts/basic-post.html")},
     };
-    struct httpd_test *h = httpd_test_start(routes, 2);
+    struct httpd_test *h = httpd_test_start(routes, 3);
     struct got g = {0};
     struct src_sink sink = {got_emit, got_fail, &g};
     struct src_opts o = {.author_name = "John Doe"};
@@ -138,8 +140,79 @@ TEST(crawl_medium_feed_fixture)
     CHECK(i >= 0);
     CHECK_EQ_STR(g.title[i], "How I cross post Medium articles to GitHub Pages");
     got_release(&g);
+    /* one article page (a post as Medium renders it) */
+    CHECK_OK(src_crawl_url(fmt("%s/@John.Doe/basic-post-1a2b3c", httpd_test_base(h)), &o, &net,
+                           &sink, &err),
+             &err);
+    CHECK_EQ_INT(g.n, 1);
+    CHECK_EQ_STR(g.url[0], fmt("%s/@John.Doe/basic-post-1a2b3c", httpd_test_base(h)));
+    CHECK_EQ_STR(g.platform[0], "medium");
+    CHECK_EQ_STR(g.title[0], "Basic Post Title");
+    CHECK(strstr(g.content[0], "This is a paragraph of text and stuff.") != NULL);
+    CHECK_EQ_INT(g.published[0], 1533986614);
+    got_release(&g);
     http_client_free(net.http);
     httpd_test_stop(h);
+}
+
+TEST(crawl_survives_allocation_failures)
+{
+    struct httpd_route routes[] = {
+        {.path = "/robots.txt", .status = 404},
+        {.path = "/feed", .content_type = "application/rss+xml",
+         .file = test_shared("data/exports/rss/medium_feed.jekyll-import.xml")},
+        {.path = "/post", .content_type = "text/html",
+         .file = test_shared("data/exports/substack_pages/substack-e2e-scrape.html")},
+    };
+    struct httpd_test *h = httpd_test_start(routes, 3);
+    const char *urls[2];
+    CHECK(h);
+    urls[0] = fmt("%s/feed", httpd_test_base(h));
+    urls[1] = fmt("%s/post", httpd_test_base(h));
+    for (int u = 0; u < 2; u++) {
+        int done = 0;
+        for (long n = 0; n < 2000 && !done; n++) {
+            struct got g = {0};
+            struct src_sink sink = {got_emit, got_fail, &g};
+            struct src_net net = {.http = fast_client()};
+            struct tw_err err = TW_ERR_INIT;
+            int rc;
+            CHECK(net.http);
+            tw_mem_fail_after(n);
+            rc = src_crawl_url(urls[u], NULL, &net, &sink, &err);
+            tw_mem_fail_after(-1);
+            CHECK_MSG(rc == 0 || rc == TW_ENOMEM, "%s, allocation %ld: %d %s", urls[u], n, rc,
+                      err.msg);
+            done = rc == 0 && g.n_fail == 0 && g.n == (u == 0 ? 2u : 1u);
+            got_release(&g);
+            http_client_free(net.http);
+        }
+        CHECK_MSG(done, "%s never succeeded", urls[u]);
+    }
+    httpd_test_stop(h);
+}
+
+TEST(crawl_medium_profile_to_feed_url)
+{
+    static const char *const cases[][2] = {
+        {"https://medium.com/@ada", "https://medium.com/feed/@ada"},
+        {"https://medium.com/@ada/", "https://medium.com/feed/@ada"},
+        {"https://medium.com/@ada?tab=x", "https://medium.com/feed/@ada"},
+        {"https://ada.medium.com/", "https://ada.medium.com/feed"},
+        {"https://ada.medium.com", "https://ada.medium.com/feed"},
+        {"https://medium.com/@ada/on-engines-50703370aea7", NULL},
+        {"https://medium.com/feed/@ada", NULL},
+        {"https://ada.medium.com/on-engines-50703370aea7", NULL},
+        {"https://example.com/@ada", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *f = src_medium_feed_url(cases[i][0]);
+        if (cases[i][1])
+            CHECK_EQ_STR(f, cases[i][1]);
+        else
+            CHECK_MSG(f == NULL, "%s -> %s", cases[i][0], f);
+        tw_free(f);
+    }
 }
 
 /* ---- Substack: feed, then the archive API page by page, then post pages ---- */
@@ -204,6 +277,9 @@ TEST(crawl_substack_feed_archive_and_pages)
          .file = test_shared("data/exports/substack_pages/substack-hello-world.html")},
         {.path = "/p/checked", .status = 200, .content_type = "text/html", .body = challenge},
         {.path = "/p/members", .content_type = "text/html", .body = "<p>teaser</p>"},
+        {.path = "/", .content_type = "text/html",
+         .body = "<html><head><link rel=\"stylesheet\" href=\"https://substackcdn.com/min/"
+                 "main.css\"></head><body><p>Pub home</p></body></html>"},
     };
     struct httpd_test *h = httpd_test_start(routes, 0);
     const char *base;
@@ -242,6 +318,14 @@ TEST(crawl_substack_feed_archive_and_pages)
     CHECK(find_fail(&g, "/p/checked", "bot challenge") >= 0);
     CHECK_EQ_INT(httpd_test_hits(h, "/p/members"), 0);
     CHECK_EQ_INT(httpd_test_hits(h, "/api/v1/archive?sort=new&offset=6&limit=2"), 1);
+    got_release(&g);
+
+    /* a Substack on its own domain is recognized from its home page */
+    net.platform = NULL;
+    CHECK_OK(src_crawl_url(fmt("%s/", base), &o, &net, &sink, &err), &err);
+    CHECK_EQ_INT(g.n, 3);
+    CHECK_EQ_INT(g.n_fail, 3);
+    CHECK(find_url(&g, fmt("%s/p/plain-text", base)) >= 0);
     got_release(&g);
 
     /* one post URL: just that page */
@@ -390,6 +474,10 @@ TEST(crawl_github_user_repos_paginated)
         {.path = "/users/ada/repos?per_page=100&type=owner&page=2",
          .content_type = "application/json; charset=utf-8"},
         {.path = "/repos/octokit-fixture-org/hello-world", .content_type = "application/json"},
+        {.path = "/users/limited/repos?per_page=100&type=owner", .status = 403,
+         .content_type = "application/json",
+         .body = "{\"message\":\"API rate limit exceeded\"}",
+         .headers = "X-RateLimit-Remaining: 0\n"},
     };
     struct httpd_test *h = httpd_test_start(routes, 0);
     const char *repo = small_repo(), *base;
@@ -441,7 +529,7 @@ TEST(crawl_github_user_repos_paginated)
     cJSON_Delete(p1);
     cJSON_Delete(p2);
     cJSON_Delete(r1);
-    httpd_test_set_routes(h, routes, 3);
+    httpd_test_set_routes(h, routes, 4);
 
     CHECK_OK(src_crawl_url("https://github.com/ada", &o, &net, &sink, &err), &err);
     /* README.md and src/app.py of the one public non-fork repository; the lock file skipped */
@@ -468,6 +556,12 @@ TEST(crawl_github_user_repos_paginated)
     CHECK_EQ_INT(g.n, 2);
     got_release(&g);
     CHECK_EQ_INT(src_crawl_url("https://github.com/", &o, &net, &sink, &err), TW_EINVAL);
+    tw_err_clear(&err);
+    o.github_token = NULL;
+    CHECK_EQ_INT(src_crawl_url("https://github.com/limited", &o, &net, &sink, &err), TW_EHTTP);
+    CHECK_MSG(strstr(err.msg, "rate limit") && strstr(err.msg, "TWIN_GITHUB_TOKEN") &&
+                  strstr(err.msg, "403"),
+              "%s", err.msg);
     http_client_free(net.http);
     httpd_test_stop(h);
 }

@@ -5,9 +5,12 @@
 #include "base/mem.h"
 #include "nn/gguf.h"
 #include "nn/tok.h"
+#include "nn/tok_int.h"
 #include "test.h"
 
 #include <cjson/cJSON.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -471,6 +474,174 @@ TEST(tok_survives_allocation_failures)
     }
     tok_free(t);
     gguf_close(f);
+}
+
+/* The Qwen2 and Llama 3 splitters are hand-written (as in llama.cpp). No Qwen2 vocab ships
+ * in shared/, so check the Qwen2 split against its tokenizer.json regex run by PCRE2 with
+ * Unicode properties, on every input of llama.cpp's qwen2 and llama-bpe test files. */
+static int split_mismatches(const char *pre, const char *regex, const char *inp_path,
+                            bool ascii_only, int *n)
+{
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    struct tw_err err = TW_ERR_INIT;
+    struct tok_pre *p;
+    bool cs, im, fb;
+    size_t ilen;
+    char *inp = test_read_file(inp_path, &ilen);
+    int errcode, bad = 0;
+    PCRE2_SIZE erroff;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP, &errcode, &erroff, NULL);
+    pcre2_match_data *md = pcre2_match_data_create(2, NULL);
+    struct tok_lens lens = {NULL, 0, 0};
+    *n = 0;
+    if (!inp || !re || tok__pre_new(pre, strlen(pre), &p, &cs, &im, &fb, &err) < 0)
+        return -1;
+    for (char *s = inp; s < inp + ilen;) {
+        char *next = strstr(s, sep);
+        size_t len = next ? (size_t)(next - s) : (size_t)(inp + ilen - s), nc = 0, w = 0;
+        uint32_t *cps = tw_mallocarray(len + 1, sizeof(*cps));
+        size_t start = 0, cp_pos = 0;
+        bool ok = true;
+        if (ascii_only) {
+            bool ascii = true;
+            for (size_t i = 0; i < len; i++)
+                ascii &= (unsigned char)s[i] < 0x80;
+            if (!ascii) {
+                tw_free(cps);
+                if (!next)
+                    break;
+                s = next + strlen(sep);
+                continue;
+            }
+        }
+        for (size_t off = 0; off < len;)
+            cps[nc++] = tok_uc_decode(s, len, &off);
+        tok__pre_split(p, cps, nc, &lens, &err);
+        /* walk the regex matches (every code point of these inputs is matched) */
+        while (start < len) {
+            PCRE2_SIZE *ov;
+            size_t k = 0;
+            if (pcre2_match(re, (PCRE2_SPTR)s, len, start, 0, md, NULL) < 0)
+                break;
+            ov = pcre2_get_ovector_pointer(md);
+            if (ov[0] != start) { // an unmatched gap is a word of its own
+                ok = false;
+                break;
+            }
+            for (size_t i = ov[0]; i < ov[1]; i++)
+                k += ((unsigned char)s[i] & 0xc0) != 0x80;
+            if (w >= lens.n || lens.v[w] != k)
+                ok = false;
+            w++;
+            cp_pos += k;
+            start = ov[1];
+        }
+        if (!ok || w != lens.n || cp_pos != nc) {
+            fprintf(stderr, "  %s split differs on \"%.*s\"\n", pre, (int)(len < 50 ? len : 50),
+                    s);
+            bad++;
+        }
+        (*n)++;
+        tw_free(cps);
+        if (!next)
+            break;
+        s = next + strlen(sep);
+    }
+    tw_free(lens.v);
+    tok__pre_free(p);
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    tw_free(inp);
+    return bad;
+}
+
+TEST(tok_qwen2_and_llama3_splits_match_their_regex)
+{
+    int n = 0, bad;
+    bad = split_mismatches("qwen2",
+                           "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                           "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+                           test_shared("data/vocab/ggml-vocab-qwen2.gguf.inp"), false, &n);
+    fprintf(stderr, "  qwen2 pre-split agrees with its regex on %d/%d inputs\n", n - bad, n);
+    CHECK_EQ_INT(n, 46);
+    CHECK_EQ_INT(bad, 0);
+    bad = split_mismatches("llama-bpe",
+                           "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                           "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+                           test_shared("data/vocab/ggml-vocab-llama-bpe.gguf.inp"), false, &n);
+    fprintf(stderr, "  llama3 pre-split agrees with its regex on %d/%d inputs\n", n - bad, n);
+    CHECK_EQ_INT(bad, 0);
+    bad = split_mismatches("qwen35",
+                           "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|"
+                           "\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|"
+                           "\\s+(?!\\S)|\\s+",
+                           test_shared("data/vocab/ggml-vocab-qwen2.gguf.inp"), false, &n);
+    fprintf(stderr, "  qwen35 pre-split agrees with its regex on %d/%d inputs\n", n - bad, n);
+    CHECK_EQ_INT(bad, 0);
+}
+
+/* The PCRE2 path for the case-aware GPT-4o (Llama 4) and Tekken patterns: llama.cpp rewrites
+ * them with lookaheads over its collapsed text, which agrees with the original
+ * tokenizer.json patterns on ASCII text (beyond ASCII it approximates case). */
+TEST(tok_gpt4o_and_tekken_splits_match_on_ascii)
+{
+    int n = 0, bad;
+    bad = split_mismatches(
+        "llama4",
+        "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+"
+        "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}"
+        "\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+        test_shared("data/vocab/ggml-vocab-llama-bpe.gguf.inp"), true, &n);
+    fprintf(stderr, "  gpt-4o pre-split agrees with its regex on %d/%d ASCII inputs\n", n - bad, n);
+    CHECK(n >= 30);
+    CHECK_EQ_INT(bad, 0);
+    bad = split_mismatches(
+        "tekken",
+        "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|"
+        "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|"
+        "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+        test_shared("data/vocab/ggml-vocab-llama-bpe.gguf.inp"), true, &n);
+    fprintf(stderr, "  tekken pre-split agrees with its regex on %d/%d ASCII inputs\n", n - bad, n);
+    CHECK_EQ_INT(bad, 0);
+}
+
+/* Every supported pre-tokenizer compiles and partitions mixed text completely. */
+TEST(tok_every_pre_tokenizer_partitions_text)
+{
+    static const char *const names[] = {
+        "", "default", "gpt-2", "mpt", "olmo", "llama3", "llama-bpe", "dbrx", "glm4", "qwen2",
+        "stablelm2", "starcoder", "refact", "command-r", "smollm", "falcon", "deepseek-llm",
+        "deepseek-coder", "deepseek-v3", "poro-chat", "bloom", "viking", "qwen35", "mellum2",
+        "laguna", "minicpm5", "seed-coder", "bailingmoe", "exaone-moe", "jais-2", "gpt-4o",
+        "llama4", "minimax-m2", "granite-embed-multi-97m", "tekken", "chameleon", "youtu",
+        "trillion", "exaone4"};
+    static const char text[] = "Hello World! It's 12345 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e "
+                               "\xed\x95\x9c\xea\xb5\xad caf\xc3\xa9\xcc\x81\n\n  \tx\r\n"
+                               "<sentinel:12> IMGIMGABZ \xf0\x9f\x91\x8d\xe2\x80\xa6\xef\xbc\x81";
+    uint32_t cps[128];
+    size_t n = 0;
+    for (size_t off = 0; off < sizeof(text) - 1;)
+        cps[n++] = tok_uc_decode(text, sizeof(text) - 1, &off);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct tw_err err = TW_ERR_INIT;
+        struct tok_pre *p;
+        struct tok_lens lens = {NULL, 0, 0};
+        bool cs, im, fb;
+        size_t sum = 0;
+        CHECK_MSG(tok__pre_new(names[i], strlen(names[i]), &p, &cs, &im, &fb, &err) == 0, "%s: %s",
+                  names[i], err.msg);
+        CHECK_OK(tok__pre_split(p, cps, n, &lens, &err), &err);
+        for (size_t k = 0; k < lens.n; k++) {
+            CHECK(lens.v[k] > 0);
+            sum += lens.v[k];
+        }
+        CHECK_MSG(sum == n, "%s: words cover %zu of %zu code points", names[i], sum, n);
+        CHECK_MSG(lens.n > 5, "%s: %zu words", names[i], lens.n);
+        tw_free(lens.v);
+        tok__pre_free(p);
+    }
 }
 
 int main(int argc, char **argv)

@@ -746,6 +746,123 @@ TEST(train_qmatmul_backward_through_frozen_quantized_weights)
     }
 }
 
+/* The fast backward (kq kernels, blocks of 256 output rows) against the plain definition, on odd
+ * shapes with more than one block, dense and through a real Q4_K tensor, over 1 and 3 threads. */
+TEST(train_matmul_bwd_kq_matches_the_definition)
+{
+    enum { T = 7, NI = 45, NO = 300 };
+    struct tw_pool *pool = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng rng;
+    struct gguf_file *f = NULL;
+    const struct gguf_tensor *qt;
+    float *x = tw_mallocarray(T * 512, sizeof(float)), *w = tw_mallocarray(NO * NI, sizeof(float));
+    float *dy = tw_mallocarray(T * 512, sizeof(float));
+    float *dx0 = tw_calloc(T * 512, sizeof(float)), *dx1 = tw_calloc(T * 512, sizeof(float));
+    float *dx3 = tw_calloc(T * 512, sizeof(float));
+    float *dw0 = tw_calloc(NO * NI, sizeof(float)), *dw1 = tw_calloc(NO * NI, sizeof(float));
+    float *dw3 = tw_calloc(NO * NI, sizeof(float));
+    float db0[NO] = {0}, db1[NO] = {0};
+    float *scratch = tw_mallocarray(train_matmul_bwd_kq_scratch(T, 512), sizeof(float));
+    double ddx = 0, mdx = 0, ddw = 0, mdw = 0, ddb = 0, dq = 0, mq = 0;
+    int same;
+    CHECK(x && w && dy && dx0 && dx1 && dx3 && dw0 && dw1 && dw3 && scratch);
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    train_rng_seed(&rng, 12);
+    fill(&rng, x, NULL, T * NI, 1);
+    fill(&rng, w, NULL, NO * NI, 1);
+    fill(&rng, dy, NULL, T * NO, 1);
+    train_matmul_bwd(dy, x, w, T, NI, NO, dx0, dw0, db0, NULL);
+    train_matmul_bwd_kq(GGUF_T_F32, w, x, dy, T, NI, NO, dx1, dw1, db1, scratch, NULL);
+    train_matmul_bwd_kq(GGUF_T_F32, w, x, dy, T, NI, NO, dx3, dw3, NULL, scratch, pool);
+    for (int i = 0; i < T * NI; i++) {
+        ddx = fmax(ddx, fabs(dx0[i] - dx1[i]));
+        mdx = fmax(mdx, fabs(dx0[i]));
+    }
+    for (int i = 0; i < NO * NI; i++) {
+        ddw = fmax(ddw, fabs(dw0[i] - dw1[i]));
+        mdw = fmax(mdw, fabs(dw0[i]));
+    }
+    for (int i = 0; i < NO; i++)
+        ddb = fmax(ddb, fabs(db0[i] - db1[i]));
+    same = !memcmp(dx1, dx3, T * NI * sizeof(float)) && !memcmp(dw1, dw3, NO * NI * sizeof(float));
+    /* through a quantized weight: blk.0.ffn_down of the Q4_K model, 256 rows of 512 */
+    CHECK_OK(gguf_open(test_shared("refs/models/synth-tiny-q4_k.gguf"), &f, &err), &err);
+    qt = gguf_find_tensor(f, "blk.0.ffn_down.weight");
+    CHECK(qt && qt->ne[0] == 512);
+    memset(dx0, 0, T * 512 * sizeof(float));
+    memset(dx1, 0, T * 512 * sizeof(float));
+    fill(&rng, dy, NULL, T * 256, 1);
+    train_qmatmul_bwd_x(qt->type, qt->data, 512, 256, dy, T, dx0, NULL);
+    train_matmul_bwd_kq(qt->type, qt->data, NULL, dy, T, 512, 256, dx1, NULL, NULL, scratch, pool);
+    for (int i = 0; i < T * 512; i++) {
+        dq = fmax(dq, fabs(dx0[i] - dx1[i]));
+        mq = fmax(mq, fabs(dx0[i]));
+    }
+    printf("  kq backward vs definition: dx %.3g of %.3g, dW %.3g of %.3g, db %.3g; q4_k dx "
+           "%.3g of %.3g\n", ddx, mdx, ddw, mdw, ddb, dq, mq);
+    gguf_close(f);
+    tw_pool_free(pool);
+    tw_free(x);
+    tw_free(w);
+    tw_free(dy);
+    tw_free(dx0);
+    tw_free(dx1);
+    tw_free(dx3);
+    tw_free(dw0);
+    tw_free(dw1);
+    tw_free(dw3);
+    tw_free(scratch);
+    CHECK(mdx > 0.1 && ddx <= 1e-5 * mdx);
+    CHECK(mdw > 0.1 && ddw <= 1e-5 * mdw);
+    CHECK(ddb <= 1e-5);
+    CHECK(mq > 0.1 && dq <= 1e-5 * mq);
+    CHECK(same);
+}
+
+/* Attention through the kq kernels against the plain definition (GQA, two sequences, odd sizes)
+ * over 1 and 3 threads. */
+TEST(train_attention_kq_matches_the_definition)
+{
+    enum { S = 2, T = 13, H = 6, KV = 2, HD = 5 };
+    enum { QN = S * T * H * HD, KN = S * T * KV * HD, AN = S * H * T * T };
+    struct tw_pool *pool = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng rng;
+    float q[QN], k[KN], v[KN], dout[QN], att0[AN], att1[AN], o0[QN], o1[QN], o3[QN];
+    float dq0[QN] = {0}, dk0[KN] = {0}, dv0[KN] = {0}, dq1[QN] = {0}, dk1[KN] = {0};
+    float dv1[KN] = {0}, dq3[QN] = {0}, dk3[KN] = {0}, dv3[KN] = {0};
+    float *scratch = tw_mallocarray(train_attn_kq_scratch(T, HD), sizeof(float));
+    double d = 0, mx = 0;
+    CHECK(scratch != NULL);
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    train_rng_seed(&rng, 13);
+    fill(&rng, q, NULL, QN, 2);
+    fill(&rng, k, NULL, KN, 2);
+    fill(&rng, v, NULL, KN, 1);
+    fill(&rng, dout, NULL, QN, 1);
+    train_attn_fwd(q, k, v, S, T, H, KV, HD, att0, o0, NULL);
+    train_attn_fwd_kq(q, k, v, S, T, H, KV, HD, att1, o1, scratch, NULL);
+    train_attn_fwd_kq(q, k, v, S, T, H, KV, HD, att1, o3, scratch, pool);
+    train_attn_bwd(dout, q, k, v, att0, S, T, H, KV, HD, dq0, dk0, dv0, NULL);
+    train_attn_bwd_kq(dout, q, k, v, att1, S, T, H, KV, HD, dq1, dk1, dv1, scratch, NULL);
+    train_attn_bwd_kq(dout, q, k, v, att1, S, T, H, KV, HD, dq3, dk3, dv3, scratch, pool);
+    for (int i = 0; i < AN; i++)
+        d = fmax(d, fabs(att0[i] - att1[i]));
+    for (int i = 0; i < QN; i++) {
+        d = fmax(d, fmax(fabs(o0[i] - o1[i]), fabs(dq0[i] - dq1[i])));
+        mx = fmax(mx, fabs(dq0[i]));
+    }
+    for (int i = 0; i < KN; i++)
+        d = fmax(d, fmax(fabs(dk0[i] - dk1[i]), fabs(dv0[i] - dv1[i])));
+    printf("  kq attention vs definition: max |diff| %.3g (max |dq| %.3g)\n", d, mx);
+    tw_pool_free(pool);
+    tw_free(scratch);
+    CHECK(mx > 0.1 && d <= 1e-5);
+    CHECK(!memcmp(o1, o3, sizeof(o1)) && !memcmp(dq1, dq3, sizeof(dq1)));
+    CHECK(!memcmp(dk1, dk3, sizeof(dk1)) && !memcmp(dv1, dv3, sizeof(dv1)));
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);

@@ -189,6 +189,7 @@ static void from_f32_q8_0(const float *x, void *dst, int64_t n)
 {
     float *dd = dst;
     int8_t *qs = (int8_t *)dst + (n / KQ_QK) * (int64_t)sizeof(float);
+    int32_t *sums = (int32_t *)(void *)(qs + n);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t i = 0; i < n / KQ_QK; i++, x += KQ_QK) {
         __m256 v[4], m = _mm256_setzero_ps();
@@ -218,6 +219,12 @@ static void from_f32_q8_0(const float *x, void *dst, int64_t n)
         __m256i p = _mm256_packs_epi16(p01, p23);
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)(qs + i * KQ_QK), p);
+        __m256i s8 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        int32_t sum = _mm_cvtsi128_si32(s4);
+        memcpy(&sums[i], &sum, sizeof(sum));
     }
 }
 

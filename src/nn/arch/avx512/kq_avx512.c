@@ -5,6 +5,7 @@
 #include "nn/kq_impl.h"
 
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 static inline float f16(uint16_t h)
@@ -251,12 +252,166 @@ static float tail_q4_0(const struct kq_block_q4_0 *a, const int8_t *q, float dy)
         return sum;                                                                                \
     }
 
+/* Token generation with VNNI + VBMI, 16 blocks per step: each pair of blocks gives one vpdpbusd
+ * of unsigned weights (Q4_0 nibbles q, Q8_0 quants + 128) against the activations; the 8 pair
+ * vectors are folded into one vector of 16 block sums by a transposing reduction, the offset
+ * (8 or 128 times the block's activation sum, from Q8_0X) comes off once per block, and one
+ * FMA applies the 16 scales. Rows shorter than 16 blocks, and the rest, go through the pairs. */
+
+/* Lane b = the sum of block b, from P[p] = [block 2p in lanes 0-7 | block 2p+1 in 8-15]. */
+VNNI_TARGET static inline __m512i fold16_blocks(const __m512i *P)
+{
+    __m512i A[4], B[2];
+    for (int k = 0; k < 4; k++)
+        A[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(P[2 * k], P[2 * k + 1]),
+                                _mm512_unpackhi_epi32(P[2 * k], P[2 * k + 1]));
+    for (int k = 0; k < 2; k++)
+        B[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(A[2 * k], A[2 * k + 1]),
+                                _mm512_unpackhi_epi64(A[2 * k], A[2 * k + 1]));
+    /* 128-bit lane L of B[k] holds lane-L partials of P[4k..4k+3]; L 0-1 are the pair's first
+     * block, 2-3 its second */
+    const __m512i G = _mm512_add_epi32(_mm512_shuffle_i32x4(B[0], B[1], 0x88),
+                                       _mm512_shuffle_i32x4(B[0], B[1], 0xDD));
+    /* G lane 4(2k+h)+j = block 8k+2j+h: put block b in lane b */
+    const __m512i idx = _mm512_set_epi32(15, 11, 14, 10, 13, 9, 12, 8, 7, 3, 6, 2, 5, 1, 4, 0);
+    return _mm512_permutexvar_epi32(idx, G);
+}
+
+/* The 16 f16 scales at word offsets 0 and 'second' of eight 64-byte vectors, as floats. */
+VNNI_TARGET static inline __m512 gather16_d(const __m512i *V, short second)
+{
+    const __m512i i1 = _mm512_castsi128_si512(_mm_setr_epi16(0, second, 32, (short)(32 + second),
+                                                             0, 0, 0, 0));
+    const __m512i i2 = _mm512_castsi128_si512(_mm_setr_epi16(0, 1, 2, 3, 32, 33, 34, 35));
+    const __m512i i3 = _mm512_castsi256_si512(_mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34,
+                                                                35, 36, 37, 38, 39));
+    __m512i m[4], q[2];
+    for (int k = 0; k < 4; k++)
+        m[k] = _mm512_permutex2var_epi16(V[2 * k], i1, V[2 * k + 1]);
+    q[0] = _mm512_permutex2var_epi16(m[0], i2, m[1]);
+    q[1] = _mm512_permutex2var_epi16(m[2], i2, m[3]);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(q[0], i3, q[1])));
+}
+
+/* One step of up to 16 blocks (r = the number left, 1..16): masked loads keep the last step
+ * inside the row; missing blocks contribute zero. */
+VNNI_TARGET static inline __m512 step16_q4_0(const struct kq_block_q4_0 *a, const float *xd,
+                                             const int8_t *xq, const int32_t *xs, int r,
+                                             __m512 acc)
+{
+    const __m512i idx = _mm512_set_epi8(35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21,
+                                        20, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22,
+                                        21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                        2, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
+    const __m512i sh = _mm512_set_epi64(0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                        0x0004000400040004ll, 0x0004000400040004ll, 0, 0);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i V[8], P[8];
+    for (int p = 0; p < 8; p++) {
+        const int cnt = r - 2 * p >= 2 ? 2 : r - 2 * p;
+        if (cnt <= 0) {
+            V[p] = P[p] = _mm512_setzero_si512();
+            continue;
+        }
+        V[p] = _mm512_maskz_loadu_epi8(cnt == 2 ? 0xFFFFFFFFFull : 0x3FFFFull, a + 2 * p);
+        const __m512i q =
+            _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(idx, V[p]), sh), m4);
+        const __m512i y = _mm512_maskz_loadu_epi8(cnt == 2 ? ~0ull : 0xFFFFFFFFull,
+                                                  xq + 2 * p * KQ_QK);
+        P[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
+    }
+    const __mmask16 mb = (__mmask16)((1u << r) - 1);
+    const __m512i S = _mm512_sub_epi32(fold16_blocks(P),
+                                       _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mb, xs), 3));
+    const __m512 d = _mm512_mul_ps(gather16_d(V, 9), _mm512_maskz_loadu_ps(mb, xd));
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S), acc);
+}
+
+VNNI_TARGET static float dot16_q4_0(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q4_0 *a = w;
+    const float *xd = kq__q8x_d(x);
+    const int8_t *xq = kq__q8x_qs(x, n);
+    const int32_t *xs = kq__q8x_s(x, n);
+    const int64_t nb = n / KQ_QK;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    int64_t i = 0;
+    for (; i + 32 <= nb; i += 32) {
+        acc0 = step16_q4_0(a + i, xd + i, xq + i * KQ_QK, xs + i, 16, acc0);
+        acc1 = step16_q4_0(a + i + 16, xd + i + 16, xq + (i + 16) * KQ_QK, xs + i + 16, 16, acc1);
+    }
+    for (; i < nb; i += 16)
+        acc0 = step16_q4_0(a + i, xd + i, xq + i * KQ_QK, xs + i, nb - i < 16 ? (int)(nb - i) : 16,
+                           acc0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+VNNI_TARGET static inline __m512 step16_q8_0(const struct kq_block_q8_0 *a, const float *xd,
+                                             const int8_t *xq, const int32_t *xs, int r,
+                                             __m512 acc)
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i V[8], P[8];
+    for (int p = 0; p < 8; p++) {
+        const int cnt = r - 2 * p >= 2 ? 2 : r - 2 * p;
+        if (cnt <= 0) {
+            V[p] = P[p] = _mm512_setzero_si512();
+            continue;
+        }
+        const struct kq_block_q8_0 *b = a + 2 * p;
+        V[p] = _mm512_maskz_loadu_epi8(cnt == 2 ? ~0ull : 0x3FFFFFFFFull, b); // d at words 0, 17
+        __m512i q = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[0].qs));
+        if (cnt == 2)
+            q = _mm512_inserti64x4(q, _mm256_loadu_si256((const __m256i *)b[1].qs), 1);
+        const __m512i y = _mm512_maskz_loadu_epi8(cnt == 2 ? ~0ull : 0xFFFFFFFFull,
+                                                  xq + 2 * p * KQ_QK);
+        /* (q + 128) as unsigned; the 128 * sum(y) comes off below. Missing halves: y is 0. */
+        P[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(q, flip), y);
+    }
+    const __mmask16 mb = (__mmask16)((1u << r) - 1);
+    const __m512i S = _mm512_sub_epi32(fold16_blocks(P),
+                                       _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mb, xs), 7));
+    const __m512 d = _mm512_mul_ps(gather16_d(V, 17), _mm512_maskz_loadu_ps(mb, xd));
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(S), acc);
+}
+
+VNNI_TARGET static float dot16_q8_0(int64_t n, const void *w, const void *x)
+{
+    const struct kq_block_q8_0 *a = w;
+    const float *xd = kq__q8x_d(x);
+    const int8_t *xq = kq__q8x_qs(x, n);
+    const int32_t *xs = kq__q8x_s(x, n);
+    const int64_t nb = n / KQ_QK;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    int64_t i = 0;
+    for (; i + 32 <= nb; i += 32) {
+        acc0 = step16_q8_0(a + i, xd + i, xq + i * KQ_QK, xs + i, 16, acc0);
+        acc1 = step16_q8_0(a + i + 16, xd + i + 16, xq + (i + 16) * KQ_QK, xs + i + 16, 16, acc1);
+    }
+    for (; i < nb; i += 16)
+        acc0 = step16_q8_0(a + i, xd + i, xq + i * KQ_QK, xs + i, nb - i < 16 ? (int)(nb - i) : 16,
+                           acc0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
 DEF_DOT_Q(dot_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, Q8_0_OFF, dp_u8s8, , tail_q8_0)
-DEF_DOT_Q(dot_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, Q4_0_OFF, dp_u8s8, , tail_q4_0)
-DEF_DOT_Q(dot_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_0_OFF, dp_u8s8_vnni,
+DEF_DOT_Q(dot2_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_0_OFF, dp_u8s8_vnni,
           VNNI_TARGET, tail_q8_0)
-DEF_DOT_Q(dot_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF, dp_u8s8_vnni,
+DEF_DOT_Q(dot2_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF, dp_u8s8_vnni,
           VNNI_TARGET, tail_q4_0)
+
+/* Rows of whole 16-block steps take the folded kernel, others (768 = 24 blocks, ...) the pairs:
+ * a partial step wastes most of its fold. */
+static float dot_q8_0_vnni(int64_t n, const void *w, const void *x)
+{
+    return (n / KQ_QK) % 16 ? dot2_q8_0_vnni(n, w, x) : dot16_q8_0(n, w, x);
+}
+static float dot_q4_0_vnni(int64_t n, const void *w, const void *x)
+{
+    return (n / KQ_QK) % 16 ? dot2_q4_0_vnni(n, w, x) : dot16_q4_0(n, w, x);
+}
+
+DEF_DOT_Q(dot_q4_0, struct kq_block_q4_0, load2_q4_0, Q4_0_TERM, Q4_0_OFF, dp_u8s8, , tail_q4_0)
 
 /* 4 rows x 4 tokens, two blocks per step: each unpacked weight pair serves 4 tokens, each
  * activation pair (with its Q4_0 offset) 4 rows. An odd last block goes through the tail. */
@@ -469,6 +624,211 @@ static float dot_q6_K(int64_t n, const void *w, const void *x)
     return _mm512_reduce_add_ps(acc);
 }
 
+/* ---- K-quant 4x4 tiles (prompt processing) ----
+ *
+ * Per super-block: every unpacked chunk of 4 weight rows meets the same chunk of 4 token rows;
+ * the 16 int32 accumulators are then folded into one vector (lane 4r+t) by a transposing
+ * reduction and scaled by d_r * dy_t in one multiply. Mins: the 8 mins of all 4 rows form one
+ * vector of int16 that meets each token's 8 group sums in one madd. */
+
+/* Lane k of the result = sum of the 16 lanes of v[k]. */
+static inline __m512i reduce16_epi32(const __m512i *v)
+{
+    __m512i l1[8], l2[4], l3[2];
+    for (int k = 0; k < 8; k++)
+        l1[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]),
+                                 _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
+    for (int k = 0; k < 4; k++)
+        l2[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(l1[2 * k], l1[2 * k + 1]),
+                                 _mm512_unpackhi_epi64(l1[2 * k], l1[2 * k + 1]));
+    for (int k = 0; k < 2; k++)
+        l3[k] = _mm512_add_epi32(_mm512_shuffle_i32x4(l2[2 * k], l2[2 * k + 1], 0x88),
+                                 _mm512_shuffle_i32x4(l2[2 * k], l2[2 * k + 1], 0xDD));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(l3[0], l3[1], 0x88),
+                            _mm512_shuffle_i32x4(l3[0], l3[1], 0xDD));
+}
+
+/* Q4_K (qh == NULL) and Q5_K weights: a 4x4 tile. */
+static inline void gemm_kx(int64_t n, const uint8_t *const *ws, size_t blk, size_t off_d,
+                           size_t off_sc, size_t off_qh, size_t off_qs, int has_qh,
+                           const struct kq_block_q8_K *const *b, float *y, int64_t y_stride)
+{
+    const __m512i idx_r = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i idx_t = _mm512_set_epi32(3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0);
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    __m512 facc = _mm512_setzero_ps(), macc[4];
+    for (int t = 0; t < 4; t++)
+        macc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        const uint8_t *blkp[4];
+        __m512i sc16[4], qh[4];
+        uint64_t mn[4];
+        float dw[4], dm[4], dy[4];
+        for (int r = 0; r < 4; r++) {
+            uint64_t sc;
+            uint16_t h;
+            blkp[r] = ws[r] + i * blk;
+            unpack_scales_k4(blkp[r] + off_sc, &sc, &mn[r]);
+            sc16[r] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+            memcpy(&h, blkp[r] + off_d, 2);
+            dw[r] = f16(h);
+            memcpy(&h, blkp[r] + off_d + 2, 2);
+            dm[r] = f16(h);
+            qh[r] = has_qh ? _mm512_broadcast_i64x4(
+                                 _mm256_loadu_si256((const __m256i *)(blkp[r] + off_qh)))
+                           : _mm512_setzero_si512();
+        }
+        for (int t = 0; t < 4; t++)
+            dy[t] = b[t][i].d;
+        __m512i acc[16];
+        for (int k = 0; k < 16; k++)
+            acc[k] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            __m512i yv[4];
+            for (int t = 0; t < 4; t++)
+                yv[t] = _mm512_loadu_si512(b[t][i].qs + 64 * c);
+            const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                                   _mm256_set1_epi8((char)(2 << (2 * c))), 1);
+            for (int r = 0; r < 4; r++) {
+                __m512i q = chunk_nibbles(blkp[r] + off_qs + 32 * c);
+                if (has_qh)
+                    q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(qh[r], bit), q, sixteen);
+                const __m512i s = spread_pair(sc16[r], c);
+                for (int t = 0; t < 4; t++)
+                    acc[4 * r + t] = _mm512_add_epi32(
+                        acc[4 * r + t], _mm512_madd_epi16(_mm512_maddubs_epi16(q, yv[t]), s));
+            }
+        }
+        const __m128 dwv = _mm_loadu_ps(dw), dyv = _mm_loadu_ps(dy), dmv = _mm_loadu_ps(dm);
+        const __m512 dd = _mm512_mul_ps(_mm512_permutexvar_ps(idx_r, _mm512_castps128_ps512(dwv)),
+                                        _mm512_permutexvar_ps(idx_t, _mm512_castps128_ps512(dyv)));
+        facc = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(reduce16_epi32(acc)), facc);
+        /* mins: row r's 8 mins in 128-bit lane r, against token t's 8 group-pair sums */
+        const __m512i M = _mm512_cvtepu8_epi16(
+            _mm256_setr_epi64x((long long)mn[0], (long long)mn[1], (long long)mn[2], (long long)mn[3]));
+        const __m512 dmr = _mm512_permutexvar_ps(idx_r, _mm512_castps128_ps512(dmv));
+        for (int t = 0; t < 4; t++) {
+            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)b[t][i].bsums),
+                                              _mm_loadu_si128((const __m128i *)(b[t][i].bsums + 8)));
+            const __m512i P = _mm512_madd_epi16(M, _mm512_broadcast_i32x4(bs));
+            macc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dmr, _mm512_set1_ps(dy[t])),
+                                      _mm512_cvtepi32_ps(P), macc[t]);
+        }
+    }
+    float f[16], m[4][16];
+    _mm512_storeu_ps(f, facc);
+    for (int t = 0; t < 4; t++)
+        _mm512_storeu_ps(m[t], macc[t]);
+    for (int t = 0; t < 4; t++)
+        for (int r = 0; r < 4; r++)
+            y[t * y_stride + r] =
+                f[4 * r + t] - (m[t][4 * r] + m[t][4 * r + 1] + m[t][4 * r + 2] + m[t][4 * r + 3]);
+}
+
+static void gemm_q4_K(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                      float *y, int64_t y_stride)
+{
+    const uint8_t *ws[4];
+    const struct kq_block_q8_K *b[4];
+    for (int k = 0; k < 4; k++) {
+        ws[k] = (const uint8_t *)w + k * w_stride;
+        b[k] = (const struct kq_block_q8_K *)((const char *)x + k * x_stride);
+    }
+    gemm_kx(n, ws, sizeof(struct kq_block_q4_K), offsetof(struct kq_block_q4_K, d),
+            offsetof(struct kq_block_q4_K, scales), 0, offsetof(struct kq_block_q4_K, qs), 0, b, y,
+            y_stride);
+}
+
+static void gemm_q5_K(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                      float *y, int64_t y_stride)
+{
+    const uint8_t *ws[4];
+    const struct kq_block_q8_K *b[4];
+    for (int k = 0; k < 4; k++) {
+        ws[k] = (const uint8_t *)w + k * w_stride;
+        b[k] = (const struct kq_block_q8_K *)((const char *)x + k * x_stride);
+    }
+    gemm_kx(n, ws, sizeof(struct kq_block_q5_K), offsetof(struct kq_block_q5_K, d),
+            offsetof(struct kq_block_q5_K, scales), offsetof(struct kq_block_q5_K, qh),
+            offsetof(struct kq_block_q5_K, qs), 1, b, y, y_stride);
+}
+
+/* Q6_K 4x4 tile: as dot_q6_K, with the unpacked halves of 4 rows meeting 4 tokens. */
+static void gemm_q6_K(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                      float *y, int64_t y_stride)
+{
+    const struct kq_block_q6_K *a[4];
+    const struct kq_block_q8_K *b[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = (const struct kq_block_q6_K *)((const char *)w + k * w_stride);
+        b[k] = (const struct kq_block_q8_K *)((const char *)x + k * x_stride);
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
+    const __m512i shA = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i shB = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1,
+                                          1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i idx_r = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i idx_t = _mm512_set_epi32(3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0);
+    __m512 facc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / KQ_QK_K; i++) {
+        __m512i scv[4], acc[16];
+        float dw[4], dy[4];
+        for (int r = 0; r < 4; r++) {
+            const __m256i sc16 =
+                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[r][i].scales));
+            scv[r] = _mm512_castsi256_si512(sc16);
+            dw[r] = f16(a[r][i].d);
+            for (int t = 0; t < 4; t++) { // the -32 offset, per (r, t)
+                __m256i off =
+                    _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)b[t][i].bsums));
+                acc[4 * r + t] = _mm512_sub_epi32(
+                    _mm512_setzero_si512(),
+                    _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_slli_epi32(off, 5)),
+                                       _mm256_setzero_si256(), 1));
+            }
+        }
+        for (int t = 0; t < 4; t++)
+            dy[t] = b[t][i].d;
+        for (int h = 0; h < 2; h++) {
+            __m512i yA[4], yB[4];
+            for (int t = 0; t < 4; t++) {
+                yA[t] = _mm512_loadu_si512(b[t][i].qs + 128 * h);
+                yB[t] = _mm512_loadu_si512(b[t][i].qs + 128 * h + 64);
+            }
+            for (int r = 0; r < 4; r++) {
+                const __m512i L = _mm512_loadu_si512(a[r][i].ql + 64 * h);
+                const __m512i QH = _mm512_broadcast_i64x4(
+                    _mm256_loadu_si256((const __m256i *)(a[r][i].qh + 32 * h)));
+                const __m512i qA = _mm512_or_si512(
+                    _mm512_and_si512(L, m4),
+                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shA), m2), 4));
+                const __m512i qB = _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(QH, shB), m2), 4));
+                const __m512i scA = _mm512_permutexvar_epi16(
+                    _mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h))), scv[r]);
+                const __m512i scB = _mm512_permutexvar_epi16(
+                    _mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h + 4))), scv[r]);
+                for (int t = 0; t < 4; t++) {
+                    __m512i s = _mm512_madd_epi16(_mm512_maddubs_epi16(qA, yA[t]), scA);
+                    s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(qB, yB[t]), scB));
+                    acc[4 * r + t] = _mm512_add_epi32(acc[4 * r + t], s);
+                }
+            }
+        }
+        const __m512 dd =
+            _mm512_mul_ps(_mm512_permutexvar_ps(idx_r, _mm512_castps128_ps512(_mm_loadu_ps(dw))),
+                          _mm512_permutexvar_ps(idx_t, _mm512_castps128_ps512(_mm_loadu_ps(dy))));
+        facc = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(reduce16_epi32(acc)), facc);
+    }
+    float f[16];
+    _mm512_storeu_ps(f, facc);
+    for (int t = 0; t < 4; t++)
+        for (int r = 0; r < 4; r++)
+            y[t * y_stride + r] = f[4 * r + t];
+}
+
 void kq_avx512_table(struct kq_ops *ops, int vnni)
 {
     memset(ops, 0, sizeof(*ops));
@@ -483,9 +843,9 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
         ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0, gemm_q8_0};
         ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){NULL, NULL, dot_q4_0, gemm_q4_0};
     }
-    ops->type[GGUF_T_Q4_K].vec_dot = dot_q4_K;
-    ops->type[GGUF_T_Q5_K].vec_dot = dot_q5_K;
-    ops->type[GGUF_T_Q6_K].vec_dot = dot_q6_K;
+    ops->type[GGUF_T_Q4_K] = (struct kq_type_ops){NULL, NULL, dot_q4_K, gemm_q4_K};
+    ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){NULL, NULL, dot_q5_K, gemm_q5_K};
+    ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){NULL, NULL, dot_q6_K, gemm_q6_K};
 }
 
 /* 12 independent FMA chains: enough to cover the FMA latency on two pipes. */
