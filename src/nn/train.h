@@ -365,14 +365,16 @@ struct llm_model;
  * A model the graph cannot represent (head_dim * n_head != n_embd) is TW_EUNSUP. */
 int train_llama_from_llm(const struct llm_model *lm, int frozen, struct train_llama **out,
                          struct tw_err *err);
-/* Adds the adapters of a llama.cpp LoRA GGUF (general.type "adapter", adapter.type "lora",
- * adapter.lora.alpha; tensors blk.N.<target>.weight.lora_a ne [n_in, r] and lora_b ne
- * [r, n_out], any kq type) to a model without adapters, as train_llama_add_lora would, with the
- * file's values (dropout 0). Projections the file has no adapter for get B = 0, i.e. none.
- * Adapters on token_embd or output, or of different ranks, are TW_EUNSUP. */
+/* Adds the adapters of a llama.cpp LoRA GGUF (read and checked by lora_adapter_from_gguf: F32,
+ * F16 or BF16 pairs blk.N.<target>.weight.lora_a ne [n_in, r] / lora_b ne [r, n_out]) to a model
+ * without adapters, as train_llama_add_lora would, with the file's values (dropout 0) and alpha
+ * set so that alpha / r is llama.cpp's multiplier at user scale 1. Projections the file has no
+ * adapter for get B = 0, i.e. none. Adapters on token_embd or output, of different ranks, or of
+ * another shape than the model's are refused, naming the tensor. */
 int train_llama_lora_load(struct train_llama *m, const struct gguf_file *f, struct tw_err *err);
-/* Writes the model's adapters as a llama.cpp LoRA GGUF at 'path' (atomically: temp + rename):
- * general.architecture = arch (the base model's), adapter.lora.alpha, F32 tensors. */
+/* Writes the model's adapters as a llama.cpp LoRA GGUF at 'path' through lora_adapter_write
+ * (atomically: temp + rename): general.architecture = arch (the base model's),
+ * adapter.lora.alpha, F32 tensors. */
 int train_llama_lora_save(const struct train_llama *m, const char *arch, const char *path,
                           struct tw_err *err);
 
