@@ -24,8 +24,10 @@ static int cfg_from_hparams(const struct llm_hparams *hp, const struct gguf_file
     int rc = 0;
 
     if (hp->head_dim * hp->n_head != hp->n_embd)
-        return tw_errf(err, TW_EUNSUP, "head_dim %d x %d heads != n_embd %d is not supported "
-                       "for training", hp->head_dim, hp->n_head, hp->n_embd);
+        return tw_errf(err, TW_EUNSUP,
+                       "head_dim %d x %d heads != n_embd %d is not supported "
+                       "for training",
+                       hp->head_dim, hp->n_head, hp->n_embd);
     memset(cfg, 0, sizeof(*cfg));
     cfg->n_vocab = hp->n_vocab;
     cfg->n_embd = hp->n_embd;
@@ -73,8 +75,8 @@ int train_llama_from_llm(const struct llm_model *lm, int frozen, struct train_ll
         return rc;
     p = train_llama_params(m, &n);
     for (int i = 0; i < n; i++) {
-        const struct gguf_tensor *t = nn_weight(f, p[i].name, p[i].ne[0], p[i].ne[1], true, &rc,
-                                                err);
+        const struct gguf_tensor *t =
+            nn_weight(f, p[i].name, p[i].ne[0], p[i].ne[1], true, &rc, err);
         if (!t)
             goto fail;
         if (frozen && !p[i].w) {
@@ -127,9 +129,11 @@ int train_llama_lora_load(struct train_llama *m, const struct gguf_file *f, stru
         const struct lora_weight *w = lora_adapter_weight(ad, i);
         int k = w->embd ? -1 : parse_base_name(w->name, &layer);
         if (k < 0 || layer >= cfg->n_layer) {
-            rc = tw_errf(err, TW_EUNSUP, "adapter tensor '%s.lora_a' is not supported (expected "
+            rc = tw_errf(err, TW_EUNSUP,
+                         "adapter tensor '%s.lora_a' is not supported (expected "
                          "blk.N.<attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down>"
-                         ".weight with N < %d)", w->name, cfg->n_layer);
+                         ".weight with N < %d)",
+                         w->name, cfg->n_layer);
             goto out;
         }
         if (r && w->r != r) {
@@ -165,9 +169,11 @@ int train_llama_lora_load(struct train_llama *m, const struct gguf_file *f, stru
         }
         if (w->n_in != (is_b ? p[i - 1].ne[0] : p[i].ne[0]) ||
             w->n_out != (is_b ? p[i].ne[1] : p[i + 1].ne[1])) {
-            rc = tw_errf(err, TW_EINVAL, "adapter '%s.lora_%c' is for a [%lld, %lld] weight, the "
-                         "model's is [%lld, %lld]", base, is_b ? 'b' : 'a', (long long)w->n_in,
-                         (long long)w->n_out, (long long)(is_b ? p[i - 1].ne[0] : p[i].ne[0]),
+            rc = tw_errf(err, TW_EINVAL,
+                         "adapter '%s.lora_%c' is for a [%lld, %lld] weight, the "
+                         "model's is [%lld, %lld]",
+                         base, is_b ? 'b' : 'a', (long long)w->n_in, (long long)w->n_out,
+                         (long long)(is_b ? p[i - 1].ne[0] : p[i].ne[0]),
                          (long long)(is_b ? p[i].ne[1] : p[i + 1].ne[1]));
             goto out;
         }
@@ -213,11 +219,11 @@ int train_llama_lora_save(const struct train_llama *m, const char *arch, const c
 
 #define CKPT_TYPE "twin-train-checkpoint"
 
-int train_llama_checkpoint_save(const struct train_llama *m, long step,
-                                const struct train_rng *rng, const char *path, struct tw_err *err)
+int train_llama_checkpoint_save(const struct train_llama *m, long step, const struct train_rng *rng,
+                                const char *path, struct tw_err *err)
 {
     uint8_t rng_bytes[TRAIN_RNG_STATE_BYTES];
-    char (*names)[80] = NULL;
+    char(*names)[80] = NULL;
     struct gguf_writer *w;
     struct train_param *p;
     unsigned targets;
@@ -260,8 +266,8 @@ int train_llama_checkpoint_save(const struct train_llama *m, long step,
 }
 
 /* The F32 tensor 'name' of shape ne, copied into dst. */
-static int ckpt_tensor(const struct gguf_file *f, const char *name, const int64_t *ne,
-                       float *dst, struct tw_err *err)
+static int ckpt_tensor(const struct gguf_file *f, const char *name, const int64_t *ne, float *dst,
+                       struct tw_err *err)
 {
     int rc = 0;
     const struct gguf_tensor *t = nn_weight(f, name, ne[0], ne[1], true, &rc, err);
@@ -291,9 +297,10 @@ static int ckpt_lora(struct train_llama *m, const struct gguf_file *f, struct tw
     if (!train_llama_lora(m, &have_t, &have_r, &have_a, &have_d))
         return train_llama_add_lora(m, targets, (int)r, alpha, dropout, 0, err);
     if (have_t != targets || have_r != (int)r || have_a != alpha || have_d != dropout)
-        return tw_errf(err, TW_EINVAL, "checkpoint adapters (targets 0x%x, rank %u, alpha %g) "
-                       "differ from the model's (0x%x, %d, %g)", targets, r, (double)alpha,
-                       have_t, have_r, (double)have_a);
+        return tw_errf(err, TW_EINVAL,
+                       "checkpoint adapters (targets 0x%x, rank %u, alpha %g) "
+                       "differ from the model's (0x%x, %d, %g)",
+                       targets, r, (double)alpha, have_t, have_r, (double)have_a);
     return TW_OK;
 }
 
@@ -459,8 +466,7 @@ int train_llama_save_model(const struct train_llama *m, const struct gguf_file *
             gguf_writer_add_tensor(w, p[i].name, p[i].qtype, 2, p[i].ne, qbufs[i]);
             continue;
         }
-        gguf_writer_add_tensor(w, p[i].name, GGUF_T_F32, p[i].ne[1] > 1 ? 2 : 1, p[i].ne,
-                               bufs[i]);
+        gguf_writer_add_tensor(w, p[i].name, GGUF_T_F32, p[i].ne[1] > 1 ? 2 : 1, p[i].ne, bufs[i]);
     }
     /* tensors of the base the graph has no use for (rope_freqs.weight ...) pass through */
     for (int64_t k = 0; base && k < gguf_n_tensors(base); k++) {

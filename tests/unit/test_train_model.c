@@ -66,7 +66,7 @@ static double gc_rel(double a, double n, double floor)
 {
     return fabs(a - n) / fmax(fmax(fabs(a), fabs(n)), floor);
 }
-#define GC_PER   64 // elements per tensor (random), keeps the check to a few seconds under ASan
+#define GC_PER 64 // elements per tensor (random), keeps the check to a few seconds under ASan
 
 /* Checks the f32 analytic gradients of every trainable tensor of m (after forward + backward
  * with dloss 1 from rng state rng0) against central differences of the double twin. */
@@ -352,9 +352,7 @@ TEST(train_model_lora_starts_at_the_base_and_learns)
     CHECK_OK(train_llama_new(&cfg, 6, &m, &err), &err);
     randomize(m, 16, 0);
     CHECK_OK(train_llama_forward(m, tok2, tgt2, mask2, 2, SEQ, NULL, &base_loss, &err), &err);
-    CHECK_OK(train_llama_add_lora(m, TRAIN_LORA_ALL, 4, 8.0f, 0.0f,
-                                  9, &err),
-             &err);
+    CHECK_OK(train_llama_add_lora(m, TRAIN_LORA_ALL, 4, 8.0f, 0.0f, 9, &err), &err);
     CHECK_OK(train_llama_forward(m, tok2, tgt2, mask2, 2, SEQ, NULL, &lora_loss, &err), &err);
     printf("  base loss %.9g, step-0 LoRA loss %.9g\n", base_loss, lora_loss);
     CHECK(memcmp(&base_loss, &lora_loss, sizeof(float)) == 0); // bit for bit
