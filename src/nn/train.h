@@ -339,13 +339,14 @@ int train_llama_set_frozen(struct train_llama *m, int i, enum gguf_ttype type, c
 
 /* Runs the model on n_seq sequences of T tokens (tokens and targets [n_seq*T], mask as in
  * train_xent_fwd), saves what the backward needs, and sets *loss. LoRA dropout masks are drawn
- * from 'rng' (unused without dropout; NULL allowed then). Token and target ids are checked
- * against n_vocab (TW_EINVAL). The activations are the model's, reused across calls. */
+ * from 'rng'; rng NULL means evaluation: no dropout. Token and target ids are checked against
+ * n_vocab (TW_EINVAL). The activations are the model's, reused across calls. */
 int train_llama_forward(struct train_llama *m, const int32_t *tokens, const int32_t *targets,
                         const uint8_t *mask, int n_seq, int T, struct train_rng *rng, float *loss,
                         struct tw_err *err);
 /* The forward without a loss: logits [n_seq*T][n_vocab] of every position (raw, before
- * softmax), to evaluate or to compare with the inference decoder. Leaves no backward state. */
+ * softmax), to evaluate or to compare with the inference decoder (rng NULL: no dropout).
+ * Leaves no backward state. */
 int train_llama_logits(struct train_llama *m, const int32_t *tokens, int n_seq, int T,
                        struct train_rng *rng, float *logits, struct tw_err *err);
 /* Back-propagates dloss (1 for the mean loss; 1/n to average n micro-batches) from the last

@@ -100,6 +100,7 @@ struct LLAMA {
     int lora_r;
     float lora_alpha, lora_dropout;
     treal lora_scale;
+    int drop_on;            // the last forward applied dropout (had an rng)
     struct lora_slot *lora; // [n_layer][N_TARGET]
 
     /* activations of the last forward, sized for cap_tok tokens and cap_att probabilities */
@@ -709,15 +710,16 @@ static void proj_fwd(struct LLAMA *m, int l, int j, const treal *x, int n_tok, t
             struct lora_slot *s = &m->lora[l * N_TARGET + k];
             if (target_tensor[k] != j || !s->pa)
                 continue;
-            if (s->drop)
+            if (m->drop_on)
                 OP(train_dropout_mask)(rng, m->lora_dropout, (size_t)n_tok * n_in, s->drop);
 #ifndef TRAIN_F64
-            train_lora_fwd_kq(x, s->drop, n_tok, n_in, n_out, m->lora_r, m->params[s->pa].w,
-                              m->params[s->pb].w, m->lora_scale, s->u, y, m->lo_scratch, m->pool);
+            train_lora_fwd_kq(x, m->drop_on ? s->drop : NULL, n_tok, n_in, n_out, m->lora_r,
+                              m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, s->u, y,
+                              m->lo_scratch, m->pool);
 #else
             OP(train_lora_fwd)
-            (x, s->drop, n_tok, n_in, n_out, m->lora_r, m->params[s->pa].w, m->params[s->pb].w,
-             m->lora_scale, s->u, y);
+            (x, m->drop_on ? s->drop : NULL, n_tok, n_in, n_out, m->lora_r, m->params[s->pa].w,
+             m->params[s->pb].w, m->lora_scale, s->u, y);
 #endif
         }
     }
@@ -737,13 +739,14 @@ static void proj_bwd(struct LLAMA *m, int l, int j, const treal *dy, const treal
             if (target_tensor[k] != j || !s->pa)
                 continue;
 #ifndef TRAIN_F64
-            train_lora_bwd_kq(dy, x, s->drop, s->u, n_tok, n_in, n_out, m->lora_r,
-                              m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, dx,
+            train_lora_bwd_kq(dy, x, m->drop_on ? s->drop : NULL, s->u, n_tok, n_in, n_out,
+                              m->lora_r, m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, dx,
                               m->params[s->pa].g, m->params[s->pb].g, m->lo_scratch, m->pool);
 #else
             OP(train_lora_bwd)
-            (dy, x, s->drop, s->u, n_tok, n_in, n_out, m->lora_r, m->params[s->pa].w,
-             m->params[s->pb].w, m->lora_scale, dx, m->params[s->pa].g, m->params[s->pb].g);
+            (dy, x, m->drop_on ? s->drop : NULL, s->u, n_tok, n_in, n_out, m->lora_r,
+             m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, dx, m->params[s->pa].g,
+             m->params[s->pb].g);
 #endif
         }
     }
@@ -793,8 +796,7 @@ static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t 
     if (n_seq < 1 || T < 1 || (long)n_seq * T > TRAIN_LLAMA_MAX_TOKENS)
         return tw_errf(err, TW_EINVAL, "batch of %d x %d tokens: expected 1..%d tokens", n_seq, T,
                        TRAIN_LLAMA_MAX_TOKENS);
-    if (m->lora_dropout > 0 && !rng)
-        return tw_errf(err, TW_EINVAL, "LoRA dropout needs an rng");
+    m->drop_on = m->lora_dropout > 0 && rng; // no rng: evaluation, no dropout
     for (int i = 0; i < m->n_base; i++)
         if (!m->params[i].w && !HAS_QDATA(&m->params[i]))
             return tw_errf(err, TW_ESTATE, "tensor '%s' has no values (train_llama_set_frozen)",
