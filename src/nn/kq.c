@@ -188,6 +188,10 @@ static void ops_inherit(struct kq_ops *ops, const struct kq_ops *lower)
             o->vec_dot = l->vec_dot;
         if (!o->gemm)
             o->gemm = l->gemm;
+        if (!o->pack16 || !o->panel16) {
+            o->pack16 = l->pack16;
+            o->panel16 = l->panel16;
+        }
     }
 }
 
@@ -367,6 +371,8 @@ struct mm_ctx {
     size_t x_stride;
     int64_t n_in, n_out, n_tok;
     float *y;          // n_tok rows of n_out
+    char *panels;      // NULL, or one panel of panel_bytes per thread (pack16/panel16)
+    size_t panel_bytes;
 };
 
 static void mm_convert(void *arg, int ith, int nth)
@@ -410,6 +416,15 @@ static void mm_rows(void *arg, int ith, int nth)
     r1 = r1 * KQ_TILE_R < c->n_out ? r1 * KQ_TILE_R : (long)c->n_out;
     if (r0 >= r1)
         return;
+    if (c->panels) { // whole panels of 16 rows, every token over each
+        void *panel = c->panels + (size_t)ith * c->panel_bytes;
+        for (; r0 + KQ_PANEL_R <= r1; r0 += KQ_PANEL_R) {
+            o->pack16(c->n_in, c->w + r0 * c->w_stride, c->w_stride, panel);
+            o->panel16(c->n_in, panel, c->xq, c->x_stride, c->n_tok, c->y + r0, c->n_out);
+        }
+        if (r0 >= r1)
+            return;
+    }
     if (!o->gemm || c->n_tok < KQ_TILE_T) {
         mm_dots(c, r0, r1, 0, c->n_tok);
         return;
@@ -482,6 +497,13 @@ void kq__matmul(const struct kq_ops *ops, enum gguf_ttype t, const void *w, int6
                 y[tk * n_out + o] = kq_dot(t, c.w + o * c.w_stride, x + tk * n_in, n_in);
         return;
     }
+    /* Prompt processing with a panel kernel: scratch for one panel per thread. */
+    void *panels = NULL;
+    if (c.o->pack16 && step >= KQ_PANEL_MIN_TOK && n_out >= KQ_PANEL_R) {
+        c.panel_bytes = (kq__panel_bytes(n_in) + 63) & ~(size_t)63;
+        panels = tw_mallocarray((size_t)tw_pool_size(pool), c.panel_bytes);
+        c.panels = panels;
+    }
     for (int64_t t0 = 0; t0 < n_tok; t0 += step) {
         int64_t nt = n_tok - t0 < step ? n_tok - t0 : step;
         c.x = x + t0 * n_in;
@@ -494,5 +516,6 @@ void kq__matmul(const struct kq_ops *ops, enum gguf_ttype t, const void *w, int6
             tw_pool_run(pool, mm_convert, &c);
         tw_pool_run(pool, mm_rows, &c);
     }
+    tw_free(panels);
     tw_free(heap);
 }

@@ -95,7 +95,22 @@ struct kq_type_ops {
     float (*vec_dot)(int64_t n, const void *w, const void *x);
     void (*gemm)(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,
                  float *y, int64_t y_stride);
+    /* Optional panel path for prompt processing: pack16 rearranges KQ_PANEL_R weight rows into
+     * a panel of kq__panel_bytes(n) bytes once, panel16 then runs n_tok tokens over it:
+     *     y[t*y_stride + r] = vec_dot(n, w + r*w_stride, x + t*x_stride)   r < 16, t < n_tok */
+    void (*pack16)(int64_t n, const void *w, size_t w_stride, void *panel);
+    void (*panel16)(int64_t n, const void *panel, const void *x, size_t x_stride, int64_t n_tok,
+                    float *y, int64_t y_stride);
 };
+
+#define KQ_PANEL_R 16
+#define KQ_PANEL_MIN_TOK 16 // fewer tokens do not pay for packing
+/* Scratch for one panel of 16 rows of n weights: 16 bytes per weight column, plus scales (Q4_0/
+ * Q8_0: 16 f32 per 32 weights; K-quants: 16 int32 scales and mins per 32, 32 f32 per 256). */
+static inline size_t kq__panel_bytes(int64_t n)
+{
+    return (size_t)n * KQ_PANEL_R + (size_t)n * 8;
+}
 
 /* The tables: index by enum gguf_ttype; a NULL entry falls back to the lower ISA's. */
 struct kq_ops {

@@ -669,17 +669,20 @@ static float dot_q6_K(int64_t n, const void *w, const void *x)
 void kq_ref_table(struct kq_ops *ops)
 {
     memset(ops, 0, sizeof(*ops));
-    ops->type[GGUF_T_F32] = (struct kq_type_ops){dequant_f32, quant_f32, dot_f32, NULL};
-    ops->type[GGUF_T_F16] = (struct kq_type_ops){dequant_f16, quant_f16, dot_f16, NULL};
-    ops->type[GGUF_T_BF16] = (struct kq_type_ops){dequant_bf16, quant_bf16, dot_bf16, NULL};
-    ops->type[GGUF_T_Q8_0] =
-        (struct kq_type_ops){kq_dequant_q8_0_ref, kq_quant_q8_0x_ref, dot_q8_0, NULL};
-    ops->type[GGUF_T_Q4_0] =
-        (struct kq_type_ops){kq_dequant_q4_0_ref, kq_quant_q8_0x_ref, dot_q4_0, NULL};
-    ops->type[GGUF_T_Q4_K] =
-        (struct kq_type_ops){kq_dequant_q4_K_ref, kq_quant_q8_K_ref, dot_q4_K, NULL};
-    ops->type[GGUF_T_Q5_K] =
-        (struct kq_type_ops){kq_dequant_q5_K_ref, kq_quant_q8_K_ref, dot_q5_K, NULL};
-    ops->type[GGUF_T_Q6_K] =
-        (struct kq_type_ops){kq_dequant_q6_K_ref, kq_quant_q8_K_ref, dot_q6_K, NULL};
+    ops->type[GGUF_T_F32] =
+        (struct kq_type_ops){.dequant = dequant_f32, .from_float = quant_f32, .vec_dot = dot_f32};
+    ops->type[GGUF_T_F16] =
+        (struct kq_type_ops){.dequant = dequant_f16, .from_float = quant_f16, .vec_dot = dot_f16};
+    ops->type[GGUF_T_BF16] = (struct kq_type_ops){
+        .dequant = dequant_bf16, .from_float = quant_bf16, .vec_dot = dot_bf16};
+    ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){
+        .dequant = kq_dequant_q8_0_ref, .from_float = kq_quant_q8_0x_ref, .vec_dot = dot_q8_0};
+    ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){
+        .dequant = kq_dequant_q4_0_ref, .from_float = kq_quant_q8_0x_ref, .vec_dot = dot_q4_0};
+    ops->type[GGUF_T_Q4_K] = (struct kq_type_ops){
+        .dequant = kq_dequant_q4_K_ref, .from_float = kq_quant_q8_K_ref, .vec_dot = dot_q4_K};
+    ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){
+        .dequant = kq_dequant_q5_K_ref, .from_float = kq_quant_q8_K_ref, .vec_dot = dot_q5_K};
+    ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){
+        .dequant = kq_dequant_q6_K_ref, .from_float = kq_quant_q8_K_ref, .vec_dot = dot_q6_K};
 }

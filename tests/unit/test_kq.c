@@ -320,6 +320,44 @@ TEST(kq_matmul_shapes)
     tw_pool_free(pool);
 }
 
+/* Larger shapes: whole 16-row panels and 4x4 tiles with rows and tokens left over, several
+ * threads each taking a slice. */
+TEST(kq_matmul_panels)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct tw_pool *pool = NULL;
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    const int64_t shapes[][2] = {{16, 16}, {37, 21}, {70, 33}}; // n_out, n_tok
+    for (size_t k = 0; k < N_TYPES; k++) {
+        enum gguf_ttype t = all_types[k];
+        int64_t n_in = kq__block_size(t) == 1 ? 77 : kq__block_size(t) == 32 ? 800 : 512;
+        for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
+            int64_t n_out = shapes[sh][0], n_tok = shapes[sh][1];
+            float *w = gauss_vec(n_in * n_out, 0.05f), *x = gauss_vec(n_in * n_tok, 1.0f);
+            void *wq = quantized(t, w, n_in * n_out);
+            float *y0 = tw_calloc((size_t)(n_out * n_tok), sizeof(float));
+            float *y1 = tw_calloc((size_t)(n_out * n_tok), sizeof(float));
+            CHECK(w && x && wq && y0 && y1);
+            matmul_ref(t, wq, n_in, n_out, x, n_tok, y0);
+            for (int pl = 0; pl < 2; pl++) {
+                memset(y1, 0xFF, (size_t)(n_out * n_tok) * sizeof(float));
+                kq_matmul(t, wq, n_in, n_out, x, n_tok, y1, pl ? pool : NULL);
+                for (int64_t i = 0; i < n_out * n_tok; i++) {
+                    int64_t o = i % n_out, tk = i / n_out;
+                    double tol = 2e-6 * dot_scale(t, (const char *)wq + o * kq__row_bytes(t, n_in),
+                                                  x + tk * n_in, n_in);
+                    CHECK_MSG(fabs((double)y0[i] - y1[i]) <= tol,
+                              "%s %s n_out=%lld n_tok=%lld y[%lld]: %.9g vs %.9g", kq_isa(),
+                              tname(t), (long long)n_out, (long long)n_tok, (long long)i,
+                              (double)y0[i], (double)y1[i]);
+                }
+            }
+            tw_free(w), tw_free(x), tw_free(wq), tw_free(y0), tw_free(y1);
+        }
+    }
+    tw_pool_free(pool);
+}
+
 /* Activation quantization costs about 1e-2 relative against a float dot product of the
  * dequantized weights; the float types stay within rounding. */
 TEST(kq_dot_vs_float)

@@ -443,16 +443,22 @@ static float dot_q6_K(int64_t n, const void *w, const void *x)
 void kq_avx2_table(struct kq_ops *ops)
 {
     memset(ops, 0, sizeof(*ops));
-    ops->type[GGUF_T_F32] = (struct kq_type_ops){NULL, NULL, dot_f32, gemm_f32};
-    ops->type[GGUF_T_F16] = (struct kq_type_ops){dequant_f16, from_f32_f16, dot_f16, gemm_f16};
-    ops->type[GGUF_T_BF16] = (struct kq_type_ops){dequant_bf16, NULL, dot_bf16, gemm_bf16};
-    ops->type[GGUF_T_Q8_0] =
-        (struct kq_type_ops){dequant_q8_0, from_f32_q8_0, dot_q8_0, gemm_q8_0};
-    ops->type[GGUF_T_Q4_0] =
-        (struct kq_type_ops){dequant_q4_0, from_f32_q8_0, dot_q4_0, gemm_q4_0};
-    ops->type[GGUF_T_Q4_K] = (struct kq_type_ops){NULL, NULL, dot_q4_K, NULL};
-    ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){NULL, NULL, dot_q5_K, NULL};
-    ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){NULL, NULL, dot_q6_K, NULL};
+    ops->type[GGUF_T_F32] = (struct kq_type_ops){.vec_dot = dot_f32, .gemm = gemm_f32};
+    ops->type[GGUF_T_F16] = (struct kq_type_ops){
+        .dequant = dequant_f16, .from_float = from_f32_f16, .vec_dot = dot_f16, .gemm = gemm_f16};
+    ops->type[GGUF_T_BF16] =
+        (struct kq_type_ops){.dequant = dequant_bf16, .vec_dot = dot_bf16, .gemm = gemm_bf16};
+    ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){.dequant = dequant_q8_0,
+                                                  .from_float = from_f32_q8_0,
+                                                  .vec_dot = dot_q8_0,
+                                                  .gemm = gemm_q8_0};
+    ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){.dequant = dequant_q4_0,
+                                                  .from_float = from_f32_q8_0,
+                                                  .vec_dot = dot_q4_0,
+                                                  .gemm = gemm_q4_0};
+    ops->type[GGUF_T_Q4_K] = (struct kq_type_ops){.vec_dot = dot_q4_K};
+    ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){.vec_dot = dot_q5_K};
+    ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){.vec_dot = dot_q6_K};
 }
 
 /* 12 independent FMA chains: enough to cover the FMA latency on two pipes. */

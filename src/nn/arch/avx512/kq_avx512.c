@@ -470,6 +470,337 @@ DEF_GEMM_Q(gemm_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_
 DEF_GEMM_Q(gemm_q4_0_vnni, struct kq_block_q4_0, load2_q4_0_vbmi, Q4_0_TERM, Q4_0_OFF,
            dp_u8s8_vnni, VNNI_TARGET, tail_q4_0)
 
+/* ---- Q4_0 / Q8_0 panels (prompt processing, VNNI) ----
+ *
+ * pack16 turns 16 weight rows into unsigned bytes (Q4_0: the nibble q for q - 8; Q8_0: q + 128)
+ * laid out so that 64 bytes hold 4 consecutive weights of each of the 16 rows, plus the rows'
+ * block scales as f32. panel16 then needs no horizontal sums: vpdpbusd of such a vector with a
+ * broadcast 4 activation bytes gives 16 rows' partial dot products in 16 lanes, and one FMA per
+ * block applies the 16 row scales times the token's scale; the offset (8 or 128 times the
+ * block's activation sum) comes off per block. This is llama.cpp's "repacked Q4_0" idea, with
+ * the repacking done per call on 16 rows at a time so that the weights stay in GGUF layout. */
+
+static void pack16_common(int64_t n, const uint8_t *w, size_t w_stride, size_t blk, int q4,
+                          void *panel)
+{
+    const int64_t nb = n / KQ_QK;
+    uint8_t *P = panel;
+    float *dw = (float *)(void *)(P + (size_t)nb * 512);
+    for (int r = 0; r < KQ_PANEL_R; r++) {
+        const uint8_t *row = w + (size_t)r * w_stride;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *bp = row + b * blk;
+            uint16_t h;
+            uint8_t q[KQ_QK];
+            memcpy(&h, bp, 2);
+            dw[b * KQ_PANEL_R + r] = f16(h);
+            if (q4) {
+                const __m128i v = _mm_loadu_si128((const __m128i *)(bp + 2));
+                const __m128i m4 = _mm_set1_epi8(0x0F);
+                _mm_storeu_si128((__m128i *)q, _mm_and_si128(v, m4));
+                _mm_storeu_si128((__m128i *)(q + 16), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+            } else {
+                _mm256_storeu_si256((__m256i *)q,
+                                    _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(bp + 2)),
+                                                     _mm256_set1_epi8((char)0x80)));
+            }
+            for (int g = 0; g < 8; g++)
+                memcpy(P + b * 512 + g * 64 + r * 4, q + 4 * g, 4);
+        }
+    }
+}
+
+static void pack16_q4_0(int64_t n, const void *w, size_t w_stride, void *panel)
+{
+    pack16_common(n, w, w_stride, sizeof(struct kq_block_q4_0), 1, panel);
+}
+static void pack16_q8_0(int64_t n, const void *w, size_t w_stride, void *panel)
+{
+    pack16_common(n, w, w_stride, sizeof(struct kq_block_q8_0), 0, panel);
+}
+
+static inline __m512i bcast32(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* T tokens at once (1 or 4), each with two accumulator chains per block. */
+#define PANEL_TOKENS(T)                                                                            \
+    do {                                                                                           \
+        const float *xd[T];                                                                        \
+        const int8_t *xq[T];                                                                       \
+        const int32_t *xs[T];                                                                      \
+        __m512 f[T];                                                                               \
+        for (int k = 0; k < T; k++) {                                                              \
+            const char *xr = (const char *)x + (t + k) * x_stride;                                 \
+            xd[k] = kq__q8x_d(xr);                                                                 \
+            xq[k] = kq__q8x_qs(xr, n);                                                             \
+            xs[k] = kq__q8x_s(xr, n);                                                              \
+            f[k] = _mm512_setzero_ps();                                                            \
+        }                                                                                          \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            __m512i a0[T], a1[T];                                                                  \
+            for (int k = 0; k < T; k++)                                                            \
+                a0[k] = a1[k] = _mm512_setzero_si512();                                            \
+            for (int g = 0; g < 8; g += 2) {                                                       \
+                const __m512i u0 = _mm512_loadu_si512(P + b * 512 + g * 64);                       \
+                const __m512i u1 = _mm512_loadu_si512(P + b * 512 + (g + 1) * 64);                 \
+                for (int k = 0; k < T; k++) {                                                      \
+                    a0[k] = _mm512_dpbusd_epi32(a0[k], u0, bcast32(xq[k] + b * KQ_QK + 4 * g));    \
+                    a1[k] =                                                                        \
+                        _mm512_dpbusd_epi32(a1[k], u1, bcast32(xq[k] + b * KQ_QK + 4 * g + 4));    \
+                }                                                                                  \
+            }                                                                                      \
+            const __m512 d = _mm512_loadu_ps(dw + b * KQ_PANEL_R);                                 \
+            for (int k = 0; k < T; k++) {                                                          \
+                const __m512i S = _mm512_sub_epi32(_mm512_add_epi32(a0[k], a1[k]),                 \
+                                                   _mm512_set1_epi32(xs[k][b] * (1 << shift)));    \
+                f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xd[k][b])),                 \
+                                       _mm512_cvtepi32_ps(S), f[k]);                               \
+            }                                                                                      \
+        }                                                                                          \
+        for (int k = 0; k < T; k++)                                                                \
+            _mm512_storeu_ps(y + (t + k) * y_stride, f[k]);                                        \
+    } while (0)
+
+VNNI_TARGET static inline void panel16_common(int64_t n, const void *panel, const void *x,
+                                              size_t x_stride, int64_t n_tok, float *y,
+                                              int64_t y_stride, int shift)
+{
+    const int64_t nb = n / KQ_QK;
+    const uint8_t *P = panel;
+    const float *dw = (const float *)(const void *)(P + (size_t)nb * 512);
+    int64_t t = 0;
+    for (; t + 4 <= n_tok; t += 4)
+        PANEL_TOKENS(4);
+    for (; t < n_tok; t++)
+        PANEL_TOKENS(1);
+}
+
+VNNI_TARGET static void panel16_q4_0(int64_t n, const void *panel, const void *x, size_t x_stride,
+                                     int64_t n_tok, float *y, int64_t y_stride)
+{
+    panel16_common(n, panel, x, x_stride, n_tok, y, y_stride, 3);
+}
+VNNI_TARGET static void panel16_q8_0(int64_t n, const void *panel, const void *x, size_t x_stride,
+                                     int64_t n_tok, float *y, int64_t y_stride)
+{
+    panel16_common(n, panel, x, x_stride, n_tok, y, y_stride, 7);
+}
+
+/* ---- Q4_K / Q5_K panels ----
+ *
+ * Per super-block: 64 groups of 64 bytes (4 weights x 16 rows, values 0..31), then the 8
+ * sub-blocks' scales and mins as 16 int32 each, then 16 f32 d and 16 f32 dmin. A sub-block's 8
+ * vpdpbusd give 16 rows' sums, one vpmulld applies the 16 scales; the mins meet the token's
+ * group-pair sums in one more vpmulld per sub-block. */
+
+static inline void unpack_scales_k4(const uint8_t *s, uint64_t *sc, uint64_t *m);
+
+#define KX_PANEL_BLOCK (64 * 64 + 2 * 8 * 64 + 2 * 64)
+
+static void pack16_kx(int64_t n, const uint8_t *w, size_t w_stride, size_t blk, int q5,
+                      void *panel)
+{
+    const int64_t nb = n / KQ_QK_K;
+    for (int r = 0; r < KQ_PANEL_R; r++) {
+        const uint8_t *row = w + (size_t)r * w_stride;
+        for (int64_t i = 0; i < nb; i++) {
+            const uint8_t *bp = row + i * blk;
+            uint8_t *P = (uint8_t *)panel + i * KX_PANEL_BLOCK;
+            int32_t *SC = (int32_t *)(void *)(P + 64 * 64), *MN = SC + 8 * 16;
+            float *D = (float *)(void *)(MN + 8 * 16), *DM = D + 16;
+            uint16_t h;
+            uint64_t sc, mn;
+            uint8_t q[KQ_QK_K];
+            memcpy(&h, bp, 2);
+            D[r] = f16(h);
+            memcpy(&h, bp + 2, 2);
+            DM[r] = f16(h);
+            unpack_scales_k4(bp + 4, &sc, &mn);
+            for (int j = 0; j < 8; j++) {
+                SC[j * 16 + r] = (int32_t)((sc >> (8 * j)) & 0xFF);
+                MN[j * 16 + r] = (int32_t)((mn >> (8 * j)) & 0xFF);
+            }
+            const uint8_t *qs = bp + 16 + (q5 ? 32 : 0), *qh = bp + 16;
+            for (int c = 0; c < 4; c++)
+                for (int l = 0; l < 32; l++) {
+                    q[64 * c + l] = qs[32 * c + l] & 0xF;
+                    q[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+                    if (q5) {
+                        q[64 * c + l] |= ((qh[l] >> (2 * c)) & 1) << 4;
+                        q[64 * c + 32 + l] |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+                    }
+                }
+            for (int g = 0; g < 64; g++)
+                memcpy(P + g * 64 + r * 4, q + 4 * g, 4);
+        }
+    }
+}
+
+static void pack16_q4_K(int64_t n, const void *w, size_t w_stride, void *panel)
+{
+    pack16_kx(n, w, w_stride, sizeof(struct kq_block_q4_K), 0, panel);
+}
+static void pack16_q5_K(int64_t n, const void *w, size_t w_stride, void *panel)
+{
+    pack16_kx(n, w, w_stride, sizeof(struct kq_block_q5_K), 1, panel);
+}
+
+#define PANEL_KX_TOKENS(T)                                                                         \
+    do {                                                                                           \
+        const struct kq_block_q8_K *yb[T];                                                         \
+        __m512 f[T];                                                                               \
+        for (int k = 0; k < T; k++) {                                                              \
+            yb[k] = (const struct kq_block_q8_K *)((const char *)x + (t + k) * x_stride);         \
+            f[k] = _mm512_setzero_ps();                                                            \
+        }                                                                                          \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            const uint8_t *P = (const uint8_t *)panel + i * KX_PANEL_BLOCK;                        \
+            const int32_t *SC = (const int32_t *)(const void *)(P + 64 * 64), *MN = SC + 8 * 16;  \
+            const float *D = (const float *)(const void *)(MN + 8 * 16), *DM = D + 16;            \
+            __m512i s[T], m[T];                                                                    \
+            for (int k = 0; k < T; k++)                                                            \
+                s[k] = m[k] = _mm512_setzero_si512();                                              \
+            for (int j = 0; j < 8; j++) {                                                          \
+                __m512i a0[T], a1[T];                                                              \
+                for (int k = 0; k < T; k++)                                                        \
+                    a0[k] = a1[k] = _mm512_setzero_si512();                                        \
+                for (int g = 0; g < 8; g += 2) {                                                   \
+                    const __m512i u0 = _mm512_loadu_si512(P + (8 * j + g) * 64);                   \
+                    const __m512i u1 = _mm512_loadu_si512(P + (8 * j + g + 1) * 64);               \
+                    for (int k = 0; k < T; k++) {                                                  \
+                        const int8_t *q = yb[k][i].qs + 32 * j + 4 * g;                            \
+                        a0[k] = _mm512_dpbusd_epi32(a0[k], u0, bcast32(q));                        \
+                        a1[k] = _mm512_dpbusd_epi32(a1[k], u1, bcast32(q + 4));                    \
+                    }                                                                              \
+                }                                                                                  \
+                const __m512i sc = _mm512_loadu_si512(SC + 16 * j);                                \
+                const __m512i mn = _mm512_loadu_si512(MN + 16 * j);                                \
+                for (int k = 0; k < T; k++) {                                                      \
+                    s[k] = _mm512_add_epi32(                                                       \
+                        s[k], _mm512_mullo_epi32(_mm512_add_epi32(a0[k], a1[k]), sc));             \
+                    m[k] = _mm512_add_epi32(                                                       \
+                        m[k], _mm512_mullo_epi32(mn, _mm512_set1_epi32(yb[k][i].bsums[2 * j] +     \
+                                                                       yb[k][i].bsums[2 * j + 1])));\
+                }                                                                                  \
+            }                                                                                      \
+            const __m512 d = _mm512_loadu_ps(D), dm = _mm512_loadu_ps(DM);                         \
+            for (int k = 0; k < T; k++) {                                                          \
+                const __m512 dy = _mm512_set1_ps(yb[k][i].d);                                      \
+                f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(s[k]), f[k]);      \
+                f[k] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dy), _mm512_cvtepi32_ps(m[k]), f[k]);    \
+            }                                                                                      \
+        }                                                                                          \
+        for (int k = 0; k < T; k++)                                                                \
+            _mm512_storeu_ps(y + (t + k) * y_stride, f[k]);                                        \
+    } while (0)
+
+VNNI_TARGET static void panel16_kx(int64_t n, const void *panel, const void *x, size_t x_stride,
+                                   int64_t n_tok, float *y, int64_t y_stride)
+{
+    const int64_t nb = n / KQ_QK_K;
+    int64_t t = 0;
+    for (; t + 4 <= n_tok; t += 4)
+        PANEL_KX_TOKENS(4);
+    for (; t < n_tok; t++)
+        PANEL_KX_TOKENS(1);
+}
+
+/* ---- Q6_K panels ----
+ *
+ * Per super-block: 64 groups of 64 bytes (values 0..63), the 16 sub-blocks' signed scales as 16
+ * int32 each, 16 f32 d. Per sub-block of 16 weights: 4 vpdpbusd, the -32 offset as 32 times the
+ * token's group sum, one vpmulld by the 16 rows' scales. */
+
+#define Q6_PANEL_BLOCK (64 * 64 + 16 * 64 + 64)
+
+static void pack16_q6_K(int64_t n, const void *w, size_t w_stride, void *panel)
+{
+    const int64_t nb = n / KQ_QK_K;
+    for (int r = 0; r < KQ_PANEL_R; r++) {
+        const struct kq_block_q6_K *row =
+            (const struct kq_block_q6_K *)((const uint8_t *)w + (size_t)r * w_stride);
+        for (int64_t i = 0; i < nb; i++) {
+            const struct kq_block_q6_K *b = &row[i];
+            uint8_t *P = (uint8_t *)panel + i * Q6_PANEL_BLOCK;
+            int32_t *SC = (int32_t *)(void *)(P + 64 * 64);
+            float *D = (float *)(void *)(SC + 16 * 16);
+            uint8_t q[KQ_QK_K];
+            D[r] = f16(b->d);
+            for (int s = 0; s < 16; s++)
+                SC[s * 16 + r] = b->scales[s];
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+                uint8_t *o = q + 128 * h;
+                for (int l = 0; l < 32; l++) {
+                    o[l] = (uint8_t)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4));
+                    o[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+                    o[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+                    o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+                }
+            }
+            for (int g = 0; g < 64; g++)
+                memcpy(P + g * 64 + r * 4, q + 4 * g, 4);
+        }
+    }
+}
+
+#define PANEL_Q6_TOKENS(T)                                                                         \
+    do {                                                                                           \
+        const struct kq_block_q8_K *yb[T];                                                         \
+        __m512 f[T];                                                                               \
+        for (int k = 0; k < T; k++) {                                                              \
+            yb[k] = (const struct kq_block_q8_K *)((const char *)x + (t + k) * x_stride);         \
+            f[k] = _mm512_setzero_ps();                                                            \
+        }                                                                                          \
+        for (int64_t i = 0; i < nb; i++) {                                                         \
+            const uint8_t *P = (const uint8_t *)panel + i * Q6_PANEL_BLOCK;                        \
+            const int32_t *SC = (const int32_t *)(const void *)(P + 64 * 64);                      \
+            const float *D = (const float *)(const void *)(SC + 16 * 16);                          \
+            __m512i s[T];                                                                          \
+            for (int k = 0; k < T; k++)                                                            \
+                s[k] = _mm512_setzero_si512();                                                     \
+            for (int j = 0; j < 16; j++) {                                                         \
+                const __m512i u0 = _mm512_loadu_si512(P + (4 * j) * 64);                           \
+                const __m512i u1 = _mm512_loadu_si512(P + (4 * j + 1) * 64);                       \
+                const __m512i u2 = _mm512_loadu_si512(P + (4 * j + 2) * 64);                       \
+                const __m512i u3 = _mm512_loadu_si512(P + (4 * j + 3) * 64);                       \
+                const __m512i sc = _mm512_loadu_si512(SC + 16 * j);                                \
+                for (int k = 0; k < T; k++) {                                                      \
+                    const int8_t *q = yb[k][i].qs + 16 * j;                                        \
+                    __m512i a0 = _mm512_set1_epi32(-32 * yb[k][i].bsums[j]);                       \
+                    __m512i a1 = _mm512_setzero_si512();                                           \
+                    a0 = _mm512_dpbusd_epi32(a0, u0, bcast32(q));                                  \
+                    a1 = _mm512_dpbusd_epi32(a1, u1, bcast32(q + 4));                              \
+                    a0 = _mm512_dpbusd_epi32(a0, u2, bcast32(q + 8));                              \
+                    a1 = _mm512_dpbusd_epi32(a1, u3, bcast32(q + 12));                             \
+                    s[k] = _mm512_add_epi32(s[k],                                                  \
+                                            _mm512_mullo_epi32(_mm512_add_epi32(a0, a1), sc));     \
+                }                                                                                  \
+            }                                                                                      \
+            const __m512 d = _mm512_loadu_ps(D);                                                   \
+            for (int k = 0; k < T; k++)                                                            \
+                f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[k][i].d)),               \
+                                       _mm512_cvtepi32_ps(s[k]), f[k]);                            \
+        }                                                                                          \
+        for (int k = 0; k < T; k++)                                                                \
+            _mm512_storeu_ps(y + (t + k) * y_stride, f[k]);                                        \
+    } while (0)
+
+VNNI_TARGET static void panel16_q6_K(int64_t n, const void *panel, const void *x, size_t x_stride,
+                                     int64_t n_tok, float *y, int64_t y_stride)
+{
+    const int64_t nb = n / KQ_QK_K;
+    int64_t t = 0;
+    for (; t + 4 <= n_tok; t += 4)
+        PANEL_Q6_TOKENS(4);
+    for (; t < n_tok; t++)
+        PANEL_Q6_TOKENS(1);
+}
+
 /* ---- K-quants against Q8_K ----
  *
  * A 32-byte chunk c of Q4_K/Q5_K quants holds sub-block 2c in its low nibbles and 2c+1 in its high
@@ -829,23 +1160,82 @@ static void gemm_q6_K(int64_t n, const void *w, size_t w_stride, const void *x, 
             y[t * y_stride + r] = f[4 * r + t];
 }
 
+/* ---- activation quantization to Q8_K (the reference's arithmetic, byte for byte) ---- */
+
+static void from_f32_q8_K(const float *x, void *dst, int64_t n)
+{
+    struct kq_block_q8_K *b = dst;
+    const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+    for (int64_t i = 0; i < n / KQ_QK_K; i++, x += KQ_QK_K) {
+        __m512 v[16], m = _mm512_setzero_ps();
+        for (int k = 0; k < 16; k++) {
+            v[k] = _mm512_loadu_ps(x + 16 * k);
+            m = _mm512_max_ps(m, _mm512_and_ps(v[k], abs_mask));
+        }
+        const float amax = _mm512_reduce_max_ps(m);
+        if (!amax) {
+            memset(&b[i], 0, sizeof(b[i]));
+            continue;
+        }
+        /* the first value of largest magnitude, with its sign (as the reference picks it) */
+        float max = 0;
+        const __m512 va = _mm512_set1_ps(amax);
+        for (int k = 0; k < 16; k++) {
+            __mmask16 hit = _mm512_cmp_ps_mask(_mm512_and_ps(v[k], abs_mask), va, _CMP_EQ_OQ);
+            if (hit) {
+                max = x[16 * k + __builtin_ctz(hit)];
+                break;
+            }
+        }
+        const float iscale = -127.f / max;
+        const __m512 vs = _mm512_set1_ps(iscale);
+        for (int k = 0; k < 16; k++) {
+            /* round half to even, as nearest_int; never above 127 */
+            __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(vs, v[k])),
+                                         _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(b[i].qs + 16 * k), _mm512_cvtepi32_epi8(q));
+            b[i].bsums[k] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+        b[i].d = 1 / iscale;
+    }
+}
+
 void kq_avx512_table(struct kq_ops *ops, int vnni)
 {
     memset(ops, 0, sizeof(*ops));
-    ops->type[GGUF_T_F32] = (struct kq_type_ops){NULL, NULL, dot_f32, gemm_f32};
+    ops->type[GGUF_T_F32] = (struct kq_type_ops){.vec_dot = dot_f32, .gemm = gemm_f32};
     /* dot_f16 stays AVX2: 512-bit vcvtph2ps made it slower on Zen 4 (35 vs 55 GB/s from L2) */
-    ops->type[GGUF_T_F16] = (struct kq_type_ops){NULL, NULL, NULL, gemm_f16};
-    ops->type[GGUF_T_BF16] = (struct kq_type_ops){NULL, NULL, dot_bf16, gemm_bf16};
+    ops->type[GGUF_T_F16] = (struct kq_type_ops){.gemm = gemm_f16};
+    ops->type[GGUF_T_BF16] = (struct kq_type_ops){.vec_dot = dot_bf16, .gemm = gemm_bf16};
     if (vnni) {
-        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0_vnni, gemm_q8_0_vnni};
-        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){NULL, NULL, dot_q4_0_vnni, gemm_q4_0_vnni};
+        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){.vec_dot = dot_q8_0_vnni,
+                                                      .gemm = gemm_q8_0_vnni,
+                                                      .pack16 = pack16_q8_0,
+                                                      .panel16 = panel16_q8_0};
+        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){.vec_dot = dot_q4_0_vnni,
+                                                      .gemm = gemm_q4_0_vnni,
+                                                      .pack16 = pack16_q4_0,
+                                                      .panel16 = panel16_q4_0};
     } else {
-        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){NULL, NULL, dot_q8_0, gemm_q8_0};
-        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){NULL, NULL, dot_q4_0, gemm_q4_0};
+        ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){.vec_dot = dot_q8_0, .gemm = gemm_q8_0};
+        ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){.vec_dot = dot_q4_0, .gemm = gemm_q4_0};
     }
-    ops->type[GGUF_T_Q4_K] = (struct kq_type_ops){NULL, NULL, dot_q4_K, gemm_q4_K};
-    ops->type[GGUF_T_Q5_K] = (struct kq_type_ops){NULL, NULL, dot_q5_K, gemm_q5_K};
-    ops->type[GGUF_T_Q6_K] = (struct kq_type_ops){NULL, NULL, dot_q6_K, gemm_q6_K};
+    ops->type[GGUF_T_Q4_K] =
+        (struct kq_type_ops){.from_float = from_f32_q8_K, .vec_dot = dot_q4_K, .gemm = gemm_q4_K};
+    ops->type[GGUF_T_Q5_K] =
+        (struct kq_type_ops){.from_float = from_f32_q8_K, .vec_dot = dot_q5_K, .gemm = gemm_q5_K};
+    if (vnni) {
+        ops->type[GGUF_T_Q4_K].pack16 = pack16_q4_K;
+        ops->type[GGUF_T_Q4_K].panel16 = panel16_kx;
+        ops->type[GGUF_T_Q5_K].pack16 = pack16_q5_K;
+        ops->type[GGUF_T_Q5_K].panel16 = panel16_kx;
+    }
+    ops->type[GGUF_T_Q6_K] =
+        (struct kq_type_ops){.from_float = from_f32_q8_K, .vec_dot = dot_q6_K, .gemm = gemm_q6_K};
+    if (vnni) {
+        ops->type[GGUF_T_Q6_K].pack16 = pack16_q6_K;
+        ops->type[GGUF_T_Q6_K].panel16 = panel16_q6_K;
+    }
 }
 
 /* 12 independent FMA chains: enough to cover the FMA latency on two pipes. */
