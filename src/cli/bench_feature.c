@@ -4,6 +4,8 @@
  * layers, 12 heads, FFN 1536, the real bge vocabulary; random weights written to a temporary
  * GGUF) over sentences of the skeeto corpus, shown beside llama.cpp's figures for that shape
  * recorded on this kind of machine (shared/refs/llama-bench.md; not measured in this run).
+ * `--keep DIR` leaves that model and the sentences in DIR, so llama-embedding can run on the
+ * same file and input (bench/compare-llama.sh).
  * stream: the feature pipeline end to end on a fresh store: documents/s and chunks/s lexical
  * only (461 posts) and with that encoder (24 posts), and the delay from a document's insert to
  * its first search hit with `--follow` running. */
@@ -159,23 +161,63 @@ static int load_sentences(char ***out, size_t **lens, int max)
     return n;
 }
 
+/* Writes the sentences one per line, the input `llama-embedding -f` reads. */
+static int write_sentences(const char *path, char **texts, int n)
+{
+    FILE *f = fopen(path, "w");
+    int ok = f != NULL;
+    for (int i = 0; ok && i < n; i++)
+        ok = fprintf(f, "%s\n", texts[i]) >= 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    return ok ? 0 : -1;
+}
+
 TW_BENCH(embed, "BERT encoder sentences/s and tokens/s on a bge-small-shaped model")
 {
     char tmp[] = "/tmp/twin-bench-embed-XXXXXX", path[PATH_MAX];
     struct tw_err err = TW_ERR_INIT;
     struct feat_embedder *emb = NULL;
+    const char *keep = NULL;
     char **texts = NULL;
     size_t *lens = NULL;
     float *out = NULL;
-    int n, rc = 1;
+    int n, rc = 1, n_threads = 0;
     long tokens = 0;
-    (void)argc;
-    (void)argv;
 
-    if (!mkdtemp(tmp))
-        return cli_fail("bench embed: cannot create a temporary directory");
-    snprintf(path, sizeof(path), "%s/bge-small-synth.gguf", tmp);
-    if (write_synth_bert(path, &err) < 0 || feat_embedder_open(path, 0, &emb, &err) < 0) {
+    if (cli_wants_help(argc, argv)) {
+        printf("usage: twin bench embed [-t N] [--keep DIR]\n\n"
+               "  -t N        encoder threads (default: one per core)\n"
+               "  --keep DIR  leave the model (DIR/bge-small-synth.gguf) and the sentences, one a\n"
+               "              line (DIR/sentences.txt), in the existing directory DIR, for\n"
+               "              llama-embedding -m DIR/bge-small-synth.gguf -f DIR/sentences.txt\n");
+        return 0;
+    }
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 >= argc)
+            return cli_fail("bench embed: option '%s' needs a value", argv[i]);
+        if (!strcmp(argv[i], "-t"))
+            n_threads = (int)strtol(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--keep"))
+            keep = argv[i + 1];
+        else
+            return cli_fail("bench embed: unknown option '%s'", argv[i]);
+    }
+    if (n_threads < 0 || n_threads > 256)
+        return cli_fail("bench embed: -t must be in [0, 256]");
+    if (keep) {
+        struct stat st;
+        if (stat(keep, &st) != 0 || !S_ISDIR(st.st_mode))
+            return cli_fail("bench embed: --keep '%s' is not a directory", keep);
+        if (strlen(keep) + 32 > sizeof(path))
+            return cli_fail("bench embed: --keep path too long");
+        snprintf(path, sizeof(path), "%s/bge-small-synth.gguf", keep);
+    } else {
+        if (!mkdtemp(tmp))
+            return cli_fail("bench embed: cannot create a temporary directory");
+        snprintf(path, sizeof(path), "%s/bge-small-synth.gguf", tmp);
+    }
+    if (write_synth_bert(path, &err) < 0 || feat_embedder_open(path, n_threads, &emb, &err) < 0) {
         cli_fail("bench embed: %s", err.msg);
         goto done;
     }
@@ -183,6 +225,14 @@ TW_BENCH(embed, "BERT encoder sentences/s and tokens/s on a bge-small-shaped mod
     if (n <= 0) {
         cli_fail("bench embed: cannot read sentences from the skeeto corpus under $TWIN_SHARED");
         goto done;
+    }
+    if (keep) {
+        char spath[PATH_MAX];
+        snprintf(spath, sizeof(spath), "%s/sentences.txt", keep);
+        if (write_sentences(spath, texts, n) < 0) {
+            cli_fail("bench embed: cannot write '%s'", spath);
+            goto done;
+        }
     }
     for (int i = 0; i < n; i++)
         tokens += feat_embedder_count(emb, texts[i], lens[i]) + 2;
@@ -209,7 +259,8 @@ done:
     tw_free(lens);
     tw_free(out);
     feat_embedder_free(emb);
-    nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (!keep)
+        nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return rc;
 }
 
