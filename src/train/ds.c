@@ -672,6 +672,12 @@ int ds_load(struct ds *ds, const char *path, const struct tok *tk, const struct 
         rc = load_units(o->eval_path, tk, o, tmpl, &sha, &ekind, &ev, &ds->st, err);
         if (rc < 0)
             goto fail;
+        if (ekind != ds->kind) {
+            rc = tw_errf(err, TW_EINVAL, "eval data '%s' is %s but the dataset is %s",
+                         o->eval_path, ekind == DS_KIND_TEXT ? "text" : "instruction data",
+                         ds->kind == DS_KIND_TEXT ? "text" : "instruction data");
+            goto fail;
+        }
     }
     if (us.n == 0) {
         rc = tw_errf(err, TW_EINVAL, "dataset '%s' has no examples%s", path,

@@ -176,7 +176,17 @@ TEST(ds_instruct_pads_and_splits_long_examples)
     for (int r = 0; r < d.train.n; r++)
         counted += d.train.n_counted[r];
     CHECK_EQ_INT(counted, d.st.n_counted);
+    CHECK_EQ_INT(d.eval.n, 0);
     ds_release(&d);
+    /* --eval FILE: held-out rows from another file, of the same kind */
+    o.eval_path = path;
+    CHECK_OK(ds_load(&d, path, t, &o, &err), &err);
+    CHECK_EQ_INT(d.eval.n, d.train.n);
+    CHECK(!memcmp(d.eval.in, d.train.in, (size_t)d.train.n * 80 * sizeof(int32_t)));
+    ds_release(&d);
+    o.eval_path = test_shared(POST);
+    CHECK_EQ_INT(ds_load(&d, path, t, &o, &err), TW_EINVAL);
+    CHECK(strstr(err.msg, "is text") != NULL);
     tok_free(t);
     gguf_close(f);
 }
