@@ -97,7 +97,8 @@ TW_BENCH(import, "documents/s and MB/s importing a folder of posts into a fresh 
     int rc = 1;
 
     if (argc > 1 && cli_wants_help(argc, argv)) {
-        printf("usage: twin bench import [DIR]   (default $TWIN_SHARED/data/corpora/skeeto/_posts)\n");
+        printf(
+            "usage: twin bench import [DIR]   (default $TWIN_SHARED/data/corpora/skeeto/_posts)\n");
         return 0;
     }
     if (argc > 1)

@@ -34,10 +34,103 @@ static void usage(FILE *f)
             "`imported N, updated N, unchanged N, failed N`; exits 1 if anything failed.\n");
 }
 
+/* The code documents one repository (one source) yielded in this run: a repository is read
+ * whole at HEAD, so its documents of earlier commits and deleted files can go. */
+struct repo_seen {
+    char *source;
+    char **urls;
+    size_t n;
+    int incomplete; // the source reported a failure: keep what it has
+};
+
 struct crawl_counts {
     struct doc_store *store;
-    long imported, updated, unchanged, failed;
+    long imported, updated, unchanged, failed, removed;
+    struct repo_seen *repos; // for the URL being crawled
+    size_t n_repos;
+    int oom;
 };
+
+static void repos_release(struct crawl_counts *c)
+{
+    for (size_t i = 0; i < c->n_repos; i++) {
+        for (size_t j = 0; j < c->repos[i].n; j++)
+            tw_free(c->repos[i].urls[j]);
+        tw_free(c->repos[i].urls);
+        tw_free(c->repos[i].source);
+    }
+    tw_free(c->repos);
+    c->repos = NULL;
+    c->n_repos = 0;
+    c->oom = 0;
+}
+
+static void repos_add(struct crawl_counts *c, const char *source, const char *url)
+{
+    struct repo_seen *r = NULL;
+    char **urls;
+    for (size_t i = c->n_repos; i-- > 0;) {
+        if (!strcmp(c->repos[i].source, source)) {
+            r = &c->repos[i];
+            break;
+        }
+    }
+    if (!r) {
+        struct repo_seen *p = tw_reallocarray(c->repos, c->n_repos + 1, sizeof(*p));
+        if (!p) {
+            c->oom = 1;
+            return;
+        }
+        c->repos = p;
+        r = &p[c->n_repos];
+        memset(r, 0, sizeof(*r));
+        r->source = tw_strdup(source);
+        if (!r->source) {
+            c->oom = 1;
+            return;
+        }
+        c->n_repos++;
+    }
+    urls = tw_reallocarray(r->urls, r->n + 1, sizeof(*urls));
+    if (!urls) {
+        c->oom = 1;
+        return;
+    }
+    r->urls = urls;
+    urls[r->n] = tw_strdup(url);
+    if (!urls[r->n]) {
+        c->oom = 1;
+        return;
+    }
+    r->n++;
+}
+
+/* After a URL crawled without error: each repository's documents not seen this time go. */
+static void repos_prune(struct crawl_counts *c, const char *url)
+{
+    size_t removed = 0;
+    if (c->oom) {
+        cli_fail("crawl: %s: out of memory; earlier commits' documents were kept", url);
+        return;
+    }
+    for (size_t i = 0; i < c->n_repos; i++) {
+        struct tw_err err = TW_ERR_INIT;
+        size_t n = 0;
+        if (c->repos[i].incomplete)
+            continue;
+        if (doc_store_prune(c->store, c->repos[i].source, (const char *const *)c->repos[i].urls,
+                            c->repos[i].n, &n, &err) < 0) {
+            cli_fail("crawl: %s: %s", c->repos[i].source, err.msg);
+            c->failed++;
+            continue;
+        }
+        removed += n;
+    }
+    if (removed)
+        fprintf(stderr, "crawled %s: removed %zu documents of earlier commits or deleted files\n",
+                url, removed);
+    c->removed += (long)removed;
+}
 
 static int on_emit(void *ctx, const struct doc *d, struct tw_err *err)
 {
@@ -53,6 +146,8 @@ static int on_emit(void *ctx, const struct doc *d, struct tw_err *err)
     }
     if (rc < 0)
         return tw_errf(err, rc, "%s", e2.msg);
+    if (d->kind && !strcmp(d->kind, "code") && d->source && d->url)
+        repos_add(c, d->source, d->url);
     if (res == DOC_PUT_INSERTED)
         c->imported++;
     else if (res == DOC_PUT_UPDATED)
@@ -67,6 +162,10 @@ static void on_fail(void *ctx, const char *item, const char *message)
     struct crawl_counts *c = ctx;
     cli_fail("crawl: %s: %s", item, message);
     c->failed++;
+    /* A repository that failed part-way (its source is the failed item) is not pruned. */
+    for (size_t i = 0; i < c->n_repos; i++)
+        if (!strcmp(c->repos[i].source, item))
+            c->repos[i].incomplete = 1;
 }
 
 static int parse_rate(const char *s, double *out)
@@ -188,12 +287,15 @@ TW_COMMAND(crawl, "collect writing from the web: Medium, Substack, GitHub, feeds
         tw_err_clear(&err);
         rc = src_crawl_url(urls[i], &so, &net, &sink, &err);
         if (rc < 0) {
+            repos_release(&counts);
             cli_fail("crawl: %s", err.msg);
             counts.failed++;
             if (rc == TW_EDB || rc == TW_ENOMEM)
                 break; /* the store itself failed: later URLs would too */
             continue;
         }
+        repos_prune(&counts, urls[i]);
+        repos_release(&counts);
         fprintf(stderr, "crawled %s: %ld documents\n", urls[i],
                 counts.imported + counts.updated + counts.unchanged - before);
     }
@@ -201,6 +303,7 @@ TW_COMMAND(crawl, "collect writing from the web: Medium, Substack, GitHub, feeds
            counts.updated, counts.unchanged, counts.failed);
     status = counts.failed ? 1 : 0;
 out:
+    repos_release(&counts);
     doc_store_close(store);
     http_client_free(http);
     tw_free(urls);

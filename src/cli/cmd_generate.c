@@ -5,6 +5,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "cli/cli.h"
+#include "cli/cli_lora.h"
 #include "nn/chat.h"
 #include "nn/gguf.h"
 #include "nn/llm.h"
@@ -27,6 +28,7 @@ struct gen_opts {
     bool seed_set, chat, json, ignore_eos, kv_f16;
     const char *stops[GEN_MAX_STOPS];
     int n_stops;
+    struct cli_lora lora; // --lora FILE[:SCALE], repeatable
 };
 
 static void gen_usage(FILE *f)
@@ -52,6 +54,7 @@ static void gen_usage(FILE *f)
             "  --system TEXT         system message for --chat\n"
             "  --chat-template NAME  chatml, llama3, llama2-sys, mistral-v7, zephyr, gemma, phi3...\n"
             "  --kv f32|f16          KV cache type (default f32)\n"
+            "  --lora FILE[:SCALE]   apply a LoRA adapter (GGUF) at SCALE (default 1; repeatable)\n"
             "  --json                print one JSON object {prompt_ids, ids, text, timings}\n",
             GEN_MAX_STOPS);
 }
@@ -132,6 +135,9 @@ static int gen_args(int argc, char **argv, struct gen_opts *o)
             if (strcmp(v, "f16") && strcmp(v, "f32"))
                 return cli_fail("generate: --kv '%s' must be f32 or f16", v);
             o->kv_f16 = !strcmp(v, "f16");
+        } else if (!strcmp(a, "--lora")) {
+            if (cli_lora_add(&o->lora, v))
+                return 1;
         } else if (!strcmp(a, "--stop")) {
             if (o->n_stops == GEN_MAX_STOPS)
                 return cli_fail("generate: more than %d --stop strings", GEN_MAX_STOPS);
@@ -336,6 +342,8 @@ TW_COMMAND(generate, "generate text with a GGUF model (llama, qwen2 families)")
         o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     if (llm_model_load(o.model, &m, &err) < 0)
         return cli_fail("generate: %s", err.msg);
+    if (cli_lora_apply(&o.lora, m))
+        goto out;
     if (tok_new_from_gguf(llm_model_gguf(m), &tk, &err) < 0) {
         cli_fail("generate: '%s': %s", o.model, err.msg);
         goto out;
@@ -417,5 +425,6 @@ out:
     llm_ctx_free(c);
     tok_free(tk);
     llm_model_free(m);
+    cli_lora_release(&o.lora); // after the model, which borrows the adapters
     return rc;
 }

@@ -41,14 +41,14 @@ struct seen_urls {
 
 struct import_ctx {
     struct doc_store *store;
-    const char *path;       // the PATH being imported
-    char *source;           // the source documents of this PATH carry (first one seen)
-    struct seen_urls seen;  // urls emitted for this PATH (for --prune)
+    const char *path;      // the PATH being imported
+    char *source;          // the source documents of this PATH carry (first one seen)
+    struct seen_urls seen; // urls emitted for this PATH (for --prune)
     long inserted, updated, unchanged, failed, failed_path;
     int oom;
-    bool tty;               // stderr is a terminal: a progress bar, cleared before messages
+    bool tty; // stderr is a terminal: a progress bar, cleared before messages
     struct tw_progress bar;
-    uint64_t n_items;       // items seen for this PATH (documents and failures)
+    uint64_t n_items; // items seen for this PATH (documents and failures)
 };
 
 /* Prints one error line, clearing the progress bar's line first on a terminal. */
@@ -140,8 +140,8 @@ static char *source_of(const char *path)
     return tw_strdup(abs);
 }
 
-static int import_one(struct import_ctx *x, const char *path, const struct src_opts *o,
-                      int prune, long *deleted)
+static int import_one(struct import_ctx *x, const char *path, const struct src_opts *o, int prune,
+                      long *deleted)
 {
     struct src_sink sink = {on_emit, on_fail, x};
     struct tw_err err = TW_ERR_INIT;
@@ -245,8 +245,9 @@ TW_COMMAND(import, "import documents from files, folders and exports")
         tw_free(paths);
         cli_env_release(&env);
         usage(stderr);
-        return n_paths == 0 ? 2 : cli_fail("import: --author \"Full Name\" is required (whose "
-                                           "writing is this?), or set author.name in twin.conf");
+        return n_paths == 0 ? 2
+                            : cli_fail("import: --author \"Full Name\" is required (whose "
+                                       "writing is this?), or set author.name in twin.conf");
     }
     memset(&x, 0, sizeof(x));
     x.tty = isatty(fileno(stderr));

@@ -47,6 +47,24 @@ static int read_input(const char *path, struct tw_buf *b)
     return 0;
 }
 
+/* The piece of 'id' (rendering control tokens) in a buffer that grows for long pieces; returns
+ * its length. *buf starts as 'small' and is tw_malloc'd when that is too short. */
+static size_t get_piece(const struct tok *t, int32_t id, char **buf, char *small, size_t cap)
+{
+    int32_t k = tok_piece(t, id, true, small, cap);
+    if (*buf != small)
+        tw_free(*buf);
+    *buf = small;
+    if (k >= 0)
+        return (size_t)k;
+    *buf = tw_malloc((size_t)-k);
+    if (!*buf) {
+        *buf = small;
+        return 0;
+    }
+    return (size_t)tok_piece(t, id, true, *buf, (size_t)-k);
+}
+
 /* Writes a piece with control bytes escaped so each token stays on one line. */
 static void print_piece(const char *p, size_t n)
 {
@@ -152,11 +170,13 @@ TW_COMMAND(tokenize, "print the token ids and pieces of a text for a model's voc
             tw_buf_printf(&out, "%s%d", i ? "," : "", ids[i]);
         tw_buf_puts(&out, "],\"pieces\":[");
         for (size_t i = 0; i < n; i++) {
-            char piece[512];
-            int32_t k = tok_piece(t, ids[i], true, piece, sizeof(piece));
+            char small[256], *piece = small;
+            size_t k = get_piece(t, ids[i], &piece, small, sizeof(small));
             if (i)
                 tw_buf_putc(&out, ',');
-            tw_buf_json_str(&out, piece, k > 0 ? (size_t)k : 0);
+            tw_buf_json_str(&out, piece, k);
+            if (piece != small)
+                tw_free(piece);
         }
         tw_buf_puts(&out, "]");
         if (decode) {
@@ -179,11 +199,13 @@ TW_COMMAND(tokenize, "print the token ids and pieces of a text for a model's voc
         putchar('\n');
     } else {
         for (size_t i = 0; i < n; i++) {
-            char piece[512];
-            int32_t k = tok_piece(t, ids[i], true, piece, sizeof(piece));
+            char small[256], *piece = small;
+            size_t k = get_piece(t, ids[i], &piece, small, sizeof(small));
             printf("%6d  '", ids[i]);
-            print_piece(piece, k > 0 ? (size_t)k : 0);
+            print_piece(piece, k);
             fputs("'\n", stdout);
+            if (piece != small)
+                tw_free(piece);
         }
     }
     if (decode && !json) {

@@ -2,6 +2,7 @@
  * model (nn/lora.h), as llama-export-lora does, optionally re-quantized. */
 #include "base/pool.h"
 #include "cli/cli.h"
+#include "cli/cli_lora.h"
 #include "nn/kq.h"
 #include "nn/lora.h"
 
@@ -10,29 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* "FILE" or "FILE:SCALE" (the last ':' followed by a number; otherwise the whole is the path). */
-static int split_scale(const char *arg, float def, char *path, size_t cap, float *scale)
-{
-    const char *colon = strrchr(arg, ':');
-    size_t len = strlen(arg);
-
-    *scale = def;
-    if (colon && colon[1]) {
-        char *end;
-        errno = 0;
-        double v = strtod(colon + 1, &end);
-        if (!errno && !*end && isfinite(v)) {
-            *scale = (float)v;
-            len = (size_t)(colon - arg);
-        }
-    }
-    if (len == 0 || len >= cap)
-        return cli_fail("adapter path '%s' is empty or too long", arg);
-    memcpy(path, arg, len);
-    path[len] = '\0';
-    return 0;
-}
 
 static void merge_usage(FILE *f)
 {
@@ -101,7 +79,7 @@ TW_SUBCOMMAND(model, merge, "BASE ADAPTER[:SCALE] OUT: fold LoRA adapters into a
     for (int i = 1; i < n_pos - 1; i++) {
         char path[4096];
         float s;
-        rc = split_scale(pos[i], def_scale, path, sizeof(path), &s);
+        rc = cli_lora_split(pos[i], def_scale, path, sizeof(path), &s);
         if (rc)
             goto done;
         if (lora_adapter_load(path, &ads[n_in], &err) < 0) {

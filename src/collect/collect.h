@@ -48,7 +48,8 @@ struct src_opts {
  * .mkd), HTML (.html .htm) and text (.txt .text) with optional YAML/TOML front matter (title,
  * subtitle/description, date, draft). Jekyll names "YYYY-MM-DD-slug.ext" give the date when the
  * front matter has none; the title falls back to the first heading, then the slug. Liquid
- * {% highlight x %} blocks become fenced code. kind article, platform file, url file://PATH
+ * {% highlight x %} blocks become fenced code. A whole saved web page (no front matter, an <html>
+ * or <body> tag) goes through html_extract_article (its title/date/description fill the gaps). kind article, platform file, url file://PATH
  * (file:///abs/x.zip#entry inside a zip). Drafts are skipped unless o->include_drafts. */
 int src_files_import(const char *path, const struct src_opts *o, struct src_sink *sink,
                      struct tw_err *err);
@@ -214,7 +215,8 @@ char *http_link_next(const char *link);
 struct robots;
 
 /* Parses robots.txt 'text' for the product token 'agent' ("twin"): the groups naming it (case-
- * insensitively, as a prefix of the token) or, if none, the '*' groups. Lenient: unknown lines
+ * insensitively) or, if none does, the '*' groups (a group naming us with no rules allows
+ * everything). Lenient: unknown lines
  * are skipped; input past ROBOTS_MAX bytes is ignored. Never fails on content. */
 #define ROBOTS_MAX ((size_t)500 << 10)
 int robots_parse(const char *text, size_t len, const char *agent, struct robots **out,
@@ -225,6 +227,9 @@ void robots_free(struct robots *r);
 /* True if 'path' (path and query, starting with '/') may be fetched: the longest matching rule
  * wins ('*' wildcards, '$' anchors), Allow wins ties; no match allows. */
 bool robots_allowed(const struct robots *r, const char *path);
+/* The Crawl-delay of the chosen groups in milliseconds (capped at 60 s), 0 when none. The client
+ * spaces requests to the host by at least this much. */
+long robots_crawl_delay_ms(const struct robots *r);
 
 /* ---- feeds: RSS 2.0 and Atom ---- */
 
@@ -343,7 +348,8 @@ int src_web_crawl(const char *url, const struct src_opts *o, struct src_net *net
 int src_git_import(const char *url_or_path, const struct src_opts *o, struct src_sink *sink,
                    struct tw_err *err);
 /* As src_git_import, naming the documents after 'web_url' (https://github.com/<owner>/<repo>)
- * whatever URL the repository is cloned from (a mirror, a local copy); NULL: as src_git_import. */
+ * whatever URL the repository is cloned from (a mirror, a local copy); their source is then
+ * 'web_url' too (else 'url_or_path'). NULL: as src_git_import. */
 int src_git_import_as(const char *url_or_path, const char *web_url, const struct src_opts *o,
                       struct src_sink *sink, struct tw_err *err);
 /* True when the repository path 'path' is skipped by name (vendored tree or lock file). */

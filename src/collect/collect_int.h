@@ -73,10 +73,10 @@ struct fm_meta {
     char *title;    // NULL if absent
     char *subtitle; // "subtitle" or "description"
     char *author;
-    char *date;     // the raw date text, parse with src__parse_time
+    char *date; // the raw date text, parse with src__parse_time
     char *tags[FM_TAGS_MAX];
     int n_tags;
-    bool draft;     // draft: true, or published: false
+    bool draft;      // draft: true, or published: false
     size_t body_off; // byte offset of the body after the closing fence (0: no front matter)
 };
 
@@ -88,16 +88,16 @@ void fm_meta_release(struct fm_meta *m);
 
 /* ---- input trees: a folder, a zip archive or a single file (zip.c) ---- */
 
-#define SRC_TREE_ENTRIES_MAX 200000          // files in a folder walk or entries in a zip
-#define SRC_ZIP_TOTAL_MAX ((size_t)1 << 30) // bytes a zip may expand to (loaded entries)
-#define SRC_TREE_DEPTH_MAX 64
+#define SRC_TREE_ENTRIES_MAX 200000            // files in a folder walk or entries in a zip
+#define SRC_ZIP_TOTAL_MAX    ((size_t)1 << 30) // bytes a zip may expand to (loaded entries)
+#define SRC_TREE_DEPTH_MAX   64
 
 /* One file of a tree. 'name' is relative to the tree root with '/' separators. */
 struct src_entry {
     char *name;
-    char *data;    // zip entries that were wanted: the loaded bytes (NUL-terminated); else NULL
-    size_t len;    // bytes in data
-    bool too_big;  // a wanted zip entry past SRC_FILE_MAX (not loaded)
+    char *data;   // zip entries that were wanted: the loaded bytes (NUL-terminated); else NULL
+    size_t len;   // bytes in data
+    bool too_big; // a wanted zip entry past SRC_FILE_MAX (not loaded)
 };
 
 /* The files of one input PATH, sorted by name. A zip is read once, keeping in memory only the
@@ -105,7 +105,7 @@ struct src_entry {
  * devices or dot files are left out; a zip entry whose name is absolute or has a ".." component
  * fails the whole archive (path traversal). */
 struct src_tree {
-    char *path;  // absolute path of the folder, zip or file
+    char *path; // absolute path of the folder, zip or file
     bool is_zip;
     bool is_file; // a single plain file: one entry, its base name
     struct src_entry *e;

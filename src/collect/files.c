@@ -212,6 +212,7 @@ static char *slug_title(const char *slug, size_t n)
 struct file_doc {
     struct fm_meta fm;
     char *content, *title;
+    struct html_article page; // a whole saved page: its extracted metadata
 };
 
 static void file_doc_release(struct file_doc *f)
@@ -219,6 +220,15 @@ static void file_doc_release(struct file_doc *f)
     fm_meta_release(&f->fm);
     tw_free(f->content);
     tw_free(f->title);
+    html_article_release(&f->page);
+}
+
+/* A saved web page (not a Jekyll fragment): no front matter and an <html> or <body> tag. */
+static bool is_whole_page(const struct fm_meta *fm, const char *body, size_t len)
+{
+    size_t n = len < 8192 ? len : 8192;
+    return fm->body_off == 0 &&
+           (src__memcasemem(body, n, "<html") || src__memcasemem(body, n, "<body"));
 }
 
 /* Converts one file's bytes; returns a message (static or in 'msg') on failure, else NULL. */
@@ -231,6 +241,7 @@ static const char *convert(const char *name, const char *data, size_t len, enum 
     int64_t t;
 
     memset(f, 0, sizeof(*f));
+    f->page.published_at = DOC_TIME_UNKNOWN;
     if (len == 0)
         return "file is empty";
     nul = memchr(data, '\0', len);
@@ -240,8 +251,10 @@ static const char *convert(const char *name, const char *data, size_t len, enum 
     }
     bad = src__utf8_invalid_at(data, len);
     if (bad < len && fmt != FMT_HTML) {
-        snprintf(msg, msg_cap, "not valid UTF-8 (bad byte 0x%02x at offset %zu); convert it to "
-                 "UTF-8 first", (unsigned char)data[bad], bad);
+        snprintf(msg, msg_cap,
+                 "not valid UTF-8 (bad byte 0x%02x at offset %zu); convert it to "
+                 "UTF-8 first",
+                 (unsigned char)data[bad], bad);
         return msg;
     }
     if (fm_parse(data, len, &f->fm, &err) < 0) {
@@ -263,8 +276,17 @@ static const char *convert(const char *name, const char *data, size_t len, enum 
             snprintf(msg, msg_cap, "text is too long to convert");
             return msg;
         }
-        rc = fmt == FMT_HTML ? html_to_text(b.data, b.len, &f->content, &err)
-                             : src__text_normalize(b.data, b.len, &f->content, &err);
+        if (fmt == FMT_HTML && is_whole_page(&f->fm, body, body_len)) {
+            /* The page's main content, as for a crawled page; its metadata fills the gaps. */
+            rc = html_extract_article(b.data, b.len, &f->page, &err);
+            if (rc == TW_OK) {
+                f->content = f->page.content;
+                f->page.content = NULL;
+            }
+        } else {
+            rc = fmt == FMT_HTML ? html_to_text(b.data, b.len, &f->content, &err)
+                                 : src__text_normalize(b.data, b.len, &f->content, &err);
+        }
         tw_buf_release(&b);
         if (rc < 0) {
             snprintf(msg, msg_cap, "%s", err.msg);
@@ -280,6 +302,8 @@ static const char *convert(const char *name, const char *data, size_t len, enum 
     }
     if (f->fm.title && f->fm.title[0])
         f->title = tw_strdup(f->fm.title);
+    else if (f->page.title)
+        f->title = tw_strdup(f->page.title);
     else if (fmt == FMT_MARKDOWN && (f->title = first_heading(f->content)))
         ;
     else if (jekyll_name(name, &t, &slug, &slug_len))
@@ -317,7 +341,8 @@ int src_files_import(const char *path, const struct src_opts *o, struct src_sink
             if (t.is_file)
                 rc = tw_errf(err, TW_EUNSUP,
                              "'%s': not a file type twin imports (markdown, html, text) or a "
-                             "known export", path);
+                             "known export",
+                             path);
             continue;
         }
         item = src__tree_item(&t, i);
@@ -351,12 +376,14 @@ int src_files_import(const char *path, const struct src_opts *o, struct src_sink
         d.author_name = o ? o->author_name : NULL;
         d.author_handle = o ? o->author_handle : NULL;
         d.title = f.title;
-        d.subtitle = f.fm.subtitle;
+        d.subtitle = f.fm.subtitle ? f.fm.subtitle : f.page.subtitle;
         d.content = f.content;
         d.published_at = DOC_TIME_UNKNOWN;
         d.fetched_at = DOC_TIME_UNKNOWN;
         if (f.fm.date && src__parse_time(f.fm.date, strlen(f.fm.date), &when) == 0)
             d.published_at = when;
+        else if (f.page.published_at != DOC_TIME_UNKNOWN)
+            d.published_at = f.page.published_at;
         else if (jekyll_name(t.e[i].name, &when, &slug, &slug_len))
             d.published_at = when;
         if (sink->emit(sink->ctx, &d, &e) < 0) {

@@ -99,22 +99,31 @@ static char *scalar(const char *s, size_t len, const char *stop, size_t *used)
                 continue;
             }
             switch (s[++i]) {
-            case 'n': tw_buf_putc(&b, '\n'); break;
-            case 't': tw_buf_putc(&b, '\t'); break;
-            case 'r': break;
-            case '0': break;
+            case 'n':
+                tw_buf_putc(&b, '\n');
+                break;
+            case 't':
+                tw_buf_putc(&b, '\t');
+                break;
+            case 'r':
+                break;
+            case '0':
+                break;
             case 'u': {
                 unsigned long cp = 0;
                 int k;
                 for (k = 0; k < 4 && i + 1 < len && isxdigit((unsigned char)s[i + 1]); k++) {
                     char c = s[++i];
-                    cp = cp * 16 + (unsigned long)(isdigit((unsigned char)c) ? c - '0'
-                                                                            : (tolower(c) - 'a' + 10));
+                    cp = cp * 16 + (unsigned long)(isdigit((unsigned char)c)
+                                                       ? c - '0'
+                                                       : (tolower(c) - 'a' + 10));
                 }
                 put_utf8(&b, k == 4 ? cp : 0xfffd);
                 break;
             }
-            default: tw_buf_putc(&b, s[i]); break;
+            default:
+                tw_buf_putc(&b, s[i]);
+                break;
             }
         }
         if (i < len)
@@ -284,8 +293,9 @@ static int parse_yaml(const char *text, size_t end, size_t pos, int first_no, st
         in_tags = false;
         colon = memchr(s, ':', n);
         if (!colon)
-            return tw_errf(err, TW_EFORMAT, "front matter line %d: expected 'key: value', got '%.*s'",
-                           l.no, (int)(n < 40 ? n : 40), s);
+            return tw_errf(err, TW_EFORMAT,
+                           "front matter line %d: expected 'key: value', got '%.*s'", l.no,
+                           (int)(n < 40 ? n : 40), s);
         key_len = (size_t)(colon - s);
         while (key_len && (s[key_len - 1] == ' ' || s[key_len - 1] == '\t'))
             key_len--;
@@ -325,8 +335,9 @@ static int parse_toml(const char *text, size_t end, size_t pos, int first_no, st
             break; // a table: its keys are not the page's own
         eq = memchr(s, '=', n);
         if (!eq)
-            return tw_errf(err, TW_EFORMAT, "front matter line %d: expected 'key = value', got '%.*s'",
-                           l.no, (int)(n < 40 ? n : 40), s);
+            return tw_errf(err, TW_EFORMAT,
+                           "front matter line %d: expected 'key = value', got '%.*s'", l.no,
+                           (int)(n < 40 ? n : 40), s);
         key_len = (size_t)(eq - s);
         while (key_len && (s[key_len - 1] == ' ' || s[key_len - 1] == '\t'))
             key_len--;

@@ -248,8 +248,8 @@ static int git_fail(struct tw_err *err, int code, const char *what, const char *
 
 /* Everything after the repository is open. */
 static int import_repo(git_repository *repo, const git_oid *at, const char *src,
-                       const char *web_url, const char *local_path, const struct src_opts *o,
-                       struct src_sink *sink, struct tw_err *err)
+                       const char *doc_source, const char *web_url, const char *local_path,
+                       const struct src_opts *o, struct src_sink *sink, struct tw_err *err)
 {
     git_reference *head = NULL;
     git_commit *commit = NULL;
@@ -314,7 +314,7 @@ static int import_repo(git_repository *repo, const git_oid *at, const char *src,
     w.repo = repo;
     w.o = o;
     w.sink = sink;
-    w.source = src;
+    w.source = doc_source;
     w.url_base = base.data;
     w.url_tail = tail.data;
     w.repo_name = name;
@@ -454,7 +454,8 @@ int src_git_import_as(const char *url_or_path, const char *web_url, const struct
         rc = git_fail(err, TW_ENOENT, "cannot open git repository", url_or_path);
         goto out;
     }
-    rc = import_repo(repo, at, url_or_path, web_url ? web_url : url_or_path, local, o, sink, err);
+    rc = import_repo(repo, at, url_or_path, web_url ? web_url : url_or_path,
+                     web_url ? web_url : url_or_path, local, o, sink, err);
 out:
     git_config_free(empty);
     git_repository_free(repo);

@@ -3,9 +3,9 @@
  * Rendering walks the gumbo tree iteratively (an explicit stack, so hostile nesting cannot blow
  * the C stack) and writes into a bounded buffer with a small block model: a block element asks for
  * a line break or a blank line before the next content, and the next content writes them together
- * with the line's prefix (block quote "> ", list indentation and marker, heading "# "). Text outside
- * <pre> has its white space collapsed; <pre> text is collected raw and written as a fenced block.
- * The result goes through src__text_normalize (UTF-8 repair, NFC, blank-line runs).
+ * with the line's prefix (block quote "> ", list indentation and marker, heading "# "). Text
+ * outside <pre> has its white space collapsed; <pre> text is collected raw and written as a fenced
+ * block. The result goes through src__text_normalize (UTF-8 repair, NFC, blank-line runs).
  */
 #include "collect/html.h"
 
@@ -21,27 +21,27 @@
 #include <string.h>
 #include <strings.h>
 
-#define HTML_LIST_MAX 16          // list nesting tracked for markers and indentation
-#define HTML_TEXT_MAX DOC_CONTENT_MAX // rendered text bound
+#define HTML_LIST_MAX   16              // list nesting tracked for markers and indentation
+#define HTML_TEXT_MAX   DOC_CONTENT_MAX // rendered text bound
 #define HTML_JSONLD_MAX ((size_t)1 << 20)
-#define HTML_DEPTH_MAX 2000 // estimated element nesting refused before parsing
+#define HTML_DEPTH_MAX  2000 // estimated element nesting refused before parsing
 
 /* ---- rendering ---- */
 
 struct render {
     struct tw_buf out;
-    struct tw_buf pre;   // raw text of the current <pre>
-    int pending_nl;      // newlines owed before the next content (0..2)
-    bool space;          // a collapsed white space owed before the next content
-    bool cell_sep;       // a " | " owed (table cell after the first)
-    int quote;           // block quote depth
-    int last_quote;      // quote depth of the last content written
-    int n_list;          // list nesting
+    struct tw_buf pre; // raw text of the current <pre>
+    int pending_nl;    // newlines owed before the next content (0..2)
+    bool space;        // a collapsed white space owed before the next content
+    bool cell_sep;     // a " | " owed (table cell after the first)
+    int quote;         // block quote depth
+    int last_quote;    // quote depth of the last content written
+    int n_list;        // list nesting
     bool list_ordered[HTML_LIST_MAX];
     int list_n[HTML_LIST_MAX];
-    int in_li;           // open <li> count
-    char marker[24];     // pending line marker ("# ", "- ", "3. "); "" when none
-    int pre_depth;       // > 0 inside <pre>
+    int in_li;       // open <li> count
+    char marker[24]; // pending line marker ("# ", "- ", "3. "); "" when none
+    int pre_depth;   // > 0 inside <pre>
 };
 
 static bool has_attr_word(const GumboElement *el, const char *name, const char *const *words)
@@ -58,18 +58,35 @@ static bool has_attr_word(const GumboElement *el, const char *name, const char *
 /* Elements whose whole subtree is not content. */
 static bool is_dropped(const GumboNode *n)
 {
-    static const char *const widgets[] = {"share",  "subscribe", "social", "newsletter",
-                                          "button-wrapper", "cookie", "advert", "sidebar",
-                                          "popup", "modal", NULL};
+    static const char *const widgets[] = {"share",          "subscribe", "social", "newsletter",
+                                          "button-wrapper", "cookie",    "advert", "sidebar",
+                                          "popup",          "modal",     NULL};
     const GumboElement *el = &n->v.element;
     const GumboAttribute *a;
     switch (el->tag) {
-    case GUMBO_TAG_SCRIPT: case GUMBO_TAG_STYLE: case GUMBO_TAG_NOSCRIPT:
-    case GUMBO_TAG_TEMPLATE: case GUMBO_TAG_NAV: case GUMBO_TAG_FOOTER: case GUMBO_TAG_HEADER:
-    case GUMBO_TAG_ASIDE: case GUMBO_TAG_FORM: case GUMBO_TAG_IFRAME: case GUMBO_TAG_SVG:
-    case GUMBO_TAG_MATH: case GUMBO_TAG_BUTTON: case GUMBO_TAG_SELECT: case GUMBO_TAG_TEXTAREA:
-    case GUMBO_TAG_OBJECT: case GUMBO_TAG_EMBED: case GUMBO_TAG_CANVAS: case GUMBO_TAG_AUDIO:
-    case GUMBO_TAG_VIDEO: case GUMBO_TAG_HEAD: case GUMBO_TAG_TITLE: case GUMBO_TAG_INPUT:
+    case GUMBO_TAG_SCRIPT:
+    case GUMBO_TAG_STYLE:
+    case GUMBO_TAG_NOSCRIPT:
+    case GUMBO_TAG_TEMPLATE:
+    case GUMBO_TAG_NAV:
+    case GUMBO_TAG_FOOTER:
+    case GUMBO_TAG_HEADER:
+    case GUMBO_TAG_ASIDE:
+    case GUMBO_TAG_FORM:
+    case GUMBO_TAG_IFRAME:
+    case GUMBO_TAG_SVG:
+    case GUMBO_TAG_MATH:
+    case GUMBO_TAG_BUTTON:
+    case GUMBO_TAG_SELECT:
+    case GUMBO_TAG_TEXTAREA:
+    case GUMBO_TAG_OBJECT:
+    case GUMBO_TAG_EMBED:
+    case GUMBO_TAG_CANVAS:
+    case GUMBO_TAG_AUDIO:
+    case GUMBO_TAG_VIDEO:
+    case GUMBO_TAG_HEAD:
+    case GUMBO_TAG_TITLE:
+    case GUMBO_TAG_INPUT:
         return true;
     default:
         break;
@@ -237,13 +254,20 @@ static void flush_pre(struct render *r)
 static int heading_level(GumboTag t)
 {
     switch (t) {
-    case GUMBO_TAG_H1: return 1;
-    case GUMBO_TAG_H2: return 2;
-    case GUMBO_TAG_H3: return 3;
-    case GUMBO_TAG_H4: return 4;
-    case GUMBO_TAG_H5: return 5;
-    case GUMBO_TAG_H6: return 6;
-    default: return 0;
+    case GUMBO_TAG_H1:
+        return 1;
+    case GUMBO_TAG_H2:
+        return 2;
+    case GUMBO_TAG_H3:
+        return 3;
+    case GUMBO_TAG_H4:
+        return 4;
+    case GUMBO_TAG_H5:
+        return 5;
+    case GUMBO_TAG_H6:
+        return 6;
+    default:
+        return 0;
     }
 }
 
@@ -251,12 +275,25 @@ static int heading_level(GumboTag t)
 static int block_gap(GumboTag t)
 {
     switch (t) {
-    case GUMBO_TAG_P: case GUMBO_TAG_DIV: case GUMBO_TAG_SECTION: case GUMBO_TAG_ARTICLE:
-    case GUMBO_TAG_MAIN: case GUMBO_TAG_FIGURE: case GUMBO_TAG_FIGCAPTION: case GUMBO_TAG_HR:
-    case GUMBO_TAG_TABLE: case GUMBO_TAG_DL: case GUMBO_TAG_ADDRESS: case GUMBO_TAG_DETAILS:
-    case GUMBO_TAG_CENTER: case GUMBO_TAG_BODY:
+    case GUMBO_TAG_P:
+    case GUMBO_TAG_DIV:
+    case GUMBO_TAG_SECTION:
+    case GUMBO_TAG_ARTICLE:
+    case GUMBO_TAG_MAIN:
+    case GUMBO_TAG_FIGURE:
+    case GUMBO_TAG_FIGCAPTION:
+    case GUMBO_TAG_HR:
+    case GUMBO_TAG_TABLE:
+    case GUMBO_TAG_DL:
+    case GUMBO_TAG_ADDRESS:
+    case GUMBO_TAG_DETAILS:
+    case GUMBO_TAG_CENTER:
+    case GUMBO_TAG_BODY:
         return 2;
-    case GUMBO_TAG_TR: case GUMBO_TAG_DT: case GUMBO_TAG_DD: case GUMBO_TAG_SUMMARY:
+    case GUMBO_TAG_TR:
+    case GUMBO_TAG_DT:
+    case GUMBO_TAG_DD:
+    case GUMBO_TAG_SUMMARY:
     case GUMBO_TAG_CAPTION:
         return 1;
     default:
@@ -293,7 +330,10 @@ static void enter_element(struct render *r, const GumboNode *n)
         r->pre_depth = 1;
         tw_buf_reset(&r->pre);
         break;
-    case GUMBO_TAG_CODE: case GUMBO_TAG_KBD: case GUMBO_TAG_SAMP: case GUMBO_TAG_TT:
+    case GUMBO_TAG_CODE:
+    case GUMBO_TAG_KBD:
+    case GUMBO_TAG_SAMP:
+    case GUMBO_TAG_TT:
         begin_content(r);
         tw_buf_putc(&r->out, '`');
         break;
@@ -301,7 +341,9 @@ static void enter_element(struct render *r, const GumboNode *n)
         block_break(r, 2);
         r->quote++;
         break;
-    case GUMBO_TAG_UL: case GUMBO_TAG_OL: case GUMBO_TAG_MENU:
+    case GUMBO_TAG_UL:
+    case GUMBO_TAG_OL:
+    case GUMBO_TAG_MENU:
         block_break(r, r->in_li ? 1 : 2);
         if (r->n_list < HTML_LIST_MAX) {
             const GumboAttribute *start = gumbo_get_attribute(&n->v.element.attributes, "start");
@@ -327,7 +369,8 @@ static void enter_element(struct render *r, const GumboNode *n)
         }
         break;
     }
-    case GUMBO_TAG_TD: case GUMBO_TAG_TH:
+    case GUMBO_TAG_TD:
+    case GUMBO_TAG_TH:
         if (n->index_within_parent > 0 && r->out.len > 0 && r->pending_nl == 0)
             r->cell_sep = true;
         break;
@@ -351,7 +394,10 @@ static void leave_element(struct render *r, const GumboNode *n)
         return;
     }
     switch (t) {
-    case GUMBO_TAG_CODE: case GUMBO_TAG_KBD: case GUMBO_TAG_SAMP: case GUMBO_TAG_TT:
+    case GUMBO_TAG_CODE:
+    case GUMBO_TAG_KBD:
+    case GUMBO_TAG_SAMP:
+    case GUMBO_TAG_TT:
         if (r->out.len && r->out.data[r->out.len - 1] == '`') {
             tw_buf_truncate(&r->out, r->out.len - 1); // empty code span
         } else {
@@ -363,7 +409,9 @@ static void leave_element(struct render *r, const GumboNode *n)
         block_break(r, 2);
         r->quote--;
         break;
-    case GUMBO_TAG_UL: case GUMBO_TAG_OL: case GUMBO_TAG_MENU:
+    case GUMBO_TAG_UL:
+    case GUMBO_TAG_OL:
+    case GUMBO_TAG_MENU:
         r->n_list--;
         block_break(r, r->in_li ? 1 : 2);
         break;
@@ -420,8 +468,7 @@ static int render_tree(struct render *r, const GumboNode *root, struct tw_err *e
             n_stack--;
             continue;
         }
-        kids = nd->type == GUMBO_NODE_DOCUMENT ? &nd->v.document.children
-                                               : &nd->v.element.children;
+        kids = nd->type == GUMBO_NODE_DOCUMENT ? &nd->v.document.children : &nd->v.element.children;
         if (f->next >= kids->length) {
             if (nd->type == GUMBO_NODE_ELEMENT)
                 leave_element(r, nd);
@@ -517,10 +564,10 @@ bool html__has_class(const GumboNode *n, const char *word)
 static bool depth_is_sane(const char *html, size_t len)
 {
     static const char *const uncounted[] = {
-        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
-        "source", "track", "wbr", "p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th",
-        "tbody", "thead", "tfoot", "colgroup", "caption", "rb", "rt", "rp", "html", "head",
-        "body", "!doctype", NULL};
+        "area",    "base",     "br",     "col",   "embed", "hr",    "img",   "input",    "link",
+        "meta",    "param",    "source", "track", "wbr",   "p",     "li",    "dt",       "dd",
+        "option",  "optgroup", "tr",     "td",    "th",    "tbody", "thead", "tfoot",    "colgroup",
+        "caption", "rb",       "rt",     "rp",    "html",  "head",  "body",  "!doctype", NULL};
     long depth = 0;
     for (size_t i = 0; i < len; i++) {
         char name[16];
@@ -539,7 +586,8 @@ static bool depth_is_sane(const char *html, size_t len)
         close = j < len && html[j] == '/';
         if (close)
             j++;
-        while (j < len && n < sizeof(name) - 1 && (isalnum((unsigned char)html[j]) || html[j] == '!'))
+        while (j < len && n < sizeof(name) - 1 &&
+               (isalnum((unsigned char)html[j]) || html[j] == '!'))
             name[n++] = (char)tolower((unsigned char)html[j++]);
         name[n] = '\0';
         if (n == 0)
@@ -572,9 +620,9 @@ static bool depth_is_sane(const char *html, size_t len)
  * windows-1252 (iso-8859-1, latin1, us-ascii, cp1252, ...). */
 static bool declares_1252(const char *html, size_t len)
 {
-    static const char *const labels[] = {"windows-1252", "cp1252", "x-cp1252", "iso-8859-1",
-                                         "iso8859-1", "iso_8859-1", "latin1", "l1", "us-ascii",
-                                         "ascii", "cp819", "ibm819", NULL};
+    static const char *const labels[] = {
+        "windows-1252", "cp1252",   "x-cp1252", "iso-8859-1", "iso8859-1", "iso_8859-1", "latin1",
+        "l1",           "us-ascii", "ascii",    "cp819",      "ibm819",    NULL};
     size_t n = len < 4096 ? len : 4096;
     const char *p = src__memcasemem(html, n, "charset");
     char label[24];
@@ -584,8 +632,8 @@ static bool declares_1252(const char *html, size_t len)
     p += 7;
     while (p < html + n && (*p == ' ' || *p == '=' || *p == '"' || *p == '\''))
         p++;
-    while (p < html + n && k < sizeof(label) - 1 && (isalnum((unsigned char)*p) || *p == '-' ||
-                                                      *p == '_'))
+    while (p < html + n && k < sizeof(label) - 1 &&
+           (isalnum((unsigned char)*p) || *p == '-' || *p == '_'))
         label[k++] = (char)tolower((unsigned char)*p++);
     label[k] = '\0';
     for (int i = 0; labels[i]; i++)
@@ -597,10 +645,10 @@ static bool declares_1252(const char *html, size_t len)
 /* windows-1252 bytes to UTF-8 (a heap string). */
 static char *from_1252(const char *s, size_t len, size_t *out_len)
 {
-    static const uint16_t c1[32] = {
-        0x20ac, 0x0081, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021, 0x02c6, 0x2030, 0x0160,
-        0x2039, 0x0152, 0x008d, 0x017d, 0x008f, 0x0090, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022,
-        0x2013, 0x2014, 0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0x009d, 0x017e, 0x0178};
+    static const uint16_t c1[32] = {0x20ac, 0x0081, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021,
+                                    0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008d, 0x017d, 0x008f,
+                                    0x0090, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014,
+                                    0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0x009d, 0x017e, 0x0178};
     size_t cap, o = 0;
     char *out;
     if (tw_size_mul(len, 3, &cap) < 0 || tw_size_add(cap, 1, &cap) < 0)
@@ -629,8 +677,7 @@ static char *from_1252(const char *s, size_t len, size_t *out_len)
 
 /* Parses html; when it is not UTF-8 but declares a windows-1252 family charset it is converted
  * first, into *owned (free it after gumbo_destroy_output: the tree points into it). */
-static int parse(const char *html, size_t len, GumboOutput **out, char **owned,
-                 struct tw_err *err)
+static int parse(const char *html, size_t len, GumboOutput **out, char **owned, struct tw_err *err)
 {
     *out = NULL;
     *owned = NULL;
@@ -1034,9 +1081,9 @@ static const GumboNode *best_scored(struct scoring *sc)
 
 static void meta_release(struct meta_scan *m)
 {
-    char **f[] = {&m->og_title, &m->tw_title, &m->title_tag, &m->h1, &m->og_desc, &m->desc,
-                  &m->author, &m->canonical, &m->og_url, &m->date, &m->ld_headline,
-                  &m->ld_author, &m->ld_date, &m->ld_url, &m->ld_desc};
+    char **f[] = {&m->og_title,    &m->tw_title,  &m->title_tag, &m->h1,     &m->og_desc,
+                  &m->desc,        &m->author,    &m->canonical, &m->og_url, &m->date,
+                  &m->ld_headline, &m->ld_author, &m->ld_date,   &m->ld_url, &m->ld_desc};
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
         tw_free(*f[i]);
         *f[i] = NULL;
@@ -1069,8 +1116,7 @@ void html_article_release(struct html_article *a)
     a->published_at = INT64_MIN;
 }
 
-int html_extract_article(const char *html, size_t len, struct html_article *out,
-                         struct tw_err *err)
+int html_extract_article(const char *html, size_t len, struct html_article *out, struct tw_err *err)
 {
     GumboOutput *g;
     char *owned;
@@ -1137,11 +1183,18 @@ done:
 
 bool html_is_bot_challenge(const char *html, size_t len)
 {
-    static const char *const marks[] = {
-        "<title>just a moment",   "verify you are human",    "checking your browser",
-        "cf-challenge",           "challenge-platform",      "attention required! | cloudflare",
-        "captcha-delivery.com",   "px-captcha",              "enable javascript and cookies to continue",
-        "please complete the security check", "are you a robot", NULL};
+    static const char *const marks[] = {"<title>just a moment",
+                                        "verify you are human",
+                                        "checking your browser",
+                                        "cf-challenge",
+                                        "challenge-platform",
+                                        "attention required! | cloudflare",
+                                        "captcha-delivery.com",
+                                        "px-captcha",
+                                        "enable javascript and cookies to continue",
+                                        "please complete the security check",
+                                        "are you a robot",
+                                        NULL};
     size_t n = len < ((size_t)256 << 10) ? len : ((size_t)256 << 10);
     if (!html)
         return false;

@@ -476,15 +476,21 @@ char *http_link_next(const char *link)
 
 /* ---- rate limit, robots ---- */
 
+/* Waits for the host's turn, then books the next one: 1/rate later, or the robots.txt
+ * Crawl-delay if that is longer. */
 static void rate_wait(struct http_client *c, struct http_host *h)
 {
-    long long now = mono_ms();
+    long long now = mono_ms(), gap = 0;
     if (h->next_ms > now)
         sleep_ms(h->next_ms - now);
     if (c->o.rate > 0) {
-        double gap = 1000.0 / c->o.rate;
-        h->next_ms = mono_ms() + (long long)(gap > 3600000.0 ? 3600000.0 : gap);
+        double g = 1000.0 / c->o.rate;
+        gap = (long long)(g > 3600000.0 ? 3600000.0 : g);
     }
+    if (c->o.obey_robots && robots_crawl_delay_ms(h->robots) > gap)
+        gap = robots_crawl_delay_ms(h->robots);
+    if (gap > 0)
+        h->next_ms = mono_ms() + gap;
 }
 
 static int robots_load(struct http_client *c, struct http_host *h, struct tw_err *err)

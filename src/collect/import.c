@@ -12,21 +12,46 @@
 const char *src_kind_name(enum src_kind k)
 {
     switch (k) {
-    case SRC_KIND_FILES: return "files";
-    case SRC_KIND_MEDIUM: return "medium export";
-    case SRC_KIND_SUBSTACK: return "substack export";
-    case SRC_KIND_LINKEDIN: return "linkedin export";
-    case SRC_KIND_GIT: return "git repository";
-    default: return "unknown";
+    case SRC_KIND_FILES:
+        return "files";
+    case SRC_KIND_MEDIUM:
+        return "medium export";
+    case SRC_KIND_SUBSTACK:
+        return "substack export";
+    case SRC_KIND_LINKEDIN:
+        return "linkedin export";
+    case SRC_KIND_GIT:
+        return "git repository";
+    default:
+        return "unknown";
     }
 }
 
+static bool has_prefix(const char *s, const char *p)
+{
+    return !strncasecmp(s, p, strlen(p));
+}
+
+/* A URL is a git repository when it says so (git://, ssh://, git@host:, file://, a .git path)
+ * or names a repository on a known forge; other web addresses are for `twin crawl`. */
 static bool is_git_url(const char *p)
 {
-    static const char *const schemes[] = {"http://", "https://", "git://", "ssh://", "git@",
-                                          "file://", NULL};
-    for (int i = 0; schemes[i]; i++)
-        if (!strncmp(p, schemes[i], strlen(schemes[i])))
+    static const char *const forges[] = {"github.com/",   "gitlab.com/", "bitbucket.org/",
+                                         "codeberg.org/", "git.sr.ht/",  NULL};
+    const char *host;
+    size_t n = strlen(p);
+    if (has_prefix(p, "git://") || has_prefix(p, "ssh://") || has_prefix(p, "git@") ||
+        has_prefix(p, "file://"))
+        return true;
+    if (!has_prefix(p, "http://") && !has_prefix(p, "https://"))
+        return false;
+    if (n > 4 && !strcasecmp(p + n - 4, ".git"))
+        return true;
+    host = strstr(p, "://") + 3;
+    if (!strncasecmp(host, "www.", 4))
+        host += 4;
+    for (int i = 0; forges[i]; i++)
+        if (has_prefix(host, forges[i]))
             return true;
     return false;
 }
@@ -80,10 +105,9 @@ enum src_kind src_detect(const char *path)
         return SRC_KIND_GIT;
     if (stat(path, &st) != 0)
         return SRC_KIND_NONE;
-    if (S_ISDIR(st.st_mode) &&
-        (exists(path, ".git", true) || exists(path, ".git", false) ||
-         (exists(path, "HEAD", false) && exists(path, "objects", true) &&
-          exists(path, "refs", true))))
+    if (S_ISDIR(st.st_mode) && (exists(path, ".git", true) || exists(path, ".git", false) ||
+                                (exists(path, "HEAD", false) && exists(path, "objects", true) &&
+                                 exists(path, "refs", true))))
         return SRC_KIND_GIT;
     if (S_ISREG(st.st_mode) && !src__is_zip(path)) {
         base = strrchr(path, '/');
@@ -108,15 +132,26 @@ int src_import_path(const char *path, const struct src_opts *o, struct src_sink 
 {
     enum src_kind k = src_detect(path);
     switch (k) {
-    case SRC_KIND_FILES: return src_files_import(path, o, sink, err);
-    case SRC_KIND_MEDIUM: return src_medium_import(path, o, sink, err);
-    case SRC_KIND_SUBSTACK: return src_substack_import(path, o, sink, err);
-    case SRC_KIND_LINKEDIN: return src_linkedin_import(path, o, sink, err);
-    case SRC_KIND_GIT: return src_git_import(path, o, sink, err);
-    default: break;
+    case SRC_KIND_FILES:
+        return src_files_import(path, o, sink, err);
+    case SRC_KIND_MEDIUM:
+        return src_medium_import(path, o, sink, err);
+    case SRC_KIND_SUBSTACK:
+        return src_substack_import(path, o, sink, err);
+    case SRC_KIND_LINKEDIN:
+        return src_linkedin_import(path, o, sink, err);
+    case SRC_KIND_GIT:
+        return src_git_import(path, o, sink, err);
+    default:
+        break;
     }
     {
         struct stat st;
+        if (has_prefix(path, "http://") || has_prefix(path, "https://"))
+            return tw_errf(err, TW_EUNSUP,
+                           "'%s': not a git repository; twin import reads files and exports, "
+                           "twin crawl reads web pages and feeds",
+                           path);
         if (stat(path, &st) != 0)
             return tw_errf(err, TW_ENOENT, "'%s': no such file or folder", path);
         if (S_ISREG(st.st_mode) && src__is_zip(path))

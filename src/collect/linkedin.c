@@ -99,7 +99,8 @@ static int import_csv(const char *csv, size_t len, const char *item, const char 
     rc = csv_next(&r, &e);
     if (rc <= 0) {
         csv_release(&r);
-        return tw_errf(err, TW_EFORMAT, "'%s': %s", item, rc == 0 ? "empty file, no header" : e.msg);
+        return tw_errf(err, TW_EFORMAT, "'%s': %s", item,
+                       rc == 0 ? "empty file, no header" : e.msg);
     }
     col.date = csv_column(&r, "Date");
     col.link = csv_column(&r, "ShareLink");
@@ -195,8 +196,9 @@ int src_linkedin_import(const char *path, const struct src_opts *o, struct src_s
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < t.n && found < 0; i++)
-        if (want_shares(t.e[i].name, NULL) && (t.is_file || !strchr(t.e[i].name, '/') ||
-                                              strchr(t.e[i].name, '/') == strrchr(t.e[i].name, '/')))
+        if (want_shares(t.e[i].name, NULL) &&
+            (t.is_file || !strchr(t.e[i].name, '/') ||
+             strchr(t.e[i].name, '/') == strrchr(t.e[i].name, '/')))
             found = (long)i;
     if (found < 0) {
         rc = tw_errf(err, TW_ENOENT, "'%s': no Shares.csv in this LinkedIn export", path);

@@ -128,8 +128,8 @@ static void drop_heading(char *content, const char *text)
 /* Canonical links already used in this export: an open-addressing hash set (the export is
  * untrusted and may hold many posts, so no linear scans). */
 struct seen {
-    char **url;  // slots, NULL when empty
-    char **item; // the file that used it
+    char **url;    // slots, NULL when empty
+    char **item;   // the file that used it
     size_t n, cap; // cap is a power of two
 };
 
@@ -292,8 +292,8 @@ static int one_post(struct mctx *x, size_t i, const char *item, struct tw_err *e
     d.source = x->t->path;
     d.author_name = x->o ? x->o->author_name : NULL;
     d.author_handle = x->o && x->o->author_handle ? x->o->author_handle
-                      : x->handle                  ? x->handle
-                                                   : author_handle;
+                      : x->handle                 ? x->handle
+                                                  : author_handle;
     d.title = title && title[0] ? title : NULL;
     d.subtitle = subtitle;
     d.content = content;

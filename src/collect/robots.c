@@ -14,6 +14,7 @@
 
 #define ROBOTS_RULES_MAX 4096
 #define ROBOTS_PATTERN_MAX 2048
+#define ROBOTS_DELAY_MAX_MS 60000L
 
 struct robots_rule {
     char *pattern;
@@ -24,7 +25,8 @@ struct robots_rule {
 struct robots {
     struct robots_rule *rules;
     size_t n_rules;
-    int all; // -1: use rules; 0: disallow everything; 1: allow everything
+    int all;           // -1: use rules; 0: disallow everything; 1: allow everything
+    long crawl_delay_ms; // Crawl-delay of the chosen groups (not in RFC 9309, widely used), 0
 };
 
 int robots_new_all(int allow, struct robots **out, struct tw_err *err)
@@ -65,6 +67,9 @@ struct robots_parse_state {
     int in_agents;   // the previous directive was a User-agent line
     int grp_mine;    // the current group names our agent
     int grp_star;    // the current group names '*'
+    int found_mine;  // some group names our agent (then '*' groups do not apply, even if ours
+                     // has no rules)
+    long delay_mine, delay_star; // Crawl-delay in ms, 0 if none
     int err;
 };
 
@@ -129,7 +134,28 @@ static void parse_line(struct robots_parse_state *st, const char *line, size_t l
         if (vlen == 1 && v[0] == '*')
             st->grp_star = 1;
         else if (agent_matches(v, vlen, agent))
-            st->grp_mine = 1;
+            st->grp_mine = st->found_mine = 1;
+        return;
+    }
+    if (klen == 11 && !strncasecmp(k, "crawl-delay", 11)) {
+        /* seconds, possibly fractional; capped at ROBOTS_DELAY_MAX_MS */
+        long ms = 0;
+        size_t i = 0;
+        st->in_agents = 0;
+        while (i < vlen && isdigit((unsigned char)v[i]) && ms <= ROBOTS_DELAY_MAX_MS)
+            ms = ms * 10 + (v[i++] - '0');
+        ms *= 1000;
+        if (i < vlen && v[i] == '.') {
+            long scale = 100;
+            for (i++; i < vlen && isdigit((unsigned char)v[i]) && scale; i++, scale /= 10)
+                ms += (v[i] - '0') * scale;
+        }
+        if (ms > ROBOTS_DELAY_MAX_MS)
+            ms = ROBOTS_DELAY_MAX_MS;
+        if (st->grp_mine)
+            st->delay_mine = ms;
+        if (st->grp_star)
+            st->delay_star = ms;
         return;
     }
     if ((klen == 5 && !strncasecmp(k, "allow", 5)) ||
@@ -190,13 +216,15 @@ int robots_parse(const char *text, size_t len, const char *agent, struct robots 
         return tw_errf(err, TW_ENOMEM, "out of memory parsing robots.txt");
     }
     r->all = -1;
-    if (st.n_mine) {
+    if (st.found_mine) {
         r->rules = st.mine;
         r->n_rules = st.n_mine;
+        r->crawl_delay_ms = st.delay_mine;
         free_rules(st.star, st.n_star);
     } else {
         r->rules = st.star;
         r->n_rules = st.n_star;
+        r->crawl_delay_ms = st.delay_star;
         free_rules(st.mine, st.n_mine);
     }
     *out = r;
@@ -230,6 +258,11 @@ static int pattern_matches(const char *p, size_t plen, const char *s)
         pi = star_p + 1;
         si = ++star_s;
     }
+}
+
+long robots_crawl_delay_ms(const struct robots *r)
+{
+    return r ? r->crawl_delay_ms : 0;
 }
 
 bool robots_allowed(const struct robots *r, const char *path)

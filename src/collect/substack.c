@@ -272,16 +272,28 @@ static bool js_string(const char *s, const char *end, struct tw_buf *b)
         if (++s >= end)
             return false;
         switch (*s) {
-        case 'n': tw_buf_putc(b, '\n'); break;
-        case 't': tw_buf_putc(b, '\t'); break;
-        case 'r': tw_buf_putc(b, '\r'); break;
+        case 'n':
+            tw_buf_putc(b, '\n');
+            break;
+        case 't':
+            tw_buf_putc(b, '\t');
+            break;
+        case 'r':
+            tw_buf_putc(b, '\r');
+            break;
         case 'u':
             /* Keep \uXXXX escaped: the decoded text is JSON, whose parser handles them. */
             tw_buf_puts(b, "\\u");
             break;
-        case '"': tw_buf_putc(b, '"'); break;
-        case '\\': tw_buf_putc(b, '\\'); break;
-        default: tw_buf_putc(b, *s); break;
+        case '"':
+            tw_buf_putc(b, '"');
+            break;
+        case '\\':
+            tw_buf_putc(b, '\\');
+            break;
+        default:
+            tw_buf_putc(b, *s);
+            break;
         }
         s++;
     }

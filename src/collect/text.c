@@ -71,7 +71,8 @@ static void clean_lines(const char *s, size_t len, struct tw_buf *b)
         while (i < len && p[i] != '\n' && p[i] != '\r') {
             size_t n, run = 0;
             /* Printable ASCII in one append: most text is this. */
-            while (i + run < len && ((p[i + run] >= 0x20 && p[i + run] < 0x7f) || p[i + run] == '\t'))
+            while (i + run < len &&
+                   ((p[i + run] >= 0x20 && p[i + run] < 0x7f) || p[i + run] == '\t'))
                 run++;
             if (run) {
                 tw_buf_add(b, p + i, run);
@@ -206,8 +207,8 @@ int src__parse_time(const char *s, size_t len, int64_t *t)
         p++;
     while (end > p && (isspace((unsigned char)end[-1]) || end[-1] == '"' || end[-1] == '\''))
         end--;
-    if (digits(&p, end, 4, &y) || p >= end || *p++ != '-' || digits(&p, end, 2, &mo) ||
-        p >= end || *p++ != '-' || digits(&p, end, 2, &d))
+    if (digits(&p, end, 4, &y) || p >= end || *p++ != '-' || digits(&p, end, 2, &mo) || p >= end ||
+        *p++ != '-' || digits(&p, end, 2, &d))
         return -1;
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
         return -1;

@@ -267,8 +267,7 @@ void src__tree_release(struct src_tree *t)
     memset(t, 0, sizeof(*t));
 }
 
-int src__tree_read(const struct src_tree *t, size_t i, char **data, size_t *len,
-                   struct tw_err *err)
+int src__tree_read(const struct src_tree *t, size_t i, char **data, size_t *len, struct tw_err *err)
 {
     const struct src_entry *e = &t->e[i];
     char path[PATH_MAX];

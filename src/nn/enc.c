@@ -80,7 +80,7 @@ static int load_hparams(struct enc_model *m, struct tw_err *err)
 {
     struct enc_hparams *hp = &m->hp;
     struct gguf_str arch;
-    int pooling, rc;
+    int pooling = ENC_POOL_MEAN, rc;
 
     if ((rc = gguf_get_str(m->f, "general.architecture", &arch, err)) < 0)
         return rc;

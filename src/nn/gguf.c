@@ -503,6 +503,7 @@ static int parse_tensors(struct gguf_file *f, struct cursor *c)
 static int parse(struct gguf_file *f, struct tw_err *err)
 {
     struct cursor c = {f->data, 0, f->size, f->name, err};
+    int rc;
 
     if (f->size < 4 || memcmp(f->data, "GGUF", 4)) {
         return tw_errf(err, TW_EFORMAT, "'%s': not a GGUF file (bad magic)", f->name);
@@ -528,8 +529,9 @@ static int parse(struct gguf_file *f, struct tw_err *err)
         return tw_errf(err, TW_EFORMAT, "'%s': %llu keys cannot fit in %zu bytes (limit %llu)",
                        f->name, (unsigned long long)f->n_kv, c.size,
                        (unsigned long long)GGUF_MAX_KV);
-    if (parse_kv(f, &c) || parse_alignment(f, err) || parse_tensors(f, &c))
-        return err && err->code ? err->code : TW_EFORMAT;
+    if ((rc = parse_kv(f, &c)) < 0 || (rc = parse_alignment(f, err)) < 0 ||
+        (rc = parse_tensors(f, &c)) < 0)
+        return rc;
     return 0;
 }
 

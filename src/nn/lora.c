@@ -39,8 +39,7 @@ static int clip(uint64_t len)
 
 /* ---- building ---- */
 
-int lora_adapter_new(const char *arch, float alpha, struct lora_adapter **out,
-                     struct tw_err *err)
+int lora_adapter_new(const char *arch, float alpha, struct lora_adapter **out, struct tw_err *err)
 {
     struct lora_adapter *a;
 
@@ -75,18 +74,18 @@ void lora_adapter_free(struct lora_adapter *a)
 static int add_slot(struct lora_adapter *a, const char *name, size_t len, int64_t n_in,
                     int64_t n_out, int r, bool embd, struct lora_weight **out, struct tw_err *err)
 {
-    struct lora_weight *w;
+    struct lora_weight *w = NULL;
     size_t na, nb;
 
     if (len == 0 || len >= LORA_NAME_MAX)
         return tw_errf(err, TW_EINVAL, "LoRA base tensor name '%.*s' is empty or longer than %d",
                        clip(len), name, LORA_NAME_MAX - 1);
     if (r < 1 || r > LORA_MAX_RANK)
-        return tw_errf(err, TW_ELIMIT, "LoRA tensor '%.*s' has rank %d, outside [1, %d]",
-                       clip(len), name, r, LORA_MAX_RANK);
+        return tw_errf(err, TW_ELIMIT, "LoRA tensor '%.*s' has rank %d, outside [1, %d]", clip(len),
+                       name, r, LORA_MAX_RANK);
     if (n_in < 1 || n_out < 1 || n_in > (INT64_C(1) << 32) || n_out > (INT64_C(1) << 32))
-        return tw_errf(err, TW_EINVAL, "LoRA tensor '%.*s' has a bad shape [%lld, %lld]",
-                       clip(len), name, (long long)n_in, (long long)n_out);
+        return tw_errf(err, TW_EINVAL, "LoRA tensor '%.*s' has a bad shape [%lld, %lld]", clip(len),
+                       name, (long long)n_in, (long long)n_out);
     if (a->n == a->cap) {
         int cap = a->cap ? 2 * a->cap : 16;
         struct lora_weight *nw = tw_reallocarray(a->w, (size_t)cap, sizeof(*nw));
@@ -111,8 +110,8 @@ static int add_slot(struct lora_adapter *a, const char *name, size_t len, int64_
     if (!w->a || !w->b) {
         tw_free(w->a);
         tw_free(w->b);
-        return tw_errf(err, TW_ENOMEM, "out of memory for LoRA tensor '%.*s' (rank %d)",
-                       clip(len), name, r);
+        return tw_errf(err, TW_ENOMEM, "out of memory for LoRA tensor '%.*s' (rank %d)", clip(len),
+                       name, r);
     }
     a->n++;
     *out = w;
@@ -123,13 +122,13 @@ int lora_adapter_add(struct lora_adapter *a, const char *name, int64_t n_in, int
                      const float *A, const float *B, struct tw_err *err)
 {
     size_t len = name ? strlen(name) : 0;
-    struct lora_weight *w;
+    struct lora_weight *w = NULL;
     int rc;
 
     if (len && lora_adapter_find(a, name, len))
         return tw_errf(err, TW_EINVAL, "LoRA tensor '%s' added twice", name);
-    rc = add_slot(a, name ? name : "", len, n_in, n_out, r, ends_with(name, len,
-                  "token_embd.weight"), &w, err);
+    rc = add_slot(a, name ? name : "", len, n_in, n_out, r,
+                  ends_with(name, len, "token_embd.weight"), &w, err);
     if (rc < 0)
         return rc;
     memcpy(w->a, A, (size_t)r * (size_t)(w->embd ? n_out : n_in) * sizeof(float));
@@ -161,13 +160,16 @@ static int ent_cmp(const void *x, const void *y)
 static int check_ab_tensor(const struct gguf_tensor *t, struct tw_err *err)
 {
     if (t->type != GGUF_T_F32 && t->type != GGUF_T_F16 && t->type != GGUF_T_BF16)
-        return tw_errf(err, TW_EUNSUP, "LoRA tensor '%.*s' has type %s; only f32, f16 and bf16 "
+        return tw_errf(err, TW_EUNSUP,
+                       "LoRA tensor '%.*s' has type %s; only f32, f16 and bf16 "
                        "adapters are supported (re-export it as f16 or f32)",
                        clip(t->name.len), t->name.ptr, gguf_type_name(t->type));
     if (t->ne[2] != 1 || t->ne[3] != 1)
-        return tw_errf(err, TW_EFORMAT, "LoRA tensor '%.*s' has shape [%lld, %lld, %lld, %lld], "
-                       "expected a matrix", clip(t->name.len), t->name.ptr, (long long)t->ne[0],
-                       (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3]);
+        return tw_errf(err, TW_EFORMAT,
+                       "LoRA tensor '%.*s' has shape [%lld, %lld, %lld, %lld], "
+                       "expected a matrix",
+                       clip(t->name.len), t->name.ptr, (long long)t->ne[0], (long long)t->ne[1],
+                       (long long)t->ne[2], (long long)t->ne[3]);
     return TW_OK;
 }
 
@@ -177,7 +179,7 @@ static int load_pair(struct lora_adapter *ad, const struct lora_ent *ea, const s
 {
     const struct gguf_tensor *a = ea->t, *b = eb->t;
     bool embd = ends_with(ea->name, ea->len, "token_embd.weight");
-    struct lora_weight *w;
+    struct lora_weight *w = NULL;
     int64_t r = b->ne[0], n_in, n_out;
     int rc;
 
@@ -186,20 +188,23 @@ static int load_pair(struct lora_adapter *ad, const struct lora_ent *ea, const s
     if (embd) {
         /* flipped: A (r, V), B (r, C) in ne terms */
         if (a->ne[0] != r)
-            return tw_errf(err, TW_EFORMAT, "LoRA tensors '%.*s.lora_a' [%lld, %lld] and "
+            return tw_errf(err, TW_EFORMAT,
+                           "LoRA tensors '%.*s.lora_a' [%lld, %lld] and "
                            "'.lora_b' [%lld, %lld] differ in rank (token_embd expects lora_a "
-                           "[r, n_vocab] and lora_b [r, n_embd])", clip(ea->len), ea->name,
-                           (long long)a->ne[0], (long long)a->ne[1], (long long)b->ne[0],
-                           (long long)b->ne[1]);
+                           "[r, n_vocab] and lora_b [r, n_embd])",
+                           clip(ea->len), ea->name, (long long)a->ne[0], (long long)a->ne[1],
+                           (long long)b->ne[0], (long long)b->ne[1]);
         n_in = b->ne[1];
         n_out = a->ne[1];
     } else {
         if (a->ne[1] != r)
-            return tw_errf(err, TW_EFORMAT, "LoRA tensor '%.*s.lora_a' [%lld, %lld] is not "
+            return tw_errf(err, TW_EFORMAT,
+                           "LoRA tensor '%.*s.lora_a' [%lld, %lld] is not "
                            "transposed to match '.lora_b' [%lld, %lld] (expected lora_a [n_in, r] "
                            "and lora_b [r, n_out]; adapters of the old finetune format are not "
-                           "supported)", clip(ea->len), ea->name, (long long)a->ne[0],
-                           (long long)a->ne[1], (long long)b->ne[0], (long long)b->ne[1]);
+                           "supported)",
+                           clip(ea->len), ea->name, (long long)a->ne[0], (long long)a->ne[1],
+                           (long long)b->ne[0], (long long)b->ne[1]);
         n_in = a->ne[0];
         n_out = b->ne[1];
     }
@@ -227,14 +232,20 @@ static int load_meta(struct lora_adapter **out, const struct gguf_file *f, struc
         (rc = gguf_get_f32(f, "adapter.lora.alpha", 0.0f, &alpha, err)) < 0)
         return rc;
     if (!str_is(&type, "adapter"))
-        return tw_errf(err, TW_EFORMAT, "not an adapter: general.type is '%.*s', expected "
-                       "'adapter'", clip(type.len), type.ptr ? type.ptr : "");
+        return tw_errf(err, TW_EFORMAT,
+                       "not an adapter: general.type is '%.*s', expected "
+                       "'adapter'",
+                       clip(type.len), type.ptr ? type.ptr : "");
     if (!str_is(&atype, "lora"))
-        return tw_errf(err, TW_EUNSUP, "not a LoRA adapter: adapter.type is '%.*s', expected "
-                       "'lora'", clip(atype.len), atype.ptr ? atype.ptr : "");
+        return tw_errf(err, TW_EUNSUP,
+                       "not a LoRA adapter: adapter.type is '%.*s', expected "
+                       "'lora'",
+                       clip(atype.len), atype.ptr ? atype.ptr : "");
     if (!arch.ptr || arch.len == 0 || arch.len >= LORA_ARCH_MAX)
-        return tw_errf(err, TW_EFORMAT, "metadata 'general.architecture' is missing or longer "
-                       "than %d bytes", LORA_ARCH_MAX - 1);
+        return tw_errf(err, TW_EFORMAT,
+                       "metadata 'general.architecture' is missing or longer "
+                       "than %d bytes",
+                       LORA_ARCH_MAX - 1);
     memcpy(buf, arch.ptr, arch.len);
     buf[arch.len] = '\0';
     if (!isfinite(alpha))
@@ -271,16 +282,18 @@ int lora_adapter_from_gguf(const struct gguf_file *f, const char *name, struct l
             ents[n].t = t;
             n++;
         } else if (!ends_with(p, len, "_norm.weight")) { // llama.cpp skips norm adapters
-            rc = tw_errf(err, TW_EFORMAT, "LoRA tensor '%.*s' has an unexpected suffix (expected "
-                         ".lora_a or .lora_b)", clip(len), p);
+            rc = tw_errf(err, TW_EFORMAT,
+                         "LoRA tensor '%.*s' has an unexpected suffix (expected "
+                         ".lora_a or .lora_b)",
+                         clip(len), p);
             goto fail;
         }
     }
     qsort(ents, n, sizeof(*ents), ent_cmp);
     for (size_t i = 0; i < n;) {
         const struct lora_ent *e = &ents[i];
-        bool pair = i + 1 < n && ents[i + 1].len == e->len && !memcmp(ents[i + 1].name, e->name,
-                                                                      e->len);
+        bool pair =
+            i + 1 < n && ents[i + 1].len == e->len && !memcmp(ents[i + 1].name, e->name, e->len);
         if (pair && ents[i + 1].is_b == e->is_b) {
             rc = tw_errf(err, TW_EFORMAT, "LoRA tensor '%.*s' appears twice", clip(e->t->name.len),
                          e->t->name.ptr);
@@ -376,25 +389,33 @@ int lora_adapter_check(const struct lora_adapter *a, const struct gguf_file *bas
     if (rc < 0)
         return rc;
     if (!arch.ptr || strlen(a->arch) != arch.len || memcmp(a->arch, arch.ptr, arch.len))
-        return tw_errf(err, TW_EINVAL, "the LoRA adapter is for architecture '%s' but the base "
-                       "model is '%.*s'", a->arch, clip(arch.len), arch.ptr ? arch.ptr : "");
+        return tw_errf(err, TW_EINVAL,
+                       "the LoRA adapter is for architecture '%s' but the base "
+                       "model is '%.*s'",
+                       a->arch, clip(arch.len), arch.ptr ? arch.ptr : "");
     for (int i = 0; i < a->n; i++) {
         const struct lora_weight *w = &a->w[i];
         const struct gguf_tensor *t = gguf_find_tensor(base, w->name);
         if (!t)
-            return tw_errf(err, TW_EINVAL, "LoRA tensor '%s.lora_a' adapts '%s', which the base "
-                           "model does not have", w->name, w->name);
+            return tw_errf(err, TW_EINVAL,
+                           "LoRA tensor '%s.lora_a' adapts '%s', which the base "
+                           "model does not have",
+                           w->name, w->name);
         if (t->ne[0] == w->n_in && t->ne[1] == w->n_out && t->ne[2] == 1 && t->ne[3] == 1)
             continue;
         if (w->embd)
-            return tw_errf(err, TW_EINVAL, "LoRA pair '%s.lora_a' [%d, %lld], '.lora_b' [%d, "
+            return tw_errf(err, TW_EINVAL,
+                           "LoRA pair '%s.lora_a' [%d, %lld], '.lora_b' [%d, "
                            "%lld] does not fit base [%lld, %lld]; token_embd expects lora_a "
-                           "[r, n_vocab], lora_b [r, n_embd]", w->name, w->r, (long long)w->n_out,
-                           w->r, (long long)w->n_in, (long long)t->ne[0], (long long)t->ne[1]);
-        return tw_errf(err, TW_EINVAL, "LoRA pair '%s.lora_a' [%lld, %d], '.lora_b' [%d, %lld] "
+                           "[r, n_vocab], lora_b [r, n_embd]",
+                           w->name, w->r, (long long)w->n_out, w->r, (long long)w->n_in,
+                           (long long)t->ne[0], (long long)t->ne[1]);
+        return tw_errf(err, TW_EINVAL,
+                       "LoRA pair '%s.lora_a' [%lld, %d], '.lora_b' [%d, %lld] "
                        "does not fit base [%lld, %lld]; expected lora_a [n_in, r], lora_b "
-                       "[r, n_out]%s", w->name, (long long)w->n_in, w->r, w->r,
-                       (long long)w->n_out, (long long)t->ne[0], (long long)t->ne[1],
+                       "[r, n_out]%s",
+                       w->name, (long long)w->n_in, w->r, w->r, (long long)w->n_out,
+                       (long long)t->ne[0], (long long)t->ne[1],
                        t->ne[0] == w->n_out && t->ne[1] == w->n_in ? " (A and B swapped?)" : "");
     }
     return TW_OK;
@@ -473,8 +494,8 @@ static void mm_tokens(void *arg, int ith, int nth)
     }
 }
 
-void lora_matmul_add(const struct lora_weight *w, float s, const float *x, int64_t n_tok,
-                     float *y, struct tw_pool *pool)
+void lora_matmul_add(const struct lora_weight *w, float s, const float *x, int64_t n_tok, float *y,
+                     struct tw_pool *pool)
 {
     struct mm_job j = {w, s, x, n_tok, y};
     if (n_tok > 1 && pool)

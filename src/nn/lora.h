@@ -35,8 +35,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define LORA_MAX_RANK 4096     // r above this is refused as hostile
-#define LORA_NAME_MAX 64       // base tensor names with the NUL (GGUF names are < 64)
+#define LORA_MAX_RANK     4096 // r above this is refused as hostile
+#define LORA_NAME_MAX     64   // base tensor names with the NUL (GGUF names are < 64)
 #define LORA_MAX_ADAPTERS 16   // adapters applied or merged at once
 
 /* One adapted base tensor. Fields are read-only for callers. */
@@ -62,8 +62,7 @@ int lora_adapter_from_gguf(const struct gguf_file *f, const char *name, struct l
                            struct tw_err *err);
 /* An empty adapter for base architecture 'arch' with 'alpha' (0: no alpha key is written and the
  * scale is the user scale), to fill with lora_adapter_add and save with lora_adapter_write. */
-int lora_adapter_new(const char *arch, float alpha, struct lora_adapter **out,
-                     struct tw_err *err);
+int lora_adapter_new(const char *arch, float alpha, struct lora_adapter **out, struct tw_err *err);
 /* Adds (copies) one adapted tensor: base tensor 'name' of ne [n_in, n_out], A (r, n_in) and
  * B (n_out, r) row-major f32 (for "token_embd.weight": A (n_out, r), B (n_in, r), as in the file).
  * A name added twice, a bad rank or shape is TW_EINVAL. */
@@ -96,8 +95,8 @@ int lora_adapter_check(const struct lora_adapter *a, const struct gguf_file *bas
 
 /* y[t] += s * B (A x[t]) for n_tok tokens: x (n_tok, n_in), y (n_tok, n_out), tokens split
  * across 'pool' (may be NULL). Not for embd weights. */
-void lora_matmul_add(const struct lora_weight *w, float s, const float *x, int64_t n_tok,
-                     float *y, struct tw_pool *pool);
+void lora_matmul_add(const struct lora_weight *w, float s, const float *x, int64_t n_tok, float *y,
+                     struct tw_pool *pool);
 /* x (n_in = C) += s * B A[id]: the embedding row of token 'id' (embd weights only). */
 void lora_embd_add(const struct lora_weight *w, float s, int32_t id, float *x);
 /* logits (n_out = V) += s * A (B^T x) for an output tied to token_embd (embd weights only): the
@@ -126,8 +125,8 @@ struct lora_merge_stats {
  * else stays the base's (ALL_F32, 0, when absent). 'type' one of kq_quantize_types(): the merge
  * is done in F32 and the whole model then converted as kq_quantize_file does. Every adapter
  * must pass lora_adapter_check against 'base'. */
-int lora_merge_file(const char *base, const struct lora_merge_input *in, int n_in,
-                    const char *out, const char *type, struct tw_pool *pool,
-                    struct lora_merge_stats *st, struct tw_err *err);
+int lora_merge_file(const char *base, const struct lora_merge_input *in, int n_in, const char *out,
+                    const char *type, struct tw_pool *pool, struct lora_merge_stats *st,
+                    struct tw_err *err);
 
 #endif

@@ -13,13 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LLAMA_FTYPE_ALL_F32 0
+#define LLAMA_FTYPE_ALL_F32    0
 #define LLAMA_FTYPE_MOSTLY_F16 1
 
 /* Decodes base tensor t into a new f32 buffer and adds every adapter's delta. */
 static int merge_one(const struct gguf_tensor *t, const char *name,
-                     const struct lora_merge_input *in, int n_in, struct tw_pool *pool,
-                     float **out, struct tw_err *err)
+                     const struct lora_merge_input *in, int n_in, struct tw_pool *pool, float **out,
+                     struct tw_err *err)
 {
     int64_t n = t->ne[0] * t->ne[1];
     float *W;
@@ -42,9 +42,9 @@ static int merge_one(const struct gguf_tensor *t, const char *name,
     return TW_OK;
 }
 
-static int merge_write(const struct gguf_file *f, const char *base, const struct lora_merge_input *in,
-                       int n_in, const char *out, bool keep_f32, struct tw_pool *pool,
-                       struct lora_merge_stats *st, struct tw_err *err)
+static int merge_write(const struct gguf_file *f, const char *base,
+                       const struct lora_merge_input *in, int n_in, const char *out, bool keep_f32,
+                       struct tw_pool *pool, struct lora_merge_stats *st, struct tw_err *err)
 {
     int64_t n_t = gguf_n_tensors(f);
     struct gguf_writer *w = gguf_writer_new();
@@ -120,9 +120,9 @@ static bool is_type(const char *type)
     return false;
 }
 
-int lora_merge_file(const char *base, const struct lora_merge_input *in, int n_in,
-                    const char *out, const char *type, struct tw_pool *pool,
-                    struct lora_merge_stats *st, struct tw_err *err)
+int lora_merge_file(const char *base, const struct lora_merge_input *in, int n_in, const char *out,
+                    const char *type, struct tw_pool *pool, struct lora_merge_stats *st,
+                    struct tw_err *err)
 {
     struct gguf_file *f = NULL;
     char tmp[4096];

@@ -1304,7 +1304,7 @@ int tok_encode(const struct tok *t, const char *text, size_t len, bool add_speci
         memcpy(ids, out.v, out.n * sizeof(*ids));
     rc = 0;
 done:
-    if (rc < 0 && rc != TW_ELIMIT)
+    if (rc == TW_ENOMEM)
         tw_errf(err, rc, "out of memory tokenizing %zu bytes", len);
     tw_free(fr.v);
     tw_free(out.v);
@@ -1359,7 +1359,6 @@ static void piece_append(const struct tok *t, int32_t id, bool special, struct s
     if (attr & TOK_ATTR_NORMAL) {
         if (t->kind == TOK_BPE) { // GPT-2 byte decoder
             for (size_t off = 0; off < len;) {
-                size_t start = off;
                 uint32_t cp = tok_uc_decode(s, len, &off);
                 int byte = tok_uc_cp_byte(cp);
                 if (byte >= 0) {
@@ -1368,7 +1367,6 @@ static void piece_append(const struct tok *t, int32_t id, bool special, struct s
                 } else { // llama.cpp's marker for a code point outside the byte alphabet
                     char u[4], hex[3];
                     size_t k = tok_uc_encode(cp, u);
-                    (void)start;
                     sb_add(b, "[UNK_BYTE_0x", 12);
                     for (size_t j = 0; j < k; j++) {
                         snprintf(hex, sizeof(hex), "%02x", (unsigned char)u[j]);

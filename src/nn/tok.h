@@ -57,9 +57,11 @@ int tok_new_from_gguf(const struct gguf_file *f, struct tok **out, struct tw_err
 void tok_free(struct tok *t);
 
 /* Tokenizes text[0..len). Writes at most 'cap' ids and sets *n_out to the number of ids the
- * text needs; if that exceeds cap, returns TW_ELIMIT (call again with a bigger buffer). Any
+ * text needs; if that exceeds cap, returns TW_ELIMIT (call again with a bigger buffer; ids may
+ * be NULL with cap 0 just to count). Any
  * bytes are accepted (invalid UTF-8 is read as U+FFFD, as llama.cpp does). Texts longer than
- * TOK_MAX_TEXT bytes are refused with TW_ELIMIT. */
+ * TOK_MAX_TEXT bytes are refused with TW_ELIMIT (*n_out stays 0); a pathological word on which
+ * a pre-tokenizer regex exceeds PCRE2's match limits gives TW_EUNSUP. */
 #define TOK_MAX_TEXT ((size_t)1 << 28)
 int tok_encode(const struct tok *t, const char *text, size_t len, bool add_special,
                bool parse_special, int32_t *ids, size_t cap, size_t *n_out, struct tw_err *err);

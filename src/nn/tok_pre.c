@@ -555,7 +555,6 @@ static int split_re(const struct pre_step *st, const struct subjects *sj, size_t
 {
     const char *subj;
     size_t slen, start = 0, last = 0; // in code units of the subject
-    size_t base_cp = a;
 
     if (st->collapsed) {
         subj = sj->collapsed + a;
@@ -569,10 +568,15 @@ static int split_re(const struct pre_step *st, const struct subjects *sj, size_t
         size_t ms, me;
         /* the plain subject is valid UTF-8 by construction: skip PCRE2's check, which would
          * rescan the whole word at every call */
-        int rc = pcre2_match(st->re, (PCRE2_SPTR)subj, slen, start,
-                             st->collapsed ? 0 : PCRE2_NO_UTF_CHECK, md, NULL);
+        uint32_t mopts = st->collapsed ? 0 : PCRE2_NO_UTF_CHECK;
+        int rc = pcre2_match(st->re, (PCRE2_SPTR)subj, slen, start, mopts, md, NULL);
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT) // the interpreter keeps its frames on the heap
+            rc = pcre2_match(st->re, (PCRE2_SPTR)subj, slen, start, mopts | PCRE2_NO_JIT, md,
+                             NULL);
+        if (rc == PCRE2_ERROR_NOMATCH)
+            break;
         if (rc < 0)
-            break; // PCRE2_ERROR_NOMATCH, or a resource limit: keep the rest as one word
+            return TW_ELIMIT; // a match or heap limit: refuse rather than split differently
         ov = pcre2_get_ovector_pointer(md);
         ms = ov[0];
         me = ov[1];
@@ -611,7 +615,6 @@ static int split_re(const struct pre_step *st, const struct subjects *sj, size_t
         if (lens_push(out, rest))
             return TW_ENOMEM;
     }
-    (void)base_cp;
     return 0;
 }
 
@@ -697,7 +700,13 @@ int tok__pre_split(const struct tok_pre *p, const uint32_t *cps, size_t n, struc
         for (size_t w = 0; w < cur.n; w++) {
             size_t len = cur.v[w];
             if (st->kind == STEP_RE) {
-                if (split_re(st, &sj, a, len, md, &next))
+                int e = split_re(st, &sj, a, len, md, &next);
+                if (e == TW_ELIMIT) {
+                    rc = tw_errf(err, TW_EUNSUP, "pre-tokenizer regex hit a PCRE2 limit on a word "
+                                 "of %zu code points", len);
+                    goto done;
+                }
+                if (e)
                     goto done;
             } else {
                 struct seg s = {cps, fl, a, a + len, a, &next, 0};
@@ -734,7 +743,7 @@ done:
     tw_free(sj.collapsed);
     tw_free(sj.plain);
     tw_free(sj.plain_off);
-    if (rc)
+    if (rc == TW_ENOMEM)
         return tw_errf(err, rc, "out of memory splitting %zu code points", n);
-    return 0;
+    return rc;
 }

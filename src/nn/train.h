@@ -181,15 +181,31 @@ void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const
 
 /* Attention through the kq kernels, one (sequence, head) at a time: scores, outputs and every
  * gradient are matmuls over contiguous copies in 'scratch' (train_attn_kq_scratch(T, hd)
- * floats), each split across the pool. Same contracts and results (up to summation order) as
- * train_attn_fwd / train_attn_bwd, the definitions. */
+ * floats), each split across the pool. Same results (up to rounding) as train_attn_fwd /
+ * train_attn_bwd, the definitions. The forward writes the probabilities to att (as the
+ * definition does) and/or each row's log-sum-exp of the scaled scores to lse
+ * [n_seq][n_head][T]; either may be NULL. The backward takes att, or, when att is NULL,
+ * recomputes the probabilities from q, k and lse: O(T) saved per head instead of O(T^2). */
 size_t train_attn_kq_scratch(int T, int hd);
 void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T,
-                       int n_head, int n_head_kv, int hd, float *att, float *out, float *scratch,
-                       struct tw_pool *pool);
+                       int n_head, int n_head_kv, int hd, float *att, float *lse, float *out,
+                       float *scratch, struct tw_pool *pool);
 void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const float *v,
-                       const float *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
-                       float *dq, float *dk, float *dv, float *scratch, struct tw_pool *pool);
+                       const float *att, const float *lse, int n_seq, int T, int n_head,
+                       int n_head_kv, int hd, float *dq, float *dk, float *dv, float *scratch,
+                       struct tw_pool *pool);
+
+/* The LoRA layer through the kq kernels: same contracts as train_lora_fwd / train_lora_bwd (the
+ * definitions) with train_lora_kq_scratch(n_tok, n_in, n_out, r) floats of scratch. A zero B
+ * still adds exactly nothing. */
+size_t train_lora_kq_scratch(int n_tok, int n_in, int n_out, int r);
+void train_lora_fwd_kq(const float *x, const float *drop, int n_tok, int n_in, int n_out, int r,
+                       const float *a, const float *b, float scale, float *u, float *y,
+                       float *scratch, struct tw_pool *pool);
+void train_lora_bwd_kq(const float *dy, const float *x, const float *drop, const float *u,
+                       int n_tok, int n_in, int n_out, int r, const float *a, const float *b,
+                       float scale, float *dx, float *da, float *db, float *scratch,
+                       struct tw_pool *pool);
 
 /* ---- optimizer ---- */
 
@@ -276,7 +292,8 @@ enum train_lora_target {
 };
 
 #define TRAIN_LLAMA_MAX_TOKENS (1 << 20) // n_seq * T per forward
-#define TRAIN_LLAMA_MAX_DIM (1 << 16)    // n_vocab, n_embd, n_ff
+#define TRAIN_LLAMA_MAX_DIM (1 << 16)    // n_embd, n_ff
+#define TRAIN_LLAMA_MAX_VOCAB (1 << 20)  // n_vocab (llama3: 128256, qwen2: 151936)
 #define TRAIN_LLAMA_MAX_LAYER 256
 
 struct train_llama;
@@ -361,12 +378,14 @@ int train_llama_lora_save(const struct train_llama *m, const char *arch, const c
 
 /* Writes the whole model as a GGUF at 'path' (atomically), readable by llm_model_load and
  * llama.cpp: the metadata of 'base' (the file the model came from, for its tokenizer; NULL: none)
- * with the architecture keys rewritten from the graph's config, every base tensor in F32 with
- * the adapters merged in (W + alpha/r B A, as llama-export-lora does) and the base's other
- * tensors (rope_freqs ...) as they are. For full fine-tuning, or training from scratch with a
- * base's tokenizer, this is the trained model. */
+ * with the architecture keys rewritten from the graph's config, every base tensor with the
+ * adapters merged in (W + alpha/r B A, as llama-export-lora does) and the base's other tensors
+ * (rope_freqs ...) as they are. Tensors are F32, except with 'requantize', where each matrix
+ * read in place in a quantized type is quantized back to that type after merging (kq_quant).
+ * For full fine-tuning, or training from scratch with a base's tokenizer, this is the trained
+ * model. */
 int train_llama_save_model(const struct train_llama *m, const struct gguf_file *base,
-                           const char *path, struct tw_err *err);
+                           int requantize, const char *path, struct tw_err *err);
 /* Writes the training state at 'path' (a GGUF, atomically): every trainable tensor with its AdamW
  * moments ("<name>", "<name>.adam_m", "<name>.adam_v", F32), the step, the rng state (if rng is
  * non-NULL) and the adapter settings. Frozen tensors are not written: they come from the base

@@ -403,11 +403,12 @@ static void write_hparams(struct gguf_writer *w, const struct gguf_file *base,
 }
 
 int train_llama_save_model(const struct train_llama *m, const struct gguf_file *base,
-                           const char *path, struct tw_err *err)
+                           int requantize, const char *path, struct tw_err *err)
 {
     struct gguf_writer *w;
     struct train_param *p;
     float **bufs = NULL, alpha = 0;
+    void **qbufs = NULL;
     int n, n_base = 0, rc, r = 0;
     char name[96];
 
@@ -417,14 +418,16 @@ int train_llama_save_model(const struct train_llama *m, const struct gguf_file *
     train_llama_lora(m, NULL, &r, &alpha, NULL);
     w = gguf_writer_new();
     bufs = tw_calloc((size_t)n_base, sizeof(*bufs));
-    if (!w || !bufs) {
+    qbufs = tw_calloc((size_t)n_base, sizeof(*qbufs));
+    if (!w || !bufs || !qbufs) {
         rc = tw_errf(err, TW_ENOMEM, "out of memory writing '%s'", path);
         goto out;
     }
     if (base)
         gguf_writer_copy_kv(w, base);
     write_hparams(w, base, train_llama_config(m));
-    gguf_writer_set_u32(w, "general.file_type", 0); // all F32
+    if (!requantize)
+        gguf_writer_set_u32(w, "general.file_type", 0); // all F32
     for (int i = 0; i < n_base; i++) {
         const struct train_param *a = NULL, *b = NULL;
         snprintf(name, sizeof(name), "%s.lora_a", p[i].name);
@@ -439,6 +442,17 @@ int train_llama_save_model(const struct train_llama *m, const struct gguf_file *
             goto out;
         }
         merged_values(&p[i], a, b, r ? alpha / (float)r : 0.0f, bufs[i]);
+        if (requantize && p[i].qdata && p[i].qtype != GGUF_T_F32) {
+            size_t bytes = gguf_row_size(p[i].qtype, p[i].ne[0]) * (size_t)p[i].ne[1];
+            qbufs[i] = tw_malloc(bytes);
+            if (!qbufs[i]) {
+                rc = tw_errf(err, TW_ENOMEM, "out of memory for tensor '%s'", p[i].name);
+                goto out;
+            }
+            kq_quant(p[i].qtype, bufs[i], qbufs[i], (int64_t)p[i].n);
+            gguf_writer_add_tensor(w, p[i].name, p[i].qtype, 2, p[i].ne, qbufs[i]);
+            continue;
+        }
         gguf_writer_add_tensor(w, p[i].name, GGUF_T_F32, p[i].ne[1] > 1 ? 2 : 1, p[i].ne,
                                bufs[i]);
     }
@@ -457,7 +471,10 @@ int train_llama_save_model(const struct train_llama *m, const struct gguf_file *
 out:
     for (int i = 0; bufs && i < n_base; i++)
         tw_free(bufs[i]);
+    for (int i = 0; qbufs && i < n_base; i++)
+        tw_free(qbufs[i]);
     tw_free(bufs);
+    tw_free(qbufs);
     gguf_writer_free(w);
     return rc;
 }

@@ -52,6 +52,14 @@ typedef float treal;
 #define HAS_QDATA(p) ((p)->qdata != NULL)
 #endif
 
+/* Attention state kept per layer for the backward: the f32 graph keeps each row's log-sum-exp
+ * and recomputes the probabilities (train_attn_bwd_kq); the f64 twin keeps the probabilities. */
+#ifdef TRAIN_F64
+#define ATT_SAVED(n_seq, H, T) ((size_t)(n_seq) * (size_t)(H) * (size_t)(T) * (size_t)(T))
+#else
+#define ATT_SAVED(n_seq, H, T) ((size_t)(n_seq) * (size_t)(H) * (size_t)(T))
+#endif
+
 #define N_LAYER_T 12 // per layer at most: 9 weights + 3 biases
 #define N_TARGET  7
 
@@ -69,7 +77,8 @@ struct lora_slot {
 };
 
 struct layer_acts {
-    treal *xn1, *rstd1, *q, *k, *v, *att, *ao, *hmid, *xn2, *rstd2, *g, *u, *h;
+    treal *xn1, *rstd1, *q, *k, *v, *ao, *hmid, *xn2, *rstd2, *g, *u, *h;
+    treal *att; // f32: log-sum-exp per (seq, head, row); f64: probabilities (ATT_SAVED)
 };
 
 struct LLAMA {
@@ -108,6 +117,7 @@ struct LLAMA {
     treal *dres, *dhmid, *dxn, *dq, *dk, *dv, *dao, *dg, *du, *dh, *dlogits;
     treal *mm_scratch; // train_matmul_bwd_kq's (f32 only)
     treal *at_scratch; // train_attn_*_kq's (f32 only)
+    treal *lo_scratch; // train_lora_*_kq's (f32 only)
 };
 
 /* n_in and n_out of layer matrix j. */
@@ -137,7 +147,7 @@ static int cfg_check(const struct train_llama_cfg *c, struct tw_err *err)
     if (c->field < (lo) || c->field > (hi))                                                        \
         return tw_errf(err, TW_EINVAL, "model config: %s = %d, expected %d..%d", #field,          \
                        (int)c->field, (int)(lo), (int)(hi));
-    CFG_RANGE(n_vocab, 1, TRAIN_LLAMA_MAX_DIM)
+    CFG_RANGE(n_vocab, 1, TRAIN_LLAMA_MAX_VOCAB)
     CFG_RANGE(n_embd, 1, TRAIN_LLAMA_MAX_DIM)
     CFG_RANGE(n_layer, 1, TRAIN_LLAMA_MAX_LAYER)
     CFG_RANGE(n_head, 1, c->n_embd)
@@ -258,7 +268,7 @@ static int llama_create(const struct train_llama_cfg *cfg, uint64_t seed, int fr
     m->n_base = m->n_params;
     for (int i = 0; i < m->n_params; i++)
         if (!frozen || !is_matrix(m->params[i].name))
-            total += m->params[i].n; // bounded: dims <= 2^16, layers <= 256
+            total += m->params[i].n; // dims <= 2^16, vocab <= 2^20, layers <= 256: no overflow
     m->base_w = tw_mallocarray(total, sizeof(treal));
     m->base_gmv = frozen ? NULL : tw_calloc(total * 3, sizeof(treal));
     if (!m->base_w || (!frozen && !m->base_gmv)) {
@@ -524,7 +534,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
     const struct train_llama_cfg *c = &m->cfg;
     size_t C = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
     size_t L = (size_t)c->n_layer, per_layer, lora = 0, total, ints, mm_scratch = 0;
-    size_t at_scratch = 0;
+    size_t at_scratch = 0, lo_scratch = 0;
     size_t qd = (size_t)m->qd, kvd = (size_t)m->kvd;
     treal *p;
     char *ip;
@@ -537,6 +547,10 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
                 int n_in, n_out;
                 layer_dims(m, target_tensor[k], &n_in, &n_out);
                 lora += (size_t)m->lora_r + (m->lora_dropout > 0 ? (size_t)n_in : 0);
+#ifndef TRAIN_F64
+                size_t ls = train_lora_kq_scratch((int)n_tok, n_in, n_out, m->lora_r);
+                lo_scratch = ls > lo_scratch ? ls : lo_scratch;
+#endif
             }
     /* per token: rstd1, rstd2 and the [C], [qd], [kvd], [F] activations of each layer */
     per_layer = 2 + 3 * C + 2 * qd + 2 * kvd + 3 * F;
@@ -550,7 +564,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
 #endif
     if (tw_size_mul(total, n_tok, &total) < 0 || tw_size_mul(n_att, L, &ints) < 0 ||
         tw_size_add(total, ints, &total) < 0 || tw_size_add(total, mm_scratch, &total) < 0 ||
-        tw_size_add(total, at_scratch, &total) < 0 ||
+        tw_size_add(total, at_scratch, &total) < 0 || tw_size_add(total, lo_scratch, &total) < 0 ||
         tw_size_mul(total, sizeof(treal), &total) < 0 ||
         tw_size_mul(n_tok, 3 * sizeof(int32_t) + 1, &ints) < 0 ||
         tw_size_add(total, ints, &total) < 0)
@@ -615,6 +629,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
     CARVE(m->dlogits, n_tok * V);
     CARVE(m->mm_scratch, mm_scratch);
     CARVE(m->at_scratch, at_scratch);
+    CARVE(m->lo_scratch, lo_scratch);
 #undef CARVE
     ip = (char *)p;
     m->tokens = (int32_t *)ip;
@@ -695,8 +710,14 @@ static void proj_fwd(struct LLAMA *m, int l, int j, const treal *x, int n_tok, t
                 continue;
             if (s->drop)
                 OP(train_dropout_mask)(rng, m->lora_dropout, (size_t)n_tok * n_in, s->drop);
+#ifndef TRAIN_F64
+            train_lora_fwd_kq(x, s->drop, n_tok, n_in, n_out, m->lora_r, m->params[s->pa].w,
+                              m->params[s->pb].w, m->lora_scale, s->u, y, m->lo_scratch,
+                              m->pool);
+#else
             OP(train_lora_fwd)(x, s->drop, n_tok, n_in, n_out, m->lora_r, m->params[s->pa].w,
                                m->params[s->pb].w, m->lora_scale, s->u, y);
+#endif
         }
     }
 }
@@ -714,9 +735,15 @@ static void proj_bwd(struct LLAMA *m, int l, int j, const treal *dy, const treal
             struct lora_slot *s = &m->lora[l * N_TARGET + k];
             if (target_tensor[k] != j || !s->pa)
                 continue;
+#ifndef TRAIN_F64
+            train_lora_bwd_kq(dy, x, s->drop, s->u, n_tok, n_in, n_out, m->lora_r,
+                              m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, dx,
+                              m->params[s->pa].g, m->params[s->pb].g, m->lo_scratch, m->pool);
+#else
             OP(train_lora_bwd)(dy, x, s->drop, s->u, n_tok, n_in, n_out, m->lora_r,
                                m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, dx,
                                m->params[s->pa].g, m->params[s->pb].g);
+#endif
         }
     }
 }
@@ -774,7 +801,7 @@ static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t 
     if (rc >= 0 && targets)
         rc = check_ids(targets, mask, (size_t)n_tok, V, "target", err);
     if (rc >= 0)
-        rc = acts_reserve(m, (size_t)n_tok, (size_t)n_seq * c->n_head * T * T, T, err);
+        rc = acts_reserve(m, (size_t)n_tok, ATT_SAVED(n_seq, c->n_head, T), T, err);
     if (rc < 0)
         return rc;
     m->n_seq = n_seq;
@@ -799,8 +826,8 @@ static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t 
         OP(train_rope_fwd)(a->q, n_tok, c->n_head, m->hd, m->pos, &m->rope);
         OP(train_rope_fwd)(a->k, n_tok, c->n_head_kv, m->hd, m->pos, &m->rope);
 #ifndef TRAIN_F64
-        train_attn_fwd_kq(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, a->att,
-                          a->ao, m->at_scratch, m->pool);
+        train_attn_fwd_kq(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, NULL,
+                          a->att, a->ao, m->at_scratch, m->pool);
 #else
         OP(train_attn_fwd)(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, a->att,
                            a->ao, m->pool);
@@ -887,7 +914,7 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         memset(m->dk, 0, (size_t)n_tok * m->kvd * sizeof(treal));
         memset(m->dv, 0, (size_t)n_tok * m->kvd * sizeof(treal));
 #ifndef TRAIN_F64
-        train_attn_bwd_kq(m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head,
+        train_attn_bwd_kq(m->dao, a->q, a->k, a->v, NULL, a->att, m->n_seq, m->T, c->n_head,
                           c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->at_scratch, m->pool);
 #else
         OP(train_attn_bwd)(m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head,

@@ -232,8 +232,8 @@ static void akq_gather(const float *src, size_t stride, int T, int hd, float *ou
 }
 
 void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T,
-                       int n_head, int n_head_kv, int hd, float *att, float *out, float *scratch,
-                       struct tw_pool *pool)
+                       int n_head, int n_head_kv, int hd, float *att, float *lse, float *out,
+                       float *scratch, struct tw_pool *pool)
 {
     struct akq s;
     size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
@@ -243,7 +243,8 @@ void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq
     for (int sq = 0; sq < n_seq; sq++)
         for (int h = 0; h < n_head; h++) {
             size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
-            float *p = att + (((size_t)sq * n_head + h) * T) * T;
+            float *p = att ? att + (((size_t)sq * n_head + h) * T) * T : s.s2;
+            float *lh = lse ? lse + ((size_t)sq * n_head + h) * T : NULL;
             akq_gather(q + (size_t)sq * T * qs + (size_t)h * hd, qs, T, hd, s.a, NULL);
             akq_gather(k + kvo, ks, T, hd, s.b, NULL);
             akq_gather(v + kvo, ks, T, hd, s.c, s.ct);
@@ -262,6 +263,8 @@ void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq
                     pi[j] /= sum;
                 for (int j = i + 1; j < T; j++)
                     pi[j] = 0;
+                if (lh)
+                    lh[i] = mx + logf(sum);
             }
             kq_matmul(GGUF_T_F32, s.ct, T, hd, p, T, s.d, pool); // o_i = sum_j p_ij v_j
             for (int t = 0; t < T; t++)
@@ -285,8 +288,9 @@ static void akq_transpose(const float *src, int rows, int cols, float *dst)
 }
 
 void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const float *v,
-                       const float *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
-                       float *dq, float *dk, float *dv, float *scratch, struct tw_pool *pool)
+                       const float *att, const float *lse, int n_seq, int T, int n_head,
+                       int n_head_kv, int hd, float *dq, float *dk, float *dv, float *scratch,
+                       struct tw_pool *pool)
 {
     struct akq s;
     size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
@@ -297,9 +301,20 @@ void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const 
         for (int h = 0; h < n_head; h++) {
             size_t qo = (size_t)sq * T * qs + (size_t)h * hd;
             size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
-            const float *p = att + (((size_t)sq * n_head + h) * T) * T;
+            const float *p = att ? att + (((size_t)sq * n_head + h) * T) * T : s.s3;
             akq_gather(q + qo, qs, T, hd, s.a, s.at);
             akq_gather(k + kvo, ks, T, hd, s.b, s.bt);
+            if (!att) { // recompute P = exp(q.k scale - lse) instead of keeping T^2 per head
+                const float *lh = lse + ((size_t)sq * n_head + h) * T;
+                kq_matmul(GGUF_T_F32, s.b, hd, T, s.a, T, s.s3, pool);
+                for (int i = 0; i < T; i++) {
+                    float *pi = s.s3 + (size_t)i * T;
+                    for (int j = 0; j <= i; j++)
+                        pi[j] = expf(pi[j] * scale - lh[i]);
+                    for (int j = i + 1; j < T; j++)
+                        pi[j] = 0;
+                }
+            }
             akq_gather(v + kvo, ks, T, hd, s.c, NULL);
             akq_gather(dout + qo, qs, T, hd, s.d, s.dt);
             /* dP = dO V^T; dS = P (dP - rowsum(P dP)) scale, in s1 */
@@ -318,15 +333,104 @@ void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const 
                 kq_matmul(GGUF_T_F32, s.bt, T, hd, s.s1, T, s.a, pool);
                 akq_scatter_add(dq + qo, qs, T, hd, s.a);
             }
+            /* s1 holds dS, p (att or s3) P; s2 takes each transpose in turn */
+            if (dv) { // dV = P^T dO
+                akq_transpose(p, T, T, s.s2);
+                kq_matmul(GGUF_T_F32, s.dt, T, hd, s.s2, T, s.c, pool);
+                akq_scatter_add(dv + kvo, ks, T, hd, s.c);
+            }
             if (dk) { // dK = dS^T Q
                 akq_transpose(s.s1, T, T, s.s2);
                 kq_matmul(GGUF_T_F32, s.at, T, hd, s.s2, T, s.b, pool);
                 akq_scatter_add(dk + kvo, ks, T, hd, s.b);
             }
-            if (dv) { // dV = P^T dO
-                akq_transpose(p, T, T, s.s3);
-                kq_matmul(GGUF_T_F32, s.dt, T, hd, s.s3, T, s.c, pool);
-                akq_scatter_add(dv + kvo, ks, T, hd, s.c);
-            }
         }
+}
+
+/* ---- LoRA through the kq kernels ---- */
+
+size_t train_lora_kq_scratch(int n_tok, int n_in, int n_out, int r)
+{
+    size_t t = (size_t)n_tok, i = (size_t)n_in, o = (size_t)n_out, k = (size_t)r;
+    size_t mx = i > o ? i : o;
+    return t * i + t * mx + i * t + o * t + k * o + 2 * k * t + i * k + t * k + o * k + k * i;
+}
+
+struct lkq {
+    float *xd, *tmp, *xdt, *dyt, *bt, *ut, *dut, *at, *du, *dbt, *dat;
+};
+
+static void lkq_carve(struct lkq *s, float *p, int n_tok, int n_in, int n_out, int r)
+{
+    size_t t = (size_t)n_tok, i = (size_t)n_in, o = (size_t)n_out, k = (size_t)r;
+    s->xd = p;
+    s->tmp = s->xd + t * i;
+    s->xdt = s->tmp + t * (i > o ? i : o);
+    s->dyt = s->xdt + i * t;
+    s->bt = s->dyt + o * t;
+    s->ut = s->bt + k * o;
+    s->dut = s->ut + k * t;
+    s->at = s->dut + k * t;
+    s->du = s->at + i * k;
+    s->dbt = s->du + t * k;
+    s->dat = s->dbt + o * k;
+}
+
+/* x * drop (or x) into dst; returns what to use as the adapter's input. */
+static const float *lkq_input(const float *x, const float *drop, size_t n, float *dst)
+{
+    if (!drop)
+        return x;
+    for (size_t e = 0; e < n; e++)
+        dst[e] = x[e] * drop[e];
+    return dst;
+}
+
+void train_lora_fwd_kq(const float *x, const float *drop, int n_tok, int n_in, int n_out, int r,
+                       const float *a, const float *b, float scale, float *u, float *y,
+                       float *scratch, struct tw_pool *pool)
+{
+    struct lkq s;
+    const float *xd;
+    lkq_carve(&s, scratch, n_tok, n_in, n_out, r);
+    xd = lkq_input(x, drop, (size_t)n_tok * n_in, s.xd);
+    kq_matmul(GGUF_T_F32, a, n_in, r, xd, n_tok, u, pool);       // u = A xd
+    kq_matmul(GGUF_T_F32, b, r, n_out, u, n_tok, s.tmp, pool);   // B u
+    for (size_t e = 0; e < (size_t)n_tok * n_out; e++)
+        y[e] += scale * s.tmp[e];
+}
+
+void train_lora_bwd_kq(const float *dy, const float *x, const float *drop, const float *u,
+                       int n_tok, int n_in, int n_out, int r, const float *a, const float *b,
+                       float scale, float *dx, float *da, float *db, float *scratch,
+                       struct tw_pool *pool)
+{
+    struct lkq s;
+    const float *xd;
+    lkq_carve(&s, scratch, n_tok, n_in, n_out, r);
+    xd = lkq_input(x, drop, (size_t)n_tok * n_in, s.xd);
+    akq_transpose(b, n_out, r, s.bt);
+    kq_matmul(GGUF_T_F32, s.bt, n_out, r, dy, n_tok, s.du, pool); // du = scale B^T dy
+    for (size_t e = 0; e < (size_t)n_tok * r; e++)
+        s.du[e] *= scale;
+    if (db) { // dB += scale dy^T u
+        akq_transpose(dy, n_tok, n_out, s.dyt);
+        akq_transpose(u, n_tok, r, s.ut);
+        kq_matmul(GGUF_T_F32, s.ut, n_tok, r, s.dyt, n_out, s.dbt, pool);
+        for (size_t e = 0; e < (size_t)n_out * r; e++)
+            db[e] += scale * s.dbt[e];
+    }
+    if (da) { // dA += du^T xd
+        akq_transpose(xd, n_tok, n_in, s.xdt);
+        akq_transpose(s.du, n_tok, r, s.dut);
+        kq_matmul(GGUF_T_F32, s.xdt, n_tok, n_in, s.dut, r, s.dat, pool);
+        for (size_t e = 0; e < (size_t)r * n_in; e++)
+            da[e] += s.dat[e];
+    }
+    if (dx) { // dx += (du A) * drop
+        akq_transpose(a, r, n_in, s.at);
+        kq_matmul(GGUF_T_F32, s.at, r, n_in, s.du, n_tok, s.tmp, pool);
+        for (size_t e = 0; e < (size_t)n_tok * n_in; e++)
+            dx[e] += drop ? s.tmp[e] * drop[e] : s.tmp[e];
+    }
 }

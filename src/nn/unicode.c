@@ -4,12 +4,26 @@
 
 #include <utf8proc.h>
 
+/* Unicode 15.1 assigned these after the Unicode 15.0 of the installed utf8proc; llama.cpp's
+ * tables are 15.1 (UnicodeData.txt 15.1: CJK Extension I letters, the new ideographic
+ * description characters and U+31EF). Returns 0 for code points outside them. */
+static unsigned unicode_15_1(uint32_t cp)
+{
+    if (cp >= 0x2ebf0 && cp <= 0x2ee5d)
+        return TOK_UC_LETTER; // Lo
+    if ((cp >= 0x2ffc && cp <= 0x2fff) || cp == 0x31ef)
+        return TOK_UC_SYMBOL; // So
+    return 0;
+}
+
 unsigned tok_uc_flags(uint32_t cp)
 {
     unsigned f;
 
     if (cp > 0x10ffff)
         return TOK_UC_UNDEFINED;
+    if ((f = unicode_15_1(cp)) != 0)
+        return f;
     switch (utf8proc_category((utf8proc_int32_t)cp)) {
     case UTF8PROC_CATEGORY_LU:
     case UTF8PROC_CATEGORY_LL:

@@ -515,6 +515,14 @@ fail:
 
 /* ---- graph search ---- */
 
+/* Asks for every cache line of slot s's vector. */
+static inline void prefetch_vec(const struct vec_index *idx, uint32_t s)
+{
+    const char *p = (const char *)hnsw__vec(idx, s);
+    for (size_t off = 0; off < idx->vec_bytes; off += 64)
+        __builtin_prefetch(p + off);
+}
+
 /* Greedy walk on one upper level from (*cur, *curd) to a local minimum. */
 static void greedy(const struct vec_index *idx, const float *q, int level, uint32_t *cur,
                    float *curd)
@@ -554,6 +562,7 @@ static void search_layer(const struct vec_index *idx, struct hnsw__ctx *c, const
     float lower = INFINITY;
     uint16_t *tags = c->tags;
     uint16_t gen;
+    uint32_t todo[2 * VEC_M_MAX], n_todo;
 
     visited_reset(c);
     gen = c->gen;
@@ -572,17 +581,24 @@ static void search_layer(const struct vec_index *idx, struct hnsw__ctx *c, const
             break;
         l = hnsw__links(idx, cur.s, level);
         cnt = l[0];
-        // Fetch the first neighbours' vectors while the loop starts on the tags.
-        for (uint32_t j = 0; j < cnt && j < 4; j++)
-            __builtin_prefetch(hnsw__vec(idx, l[1 + j]));
+        // Collect the unvisited neighbours first, then compute their distances while the next
+        // one's whole vector streams in: memory latency, not arithmetic, bounds this loop once
+        // the vectors outgrow the caches.
+        n_todo = 0;
         for (uint32_t j = 0; j < cnt; j++) {
             uint32_t s = l[1 + j];
-            float d;
-            if (j + 4 < cnt)
-                __builtin_prefetch(hnsw__vec(idx, l[1 + j + 4]));
             if (tags[s] == gen)
                 continue;
             tags[s] = gen;
+            todo[n_todo++] = s;
+        }
+        if (n_todo)
+            prefetch_vec(idx, todo[0]);
+        for (uint32_t j = 0; j < n_todo; j++) {
+            uint32_t s = todo[j];
+            float d;
+            if (j + 1 < n_todo)
+                prefetch_vec(idx, todo[j + 1]);
             d = dist_qs(idx, q, s);
             if (c->n_res < ef || d < lower) {
                 cand_push(c, d, s);

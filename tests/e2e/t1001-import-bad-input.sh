@@ -30,7 +30,7 @@ test "$status" -eq 1
 test "$(cat out.txt)" = "imported 2, updated 0, unchanged 0, deleted 0, failed 7"
 grep -q "files/empty.md: file is empty$" err.txt
 grep -q "files/latin1.txt: not valid UTF-8 (bad byte 0xe9 at offset 3)" err.txt
-grep -q "files/nohtml.html: no text content$" err.txt
+grep -q "files/nohtml.html: no article content found$" err.txt
 grep -q "files/huge.txt: .*is 41943040 bytes, the limit is 33554432" err.txt
 grep -q "corrupt zip .*corrupt.zip" err.txt
 grep -q "li/Shares.csv: csv line 3: quote inside unquoted field 3" err.txt
@@ -46,3 +46,17 @@ status=$?
 set -e
 test "$status" -ne 0
 grep -q -- '--author' err2.txt
+
+# --prune does not delete while items of that PATH fail (an unreadable file is not a deleted one).
+rm files/good.md
+set +e
+"$TWIN_BIN" import files --prune --author "Ada Lovelace" > out3.txt 2> err3.txt
+set -e
+grep -q "not pruning '.*files': 4 item(s) failed" err3.txt
+test "$(cat out3.txt)" = "imported 0, updated 0, unchanged 0, deleted 0, failed 4"
+test "$("$TWIN_BIN" docs --json | wc -l)" -eq 2
+# Once the bad files are gone, the prune happens: good.md's document is deleted.
+rm files/empty.md files/latin1.txt files/nohtml.html files/huge.txt
+test "$("$TWIN_BIN" import files --prune --author "Ada Lovelace")" = \
+    "imported 0, updated 0, unchanged 0, deleted 1, failed 0"
+test "$("$TWIN_BIN" docs --json | wc -l)" -eq 1

@@ -73,4 +73,28 @@ set +e
     https://github.com/ada > "$scratch/out2" 2>/dev/null
 set -e
 grep -qx "imported 0, updated 0, unchanged 2, failed 1" "$scratch/out2"
+
+# a new commit: README changed, src/main.c deleted, NOTES.md added. The URLs name the commit, so
+# both files are new documents, and the documents of the earlier commit are removed.
+printf '# Engine\n\nNotes on the analytical engine, revised.\n' > "$repo/README.md"
+git -C "$repo" rm -q src/main.c
+printf 'More notes.\n' > "$repo/NOTES.md"
+git -C "$repo" add -A
+git -C "$repo" -c user.name=Ada -c user.email=ada@example.com commit -q -m "second"
+sha2=$(git -C "$repo" rev-parse HEAD)
+set +e
+"$TWIN_BIN" crawl --data "$scratch/data" --author "Ada Lovelace" --rate 50 \
+    https://github.com/ada > "$scratch/out3" 2> "$scratch/err3"
+set -e
+cat "$scratch/out3" "$scratch/err3"
+grep -qx "imported 2, updated 0, unchanged 0, failed 1" "$scratch/out3"
+grep -q "removed 2 documents of earlier commits or deleted files" "$scratch/err3"
+"$TWIN_BIN" docs --data "$scratch/data" --json > "$scratch/docs3"
+[ "$(wc -l < "$scratch/docs3")" -eq 2 ]
+grep -q "\"url\":\"https://github.com/ada/engine/blob/$sha2/README.md\"" "$scratch/docs3"
+grep -q "\"url\":\"https://github.com/ada/engine/blob/$sha2/NOTES.md\"" "$scratch/docs3"
+! grep -q "$sha/" "$scratch/docs3"
+# the change log carries the two deletes (the feature store drops their chunks)
+"$TWIN_BIN" changes --data "$scratch/data" --json > "$scratch/changes"
+[ "$(grep -c '"op":"delete"' "$scratch/changes")" -eq 2 ]
 echo "ok"

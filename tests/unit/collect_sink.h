@@ -13,7 +13,7 @@
 #define CS_MAX 1024
 
 struct cs_doc {
-    char *kind, *platform, *url, *source, *author, *title, *subtitle, *content;
+    char *kind, *platform, *url, *source, *author, *handle, *title, *subtitle, *content;
     int64_t published_at;
 };
 
@@ -44,6 +44,7 @@ static inline int cs_emit(void *ctx, const struct doc *d, struct tw_err *err)
     o->url = cs_dup(d->url);
     o->source = cs_dup(d->source);
     o->author = cs_dup(d->author_name);
+    o->handle = cs_dup(d->author_handle);
     o->title = cs_dup(d->title);
     o->subtitle = cs_dup(d->subtitle);
     o->content = cs_dup(d->content);
@@ -101,6 +102,7 @@ static inline void cs_release(struct cs *c)
         tw_free(o->url);
         tw_free(o->source);
         tw_free(o->author);
+        tw_free(o->handle);
         tw_free(o->title);
         tw_free(o->subtitle);
         tw_free(o->content);
@@ -113,7 +115,8 @@ static inline void cs_release(struct cs *c)
 }
 
 /* Writes a zip at 'path' holding n entries (names[i], datas[i] as C strings). 0 on success. */
-static inline int cs_write_zip(const char *path, const char *const *names, const char *const *datas, int n)
+static inline int cs_write_zip(const char *path, const char *const *names, const char *const *datas,
+                               int n)
 {
     struct archive *a = archive_write_new();
     int rc = 0;

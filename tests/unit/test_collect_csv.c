@@ -11,7 +11,8 @@ static struct cs c;
 
 TEST(csv_rfc4180_records)
 {
-    const char *s = "\xef\xbb\xbf" "a,b,c\r\n1,\"x, \"\"y\"\"\",\"multi\nline\"\n,,\nlast";
+    const char *s = "\xef\xbb\xbf"
+                    "a,b,c\r\n1,\"x, \"\"y\"\"\",\"multi\nline\"\n,,\nlast";
     struct csv_reader r;
     struct tw_err err = TW_ERR_INIT;
     csv_init(&r, s, strlen(s));
@@ -113,9 +114,10 @@ TEST(linkedin_shares_csv)
     CHECK_EQ_INT(d->published_at, 1683209001);
     /* Line breaks restored, quotes LinkedIn added gone, the post's own quotes and the
      * mathematical bold letters kept. */
-    CHECK_EQ_STR(d->content,
-                 "Excited to share our \xf0\x9d\x97\x95\xf0\x9d\x97\xbc\xf0\x9d\x97\xb9"
-                 "\xf0\x9d\x97\xb1 news, finally!\n\nSecond paragraph with \"quotes\".\n#c #systems");
+    CHECK_EQ_STR(
+        d->content,
+        "Excited to share our \xf0\x9d\x97\x95\xf0\x9d\x97\xbc\xf0\x9d\x97\xb9"
+        "\xf0\x9d\x97\xb1 news, finally!\n\nSecond paragraph with \"quotes\".\n#c #systems");
     CHECK_EQ_STR(d->title, "Excited to share our \xf0\x9d\x97\x95\xf0\x9d\x97\xbc\xf0\x9d\x97\xb9"
                            "\xf0\x9d\x97\xb1 news, finally!");
     d = cs_find(&c, "urn:li:share:7060000000000000005/");

@@ -34,9 +34,12 @@ TEST(medium_export_folder)
     CHECK_EQ_STR(d->kind, "article");
     CHECK_EQ_STR(d->platform, "medium");
     CHECK_EQ_INT(d->published_at, 1533986614); /* 2018-08-11T11:23:34.123Z */
+    CHECK_EQ_STR(d->handle, "username");       /* profile/profile.html: @username */
+    CHECK_EQ_STR(d->author, "Joe Bloggs");
     /* The repeated title/subtitle headings are gone; captions, lists and links as text. */
-    CHECK(!strncmp(d->content, "This is an image caption\n\nThis is a subtitle of some sort\n\n"
-                               "This is a paragraph of text and stuff.",
+    CHECK(!strncmp(d->content,
+                   "This is an image caption\n\nThis is a subtitle of some sort\n\n"
+                   "This is a paragraph of text and stuff.",
                    90));
     CHECK(strstr(d->content, "#### Another header\n\n- Single item list") != NULL);
     CHECK(strstr(d->content, "- And a second list item with a link to Ghost") != NULL);
@@ -57,13 +60,14 @@ TEST(medium_export_zip_code_and_drafts)
 {
     char zip[1024];
     size_t len;
-    char *code = test_read_file(test_shared("data/exports/medium_export/posts/code-post.html"), &len);
-    char *draft = test_read_file(test_shared("data/exports/medium_export/posts/draft-post.html"),
-                                 &len);
-    char *profile = test_read_file(test_shared("data/exports/medium_export/profile/profile.html"),
-                                   &len);
-    char *quote = test_read_file(test_shared("data/exports/medium_export/posts/quote-post.html"),
-                                 &len);
+    char *code =
+        test_read_file(test_shared("data/exports/medium_export/posts/code-post.html"), &len);
+    char *draft =
+        test_read_file(test_shared("data/exports/medium_export/posts/draft-post.html"), &len);
+    char *profile =
+        test_read_file(test_shared("data/exports/medium_export/profile/profile.html"), &len);
+    char *quote =
+        test_read_file(test_shared("data/exports/medium_export/posts/quote-post.html"), &len);
     struct src_sink sink = cs_sink(&c);
     struct src_opts o = {.author_name = "Joe Bloggs", .include_drafts = true};
     struct tw_err err = TW_ERR_INIT;
@@ -144,9 +148,9 @@ TEST(substack_export)
     sink = cs_sink(&c);
     o.include_drafts = true;
     o.author_handle = NULL;
-    CHECK_OK(src_substack_import(test_shared("data/exports/substack_export/posts.csv"), &o, &sink,
-                                 &err),
-             &err);
+    CHECK_OK(
+        src_substack_import(test_shared("data/exports/substack_export/posts.csv"), &o, &sink, &err),
+        &err);
     CHECK_EQ_INT(c.n, 4);
     CHECK(cs_find(&c, "substack:123404.draft-text") != NULL);
     cs_release(&c);
@@ -154,8 +158,10 @@ TEST(substack_export)
 
 TEST(substack_export_zip_with_a_top_folder)
 {
-    static const char *const files[] = {"posts.csv", "posts/123401.plain-text.html",
-                                        "posts/123402.podcast.html", "posts/123403.thread.html",
+    static const char *const files[] = {"posts.csv",
+                                        "posts/123401.plain-text.html",
+                                        "posts/123402.podcast.html",
+                                        "posts/123403.thread.html",
                                         "posts/123404.draft-text.html",
                                         "posts/123405.about-us.html"};
     char *datas[6], names[6][128], zip[1024];
@@ -222,8 +228,8 @@ TEST(substack_export_bad_rows)
 TEST(substack_pages)
 {
     size_t len;
-    char *html = test_read_file(test_shared("data/exports/substack_pages/substack-hello-world.html"),
-                                &len);
+    char *html =
+        test_read_file(test_shared("data/exports/substack_pages/substack-hello-world.html"), &len);
     struct src_sink sink = cs_sink(&c);
     struct tw_err err = TW_ERR_INIT;
     const struct cs_doc *d;
@@ -316,6 +322,15 @@ TEST(detect_kinds)
     CHECK(mkdir(p, 0777) == 0);
     CHECK_EQ_INT(src_detect(dir), SRC_KIND_GIT);
     CHECK_EQ_INT(src_detect("https://github.com/skeeto/skeeto.github.com.git"), SRC_KIND_GIT);
+    CHECK_EQ_INT(src_detect("https://github.com/skeeto/w64devkit"), SRC_KIND_GIT);
+    CHECK_EQ_INT(src_detect("https://example.com/blog/feed"), SRC_KIND_NONE);
+    {
+        struct src_sink sink = cs_sink(&c);
+        struct tw_err err = TW_ERR_INIT;
+        CHECK_EQ_INT(src_import_path("https://example.com/blog/feed", NULL, &sink, &err),
+                     TW_EUNSUP);
+        CHECK(strstr(err.msg, "twin crawl") != NULL);
+    }
     CHECK_EQ_INT(src_detect(test_shared("data/corpora/skeeto/_posts")), SRC_KIND_FILES);
     CHECK_EQ_INT(src_detect(test_shared("data/exports/substack_export/posts.csv")),
                  SRC_KIND_SUBSTACK);

@@ -102,8 +102,9 @@ TEST(files_skeeto_corpus)
     CHECK(!strncmp(d->url, "file:///", 8));
     CHECK(strstr(d->source, "skeeto/_posts") != NULL);
     CHECK_EQ_INT(d->published_at, 1188604800); /* from the file name */
-    CHECK(!strncmp(d->content, "Welcome to **null program**. This is my new home as my [student\n"
-                               "location](http://www.cse.psu.edu/~wellons)",
+    CHECK(!strncmp(d->content,
+                   "Welcome to **null program**. This is my new home as my [student\n"
+                   "location](http://www.cse.psu.edu/~wellons)",
                    100));
 
     d = cs_find(&c, "/2017-03-01-OpenMP-and-pwrite-.markdown");
@@ -115,8 +116,9 @@ TEST(files_skeeto_corpus)
     d = cs_find(&c, "/2009-01-04-namegen.html");
     CHECK(d != NULL);
     CHECK_EQ_STR(d->title, "Fantasy Name Generator: Request for Patterns");
-    CHECK(!strncmp(d->content, "Whether choosing a name for my character in a fantasy game or "
-                               "populating a world",
+    CHECK(!strncmp(d->content,
+                   "Whether choosing a name for my character in a fantasy game or "
+                   "populating a world",
                    80));
     CHECK(strstr(d->content, "<p>") == NULL && strstr(d->content, "<!--") == NULL);
     d = cs_find(&c, "/2008-07-18-c-pointers.html");
@@ -138,6 +140,13 @@ TEST(files_bad_items_are_reported_and_others_kept)
     CHECK(write_str(dir, "good.md", "# Heading Title\n\nFirst para.\r\n\r\n\r\n\r\nSecond.\n") ==
           0);
     CHECK(write_str(dir, "2021-05-06-slug-name.txt", "plain text\n") == 0);
+    CHECK(write_str(dir, "saved-page.html",
+                    "<!DOCTYPE html><html><head><title>Saved - Site</title><meta property="
+                    "\"og:title\" content=\"Saved Page\"><meta property=\"article:published_time\" "
+                    "content=\"2022-03-04T05:06:07Z\"></head><body><nav>Home About</nav><aside>"
+                    "<p>Sidebar text that is long enough to be a paragraph, really.</p></aside>"
+                    "<article><p>The article itself, with enough words to count.</p></article>"
+                    "</body></html>") == 0);
     CHECK(write_str(dir, "comments.md",
                     "# C\n\nkept <!-- hidden --> text\n<!--more-->\n<!-- spans\nlines -->after\n"
                     "```\n<!-- in code -->\n```\n    <!-- indented code -->\nuse `<!--` here\n") ==
@@ -149,7 +158,13 @@ TEST(files_bad_items_are_reported_and_others_kept)
     CHECK(write_str(dir, "nohtml.html", "<html><script>x()</script></html>") == 0);
     CHECK(write_str(dir, "image.png", "\x89PNG") == 0);
     CHECK_OK(src_files_import(dir, &o, &sink, &err), &err);
-    CHECK_EQ_INT(c.n, 3);
+    CHECK_EQ_INT(c.n, 4);
+    /* A whole saved page goes through article extraction and keeps its metadata. */
+    d = cs_find(&c, "/saved-page.html");
+    CHECK(d != NULL);
+    CHECK_EQ_STR(d->title, "Saved Page");
+    CHECK_EQ_STR(d->content, "The article itself, with enough words to count.");
+    CHECK_EQ_INT(d->published_at, 1646370367);
     d = cs_find(&c, "/comments.md");
     CHECK(d != NULL);
     CHECK_EQ_STR(d->content, "# C\n\nkept  text\n\nafter\n```\n<!-- in code -->\n```\n"
@@ -175,14 +190,14 @@ TEST(files_bad_items_are_reported_and_others_kept)
     CHECK(k >= 0 && strstr(c.fail_msg[k], "never closed"));
     k = cs_find_fail(&c, "/nohtml.html");
     CHECK(k >= 0);
-    CHECK_EQ_STR(c.fail_msg[k], "no text content");
+    CHECK_EQ_STR(c.fail_msg[k], "no article content found");
     cs_release(&c);
 
     /* --drafts brings the draft in. */
     sink = cs_sink(&c);
     o.include_drafts = true;
     CHECK_OK(src_files_import(dir, &o, &sink, &err), &err);
-    CHECK_EQ_INT(c.n, 4);
+    CHECK_EQ_INT(c.n, 5);
     CHECK(cs_find(&c, "/draft.md") != NULL);
     cs_release(&c);
 }

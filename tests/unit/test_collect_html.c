@@ -41,11 +41,12 @@ TEST(html_paragraphs_headings_entities)
 
 TEST(html_drops_scripts_nav_and_widgets)
 {
-    CHECK_TEXT("<html><head><title>T</title><style>p{}</style></head><body><nav>Home</nav>"
-               "<script>var x = 1;</script><p>Kept.</p><footer>foot</footer>"
-               "<p class=\"button-wrapper\"><a>Sign up now</a></p><div class=share-bar>Share</div>"
-               "<p hidden>h</p><p style=\"display:none\">n</p><noscript>ns</noscript></body></html>",
-               "Kept.");
+    CHECK_TEXT(
+        "<html><head><title>T</title><style>p{}</style></head><body><nav>Home</nav>"
+        "<script>var x = 1;</script><p>Kept.</p><footer>foot</footer>"
+        "<p class=\"button-wrapper\"><a>Sign up now</a></p><div class=share-bar>Share</div>"
+        "<p hidden>h</p><p style=\"display:none\">n</p><noscript>ns</noscript></body></html>",
+        "Kept.");
 }
 
 TEST(html_lists_quotes_code)
@@ -61,8 +62,9 @@ TEST(html_lists_quotes_code)
                "</code></pre>",
                "call `f(x)` now\n\n```\nint main(void)\n{\n    return 0;\n}\n```");
     /* Medium's layout: a pre indented by the markup, lines split by <br>. */
-    CHECK_TEXT("<pre>\n        <code>\n          sudo a \\<br>    b \\<br>c\n        </code>\n</pre>",
-               "```\nsudo a \\\n    b \\\nc\n```");
+    CHECK_TEXT(
+        "<pre>\n        <code>\n          sudo a \\<br>    b \\<br>c\n        </code>\n</pre>",
+        "```\nsudo a \\\n    b \\\nc\n```");
 }
 
 TEST(html_tables_and_nfc_and_bad_utf8)
@@ -72,7 +74,10 @@ TEST(html_tables_and_nfc_and_bad_utf8)
     /* e + combining acute (NFD) comes out composed (NFC). */
     CHECK_TEXT("<p>caf\x65\xcc\x81</p>", "caf\xc3\xa9");
     /* Invalid UTF-8 bytes are repaired to U+FFFD, never passed through. */
-    CHECK_TEXT("<p>a\xff" "b</p>", "a\xef\xbf\xbd" "b");
+    CHECK_TEXT("<p>a\xff"
+               "b</p>",
+               "a\xef\xbf\xbd"
+               "b");
     CHECK_TEXT("", "");
     /* A latin-1 page that says so is converted (0x93/0x94 are windows-1252 quotes). */
     CHECK_TEXT("<meta charset=\"ISO-8859-1\"><p>caf\xe9 \x93quoted\x94 \x80</p>",
@@ -84,8 +89,8 @@ TEST(html_tables_and_nfc_and_bad_utf8)
 TEST(html_article_substack_page_metadata)
 {
     size_t len;
-    char *html = test_read_file(test_shared("data/exports/substack_pages/substack-hello-world.html"),
-                                &len);
+    char *html =
+        test_read_file(test_shared("data/exports/substack_pages/substack-hello-world.html"), &len);
     struct html_article a;
     struct tw_err err = TW_ERR_INIT;
     CHECK(html != NULL);
@@ -103,8 +108,8 @@ TEST(html_article_substack_page_metadata)
 TEST(html_article_no_content_is_enoent)
 {
     size_t len;
-    char *html = test_read_file(test_shared("data/exports/substack_pages/substack-podcast.html"),
-                                &len);
+    char *html =
+        test_read_file(test_shared("data/exports/substack_pages/substack-podcast.html"), &len);
     struct html_article a;
     struct tw_err err = TW_ERR_INIT;
     CHECK(html != NULL);

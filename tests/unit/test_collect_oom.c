@@ -29,7 +29,7 @@ static struct cs c;
             else if (rc_ != 0)                                                                     \
                 CHECK_MSG(rc_ < 0, "failing allocation %ld gave %d", n_, rc_);                     \
             cleanup;                                                                               \
-            CHECK_MSG(tw_mem_live() == live_, "allocation %ld failing leaked %ld block(s)", n_,     \
+            CHECK_MSG(tw_mem_live() == live_, "allocation %ld failing leaked %ld block(s)", n_,    \
                       tw_mem_live() - live_);                                                      \
         }                                                                                          \
         CHECK(done_);                                                                              \
@@ -60,8 +60,9 @@ TEST(oom_frontmatter_and_csv)
     struct csv_reader r;
     OOM_LOOP(fm_parse(t, strlen(t), &m, &err), m.title && m.n_tags == 2 && m.subtitle,
              (fm_meta_release(&m), tw_err_clear(&err)));
-    OOM_LOOP((csv_init(&r, csv, strlen(csv)), csv_next(&r, &err) == 1 ? csv_next(&r, &err) - 1 : -1),
-             r.n_fields == 2, (csv_release(&r), tw_err_clear(&err)));
+    OOM_LOOP(
+        (csv_init(&r, csv, strlen(csv)), csv_next(&r, &err) == 1 ? csv_next(&r, &err) - 1 : -1),
+        r.n_fields == 2, (csv_release(&r), tw_err_clear(&err)));
 }
 
 static int import_all(const char *path)

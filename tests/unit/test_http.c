@@ -97,6 +97,28 @@ TEST(robots_agent_group_wins_over_star)
     robots_free(r);
 }
 
+TEST(robots_empty_own_group_and_crawl_delay)
+{
+    /* A group naming us with an empty Disallow allows everything, whatever '*' says. */
+    static const char txt[] = "User-agent: *\nDisallow: /\nCrawl-delay: 10\n\n"
+                              "User-agent: twin\nDisallow:\nCrawl-delay: 0.25\n";
+    static const char star[] = "User-agent: *\nCrawl-delay: 99999\nDisallow: /x\n";
+    struct robots *r = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    CHECK_OK(robots_parse(txt, sizeof(txt) - 1, "twin", &r, &err), &err);
+    CHECK(robots_allowed(r, "/anything"));
+    CHECK_EQ_INT(robots_crawl_delay_ms(r), 250);
+    robots_free(r);
+    CHECK_OK(robots_parse(txt, sizeof(txt) - 1, "other", &r, &err), &err);
+    CHECK(!robots_allowed(r, "/anything"));
+    CHECK_EQ_INT(robots_crawl_delay_ms(r), 10000);
+    robots_free(r);
+    CHECK_OK(robots_parse(star, sizeof(star) - 1, "twin", &r, &err), &err);
+    CHECK_EQ_INT(robots_crawl_delay_ms(r), 60000); /* capped */
+    CHECK(!robots_allowed(r, "/x/y"));
+    robots_free(r);
+}
+
 TEST(retry_after_and_link_header)
 {
     char *next;
@@ -411,6 +433,32 @@ TEST(http_gzip_and_rate_limit)
     /* robots + /gz + 3 x /p = 5 requests at 5/s: the last three start >= 3 x 200 ms later */
     CHECK_MSG(now_ms() - t0 >= 590, "3 requests at 5/s took only %lld ms", now_ms() - t0);
     CHECK_EQ_INT(http_client_requests(c), 5);
+    http_client_free(c);
+    httpd_test_stop(h);
+}
+
+TEST(http_obeys_crawl_delay)
+{
+    struct httpd_route routes[] = {
+        {.path = "/robots.txt", .content_type = "text/plain",
+         .body = "User-agent: *\nCrawl-delay: 0.3\n"},
+        {.path = "/p", .content_type = "text/plain", .body = "p"},
+    };
+    struct httpd_test *h = httpd_test_start(routes, 2);
+    struct http_client *c = fast_client(5000); /* 1000 requests/s: the delay is robots.txt's */
+    struct http_response res;
+    struct tw_err err = TW_ERR_INIT;
+    long long t0;
+    CHECK(h && c);
+    CHECK_OK(http_get(c, U(h, "/p"), NULL, 0, &res, &err), &err);
+    http_response_release(&res);
+    t0 = now_ms();
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(http_get(c, U(h, "/p"), NULL, 0, &res, &err), &err);
+        http_response_release(&res);
+    }
+    CHECK_MSG(now_ms() - t0 >= 550, "2 requests with Crawl-delay 0.3 took %lld ms",
+              now_ms() - t0);
     http_client_free(c);
     httpd_test_stop(h);
 }

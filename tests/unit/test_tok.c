@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -368,6 +369,11 @@ TEST(tok_spm_pieces_and_specials)
     /* a buffer that is too small reports the size needed */
     CHECK(tok_encode(t, "Hello world", 11, true, false, small, 2, &n, &err) == TW_ELIMIT);
     CHECK_EQ_INT(n, 7);
+    tw_err_clear(&err);
+    CHECK(tok_encode(t, "Hello world", 11, true, false, NULL, 0, &n, &err) == TW_ELIMIT);
+    CHECK_EQ_INT(n, 7); // counting only
+    CHECK_OK(tok_encode(t, "", 0, false, false, NULL, 0, &n, &err), &err);
+    CHECK_EQ_INT(n, 0);
     /* bytes outside the vocabulary fall back to <0xNN> and decode back exactly */
     {
         static const char odd[] = "\xe2\x82\xac \xf0\x9f\x98\x80 \x01\x7f z";
@@ -642,6 +648,113 @@ TEST(tok_every_pre_tokenizer_partitions_text)
         tw_free(lens.v);
         tok__pre_free(p);
     }
+}
+
+/* Regression: a long "a a a ... a " word made exaone-moe's nested-quantifier pattern run out of
+ * PCRE2's JIT stack, and the failed match silently left the rest as one word. It must fall back
+ * to the interpreter and split as the regex says: the letters, then the trailing space. */
+TEST(tok_long_word_falls_back_from_jit)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct tok_pre *p;
+    struct tok_lens lens = {NULL, 0, 0};
+    bool cs, im, fb;
+    size_t n = 60000;
+    uint32_t *cps = tw_mallocarray(n, sizeof(*cps));
+    for (size_t i = 0; i < n; i++)
+        cps[i] = i % 2 ? ' ' : 'a';
+    CHECK_OK(tok__pre_new("exaone-moe", 10, &p, &cs, &im, &fb, &err), &err);
+    CHECK_OK(tok__pre_split(p, cps, n, &lens, &err), &err);
+    CHECK_EQ_INT(lens.n, 2);
+    CHECK_EQ_INT(lens.v[0], n - 1);
+    CHECK_EQ_INT(lens.v[1], 1);
+    tw_free(lens.v);
+    tok__pre_free(p);
+    tw_free(cps);
+}
+
+/* A tokenizer is shared by threads: each encodes the same texts and gets the ids a lone
+ * thread gets (deepseek-llm runs PCRE2, JIT included, from every thread at once). */
+struct mt_job {
+    const struct tok *t;
+    const char *text;
+    size_t len;
+    const int32_t *want;
+    size_t n_want;
+    int bad;
+};
+
+static void *mt_run(void *arg)
+{
+    struct mt_job *j = arg;
+    for (int r = 0; r < 20; r++) {
+        size_t n;
+        int32_t *ids = encode(j->t, j->text, j->len, true, false, &n);
+        if (!ids || n != j->n_want || memcmp(ids, j->want, n * sizeof(*ids)))
+            j->bad++;
+        tw_free(ids);
+    }
+    return NULL;
+}
+
+TEST(tok_is_thread_safe)
+{
+    static const char text[] = "The quick brown fox's 12345 jumps \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa"
+                               "\x9e over caf\xc3\xa9   \n\n the lazy dog! <|endoftext|> again";
+    char path[512];
+    struct gguf_file *f;
+    struct tok *t;
+    struct mt_job jobs[4];
+    pthread_t th[4];
+    size_t n;
+    int32_t *want;
+    snprintf(path, sizeof(path), "%sdata/vocab/ggml-vocab-deepseek-llm.gguf", test_shared(""));
+    t = open_vocab(path, &f);
+    CHECK(t != NULL);
+    want = encode(t, text, sizeof(text) - 1, true, false, &n);
+    CHECK(want != NULL);
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (struct mt_job){t, text, sizeof(text) - 1, want, n, 0};
+        CHECK(pthread_create(&th[i], NULL, mt_run, &jobs[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ_INT(jobs[i].bad, 0);
+    }
+    tw_free(want);
+    tok_free(t);
+    gguf_close(f);
+}
+
+/* The code point classes llama.cpp's tables give (Unicode 15.1, its White_Space list, simple
+ * lowercase, first code point of NFD), including the 15.1 additions utf8proc 15.0 lacks. */
+TEST(tok_unicode_classes)
+{
+    CHECK_EQ_INT(tok_uc_flags('a'), TOK_UC_LETTER);
+    CHECK_EQ_INT(tok_uc_flags('7'), TOK_UC_NUMBER);
+    CHECK_EQ_INT(tok_uc_flags('$'), TOK_UC_SYMBOL);
+    CHECK_EQ_INT(tok_uc_flags('_'), TOK_UC_PUNCTUATION);
+    CHECK_EQ_INT(tok_uc_flags(' '), TOK_UC_SEPARATOR | TOK_UC_WHITESPACE);
+    CHECK_EQ_INT(tok_uc_flags('\n'), TOK_UC_CONTROL | TOK_UC_WHITESPACE);
+    CHECK_EQ_INT(tok_uc_flags(0x85), TOK_UC_CONTROL | TOK_UC_WHITESPACE);
+    CHECK_EQ_INT(tok_uc_flags(0x3000), TOK_UC_SEPARATOR | TOK_UC_WHITESPACE);
+    CHECK_EQ_INT(tok_uc_flags(0x200b), TOK_UC_CONTROL); // zero-width space is Cf, not White_Space
+    CHECK_EQ_INT(tok_uc_flags(0x0301), TOK_UC_MARK);
+    CHECK_EQ_INT(tok_uc_flags(0x2167), TOK_UC_NUMBER); // Roman numeral eight (Nl)
+    CHECK_EQ_INT(tok_uc_flags(0x1fae0), TOK_UC_SYMBOL);  // melting face (Unicode 14)
+    CHECK_EQ_INT(tok_uc_flags(0x2ebf0), TOK_UC_LETTER);  // CJK Extension I (Unicode 15.1)
+    CHECK_EQ_INT(tok_uc_flags(0x2ffc), TOK_UC_SYMBOL);   // Unicode 15.1
+    CHECK_EQ_INT(tok_uc_flags(0x2ee5e), TOK_UC_UNDEFINED);
+    CHECK_EQ_INT(tok_uc_flags(0x110000), TOK_UC_UNDEFINED);
+    CHECK_EQ_INT(tok_uc_tolower(0x130), 'i'); // İ: simple mapping
+    CHECK_EQ_INT(tok_uc_tolower(0x3a3), 0x3c3);
+    CHECK_EQ_INT(tok_uc_nfd_first(0xe9), 'e');
+    CHECK_EQ_INT(tok_uc_nfd_first(0xac00), 0x1100); // Hangul syllable -> leading jamo
+    CHECK_EQ_INT(tok_uc_nfd_first(0x1e69), 's');      // s with two marks
+    CHECK_EQ_INT(tok_uc_byte_cp(' '), 0x120);         // GPT-2's 'Ġ'
+    CHECK_EQ_INT(tok_uc_cp_byte(0x120), ' ');
+    for (int b = 0; b < 256; b++)
+        CHECK_EQ_INT(tok_uc_cp_byte(tok_uc_byte_cp((uint8_t)b)), b);
 }
 
 int main(int argc, char **argv)

@@ -820,8 +820,8 @@ TEST(train_matmul_bwd_kq_matches_the_definition)
     CHECK(same);
 }
 
-/* Attention through the kq kernels against the plain definition (GQA, two sequences, odd sizes)
- * over 1 and 3 threads. */
+/* Attention through the kq kernels against the plain definition (GQA, two sequences, odd sizes),
+ * keeping the probabilities or only the log-sum-exp, over 1 and 3 threads. */
 TEST(train_attention_kq_matches_the_definition)
 {
     enum { S = 2, T = 13, H = 6, KV = 2, HD = 5 };
@@ -831,9 +831,9 @@ TEST(train_attention_kq_matches_the_definition)
     struct train_rng rng;
     float q[QN], k[KN], v[KN], dout[QN], att0[AN], att1[AN], o0[QN], o1[QN], o3[QN];
     float dq0[QN] = {0}, dk0[KN] = {0}, dv0[KN] = {0}, dq1[QN] = {0}, dk1[KN] = {0};
-    float dv1[KN] = {0}, dq3[QN] = {0}, dk3[KN] = {0}, dv3[KN] = {0};
+    float dv1[KN] = {0}, dq3[QN] = {0}, dk3[KN] = {0}, dv3[KN] = {0}, lse[S * H * T];
     float *scratch = tw_mallocarray(train_attn_kq_scratch(T, HD), sizeof(float));
-    double d = 0, mx = 0;
+    double d = 0, d3 = 0, mx = 0;
     CHECK(scratch != NULL);
     CHECK_OK(tw_pool_new(3, &pool, &err), &err);
     train_rng_seed(&rng, 13);
@@ -842,11 +842,12 @@ TEST(train_attention_kq_matches_the_definition)
     fill(&rng, v, NULL, KN, 1);
     fill(&rng, dout, NULL, QN, 1);
     train_attn_fwd(q, k, v, S, T, H, KV, HD, att0, o0, NULL);
-    train_attn_fwd_kq(q, k, v, S, T, H, KV, HD, att1, o1, scratch, NULL);
-    train_attn_fwd_kq(q, k, v, S, T, H, KV, HD, att1, o3, scratch, pool);
+    train_attn_fwd_kq(q, k, v, S, T, H, KV, HD, att1, NULL, o1, scratch, NULL);
+    train_attn_fwd_kq(q, k, v, S, T, H, KV, HD, NULL, lse, o3, scratch, pool);
     train_attn_bwd(dout, q, k, v, att0, S, T, H, KV, HD, dq0, dk0, dv0, NULL);
-    train_attn_bwd_kq(dout, q, k, v, att1, S, T, H, KV, HD, dq1, dk1, dv1, scratch, NULL);
-    train_attn_bwd_kq(dout, q, k, v, att1, S, T, H, KV, HD, dq3, dk3, dv3, scratch, pool);
+    train_attn_bwd_kq(dout, q, k, v, att1, NULL, S, T, H, KV, HD, dq1, dk1, dv1, scratch, NULL);
+    /* from the log-sum-exp alone (probabilities recomputed), over 3 threads */
+    train_attn_bwd_kq(dout, q, k, v, NULL, lse, S, T, H, KV, HD, dq3, dk3, dv3, scratch, pool);
     for (int i = 0; i < AN; i++)
         d = fmax(d, fabs(att0[i] - att1[i]));
     for (int i = 0; i < QN; i++) {
@@ -855,12 +856,67 @@ TEST(train_attention_kq_matches_the_definition)
     }
     for (int i = 0; i < KN; i++)
         d = fmax(d, fmax(fabs(dk0[i] - dk1[i]), fabs(dv0[i] - dv1[i])));
-    printf("  kq attention vs definition: max |diff| %.3g (max |dq| %.3g)\n", d, mx);
+    for (int i = 0; i < QN; i++)
+        d3 = fmax(d3, fmax(fabs(dq0[i] - dq3[i]), fabs(o0[i] - o3[i])));
+    for (int i = 0; i < KN; i++)
+        d3 = fmax(d3, fmax(fabs(dk0[i] - dk3[i]), fabs(dv0[i] - dv3[i])));
+    printf("  kq attention vs definition: max |diff| %.3g, recomputing from lse %.3g (max |dq| "
+           "%.3g)\n", d, d3, mx);
     tw_pool_free(pool);
     tw_free(scratch);
-    CHECK(mx > 0.1 && d <= 1e-5);
-    CHECK(!memcmp(o1, o3, sizeof(o1)) && !memcmp(dq1, dq3, sizeof(dq1)));
-    CHECK(!memcmp(dk1, dk3, sizeof(dk1)) && !memcmp(dv1, dv3, sizeof(dv1)));
+    CHECK(mx > 0.1 && d <= 1e-5 && d3 <= 1e-5);
+    CHECK(!memcmp(o1, o3, sizeof(o1)));
+}
+
+/* The LoRA layer through the kq kernels against the definition, with dropout, over 1 and 3
+ * threads; a zero B adds exactly nothing. */
+TEST(train_lora_kq_matches_the_definition)
+{
+    enum { T = 9, NI = 37, NO = 23, R = 3 };
+    struct tw_pool *pool = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng rng;
+    float x[T * NI], a[R * NI], b[NO * R], drop[T * NI], dy[T * NO], u0[T * R], u1[T * R];
+    float y0[T * NO], y1[T * NO], y3[T * NO], zb[NO * R] = {0};
+    float dx0[T * NI] = {0}, da0[R * NI] = {0}, db0[NO * R] = {0};
+    float dx1[T * NI] = {0}, da1[R * NI] = {0}, db1[NO * R] = {0};
+    float dx3[T * NI] = {0}, da3[R * NI] = {0}, db3[NO * R] = {0};
+    float *scratch = tw_mallocarray(train_lora_kq_scratch(T, NI, NO, R), sizeof(float));
+    double d = 0;
+    CHECK(scratch != NULL);
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    train_rng_seed(&rng, 14);
+    fill(&rng, x, NULL, T * NI, 1);
+    fill(&rng, a, NULL, R * NI, 1);
+    fill(&rng, b, NULL, NO * R, 1);
+    fill(&rng, dy, NULL, T * NO, 1);
+    fill(&rng, y0, NULL, T * NO, 1);
+    memcpy(y1, y0, sizeof(y0));
+    memcpy(y3, y0, sizeof(y0));
+    train_dropout_mask(&rng, 0.2f, T * NI, drop);
+    train_lora_fwd(x, drop, T, NI, NO, R, a, b, 1.5f, u0, y0);
+    train_lora_fwd_kq(x, drop, T, NI, NO, R, a, b, 1.5f, u1, y1, scratch, NULL);
+    train_lora_fwd_kq(x, drop, T, NI, NO, R, a, b, 1.5f, u1, y3, scratch, pool);
+    train_lora_bwd(dy, x, drop, u0, T, NI, NO, R, a, b, 1.5f, dx0, da0, db0);
+    train_lora_bwd_kq(dy, x, drop, u1, T, NI, NO, R, a, b, 1.5f, dx1, da1, db1, scratch, NULL);
+    train_lora_bwd_kq(dy, x, drop, u1, T, NI, NO, R, a, b, 1.5f, dx3, da3, db3, scratch, pool);
+    for (int i = 0; i < T * NO; i++)
+        d = fmax(d, fabs(y0[i] - y1[i]));
+    for (int i = 0; i < T * NI; i++)
+        d = fmax(d, fabs(dx0[i] - dx1[i]));
+    for (int i = 0; i < R * NI; i++)
+        d = fmax(d, fabs(da0[i] - da1[i]));
+    for (int i = 0; i < NO * R; i++)
+        d = fmax(d, fabs(db0[i] - db1[i]));
+    printf("  kq LoRA vs definition: max |diff| %.3g\n", d);
+    CHECK(d <= 1e-5);
+    CHECK(!memcmp(y1, y3, sizeof(y1)) && !memcmp(dx1, dx3, sizeof(dx1)));
+    CHECK(!memcmp(da1, da3, sizeof(da1)) && !memcmp(db1, db3, sizeof(db1)));
+    memcpy(y1, y0, sizeof(y0));
+    train_lora_fwd_kq(x, NULL, T, NI, NO, R, a, zb, 2.0f, u1, y1, scratch, pool);
+    CHECK(!memcmp(y1, y0, sizeof(y0)));
+    tw_pool_free(pool);
+    tw_free(scratch);
 }
 
 int main(int argc, char **argv)

@@ -591,7 +591,7 @@ TEST(train_merge_matches_llama_export_lora)
     CHECK_OK(gguf_open(test_shared(ADAPTER), &af, &err), &err);
     CHECK_OK(train_llama_from_llm(lm, 1, &m, &err), &err);
     CHECK_OK(train_llama_lora_load(m, af, &err), &err);
-    CHECK_OK(train_llama_save_model(m, llm_model_gguf(lm), path, &err), &err);
+    CHECK_OK(train_llama_save_model(m, llm_model_gguf(lm), 0, path, &err), &err);
     CHECK_OK(gguf_open(path, &ours, &err), &err);
     CHECK_OK(gguf_open(test_shared("refs/lora/stories260K-test-lora-merged.gguf"), &ref, &err),
              &err);
@@ -652,7 +652,7 @@ TEST(train_full_finetune_saves_a_loadable_model)
             first = loss;
         train_adamw_step(&opt, 1e-3f, step, p, n);
     }
-    CHECK_OK(train_llama_save_model(m, llm_model_gguf(lm), path, &err), &err);
+    CHECK_OK(train_llama_save_model(m, llm_model_gguf(lm), 0, path, &err), &err);
     CHECK_OK(train_llama_logits(m, ids, 1, 12, NULL, a, &err), &err);
     CHECK_OK(llm_model_load(path, &out, &err), &err);
     CHECK_OK(llm_ctx_new(out, 64, LLM_KV_F32, 1, &ctx, &err), &err);
@@ -702,7 +702,7 @@ TEST(train_from_scratch_saves_a_loadable_model)
         train_adamw_step(&opt, 1e-2f, step, p, n);
     }
     CHECK_OK(gguf_open(test_shared(MODEL), &base, &err), &err);
-    CHECK_OK(train_llama_save_model(m, base, path, &err), &err);
+    CHECK_OK(train_llama_save_model(m, base, 0, path, &err), &err);
     CHECK_OK(train_llama_logits(m, ids, 1, 12, NULL, a, &err), &err);
     CHECK_OK(llm_model_load(path, &out, &err), &err);
     CHECK_EQ_INT(llm_model_hparams(out)->n_embd, 32);
@@ -727,7 +727,7 @@ TEST(train_from_scratch_saves_a_loadable_model)
 static int save_step(struct train_llama *m, const struct gguf_file *base, int which,
                      const char *path, struct tw_err *e)
 {
-    return which ? train_llama_save_model(m, base, path, e)
+    return which ? train_llama_save_model(m, base, 1, path, e)
                  : train_llama_checkpoint_save(m, 1, NULL, path, e);
 }
 
@@ -789,6 +789,63 @@ TEST(train_gguf_paths_survive_allocation_failures)
     llm_model_free(lm);
     printf("  %d allocation failures handled\n", failures);
     CHECK(failures >= 10);
+}
+
+/* LoRA over a quantized base, merged and quantized back: the saved Q8_0 model keeps its types and
+ * computes, in our decoder, what the adapted graph computes up to the re-quantization. */
+TEST(train_merge_requantizes_a_q8_0_base)
+{
+    static const int32_t ids[9] = {1, 403, 407, 261, 378, 1, 2, 300, 17};
+    struct llm_model *lm = NULL, *out = NULL;
+    struct llm_ctx *ctx = NULL;
+    struct gguf_file *f = NULL;
+    struct train_llama *m = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_param *p;
+    char path[600];
+    float *a = tw_mallocarray(8 * 512, sizeof(float)), *b = tw_mallocarray(8 * 512, sizeof(float));
+    double d = 0, mx = 0, moved = 0;
+    int n;
+    CHECK(a && b);
+    snprintf(path, sizeof(path), "%s/q8.gguf", test_tmpdir());
+    CHECK_OK(llm_model_load(test_shared("refs/models/synth-tiny-q8_0.gguf"), &lm, &err), &err);
+    CHECK_OK(train_llama_from_llm(lm, 1, &m, &err), &err);
+    CHECK_OK(train_llama_add_lora(m, TRAIN_LORA_ALL, 4, 8.0f, 0.0f, 3, &err), &err);
+    p = train_llama_params(m, &n);
+    for (int i = 0; i < n; i++) // an adapter that changes something
+        if (strstr(p[i].name, "lora_b"))
+            for (size_t e = 0; e < p[i].n; e++)
+                p[i].w[e] = 0.02f * (float)((e * 5 + (size_t)i) % 11) - 0.1f;
+    CHECK_OK(train_llama_save_model(m, llm_model_gguf(lm), 1, path, &err), &err);
+    CHECK_OK(gguf_open(path, &f, &err), &err);
+    CHECK(gguf_find_tensor(f, "blk.1.ffn_up.weight")->type == GGUF_T_Q8_0);
+    CHECK(gguf_find_tensor(f, "blk.1.ffn_norm.weight")->type == GGUF_T_F32);
+    CHECK_OK(train_llama_logits(m, ids, 1, 8, NULL, a, &err), &err);
+    CHECK_OK(llm_model_load(path, &out, &err), &err);
+    CHECK_OK(llm_ctx_new(out, 64, LLM_KV_F32, 1, &ctx, &err), &err);
+    CHECK_OK(llm_decode(ctx, ids, 8, b, LLM_LOGITS_ALL, &err), &err);
+    llm_ctx_free(ctx);
+    ctx = NULL;
+    for (int i = 0; i < 8 * 512; i++) {
+        d = fmax(d, fabs(a[i] - b[i]));
+        mx = fmax(mx, fabs(a[i]));
+    }
+    /* and the adapter mattered: the base alone computes something else */
+    CHECK_OK(llm_ctx_new(lm, 64, LLM_KV_F32, 1, &ctx, &err), &err);
+    CHECK_OK(llm_decode(ctx, ids, 8, b, LLM_LOGITS_ALL, &err), &err);
+    for (int i = 0; i < 8 * 512; i++)
+        moved = fmax(moved, fabs(a[i] - b[i]));
+    printf("  q8_0 merged + requantized vs graph: max |diff| %.3g of |logit| %.3g (adapter moved "
+           "logits by %.3g)\n", d, mx, moved);
+    llm_ctx_free(ctx);
+    llm_model_free(out);
+    gguf_close(f);
+    train_llama_free(m);
+    llm_model_free(lm);
+    tw_free(a);
+    tw_free(b);
+    CHECK(d <= 3e-2 * mx);
+    CHECK(moved > 10 * d);
 }
 
 int main(int argc, char **argv)
