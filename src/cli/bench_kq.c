@@ -355,7 +355,8 @@ TW_BENCH(kernels, "tensor kernels: dequant, dot, matmul GB/s and GFLOP/s per typ
         bench_type(bench_types[k], pool, &op, isa);
     }
     printf("\ndot L2: n_in 4096, 512 KiB of weights, n_tok 1, one thread; tg: the same on 1 MiB "
-           "slices of a 64 MiB\nmatrix taken in turn (not in cache), all threads; pp: n_in 768, n_out 2048, n_tok 128 on all threads. vs ref: the "
+           "slices of a 64 MiB\nmatrix taken in turn (not in cache), all threads; pp: n_in 768, "
+           "n_out 2048, n_tok 128 on all threads. vs ref: the "
            "scalar reference kernels' time over ours.\n");
     tw_pool_free(pool);
     return 0;
