@@ -188,8 +188,6 @@ static void ops_inherit(struct kq_ops *ops, const struct kq_ops *lower)
             o->vec_dot = l->vec_dot;
         if (!o->gemm)
             o->gemm = l->gemm;
-        if (!o->dot4)
-            o->dot4 = l->dot4;
         if (!o->pack16 || !o->panel16) {
             o->pack16 = l->pack16;
             o->panel16 = l->panel16;
@@ -398,21 +396,6 @@ static int64_t mm_row_block(size_t w_stride)
 /* Rows [r0, r1) x tokens [t0, t1) through vec_dot. */
 static void mm_dots(const struct mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
 {
-    if (c->o->dot4) { // rows four at a time, for each token
-        for (int64_t t = t0; t < t1; t++) {
-            int64_t r = r0;
-            for (; r + 4 <= r1; r += 4) {
-                float out[4];
-                c->o->dot4(c->n_in, c->w + r * c->w_stride, c->w_stride, c->xq + t * c->x_stride,
-                           out);
-                memcpy(c->y + t * c->n_out + r, out, sizeof(out));
-            }
-            for (; r < r1; r++)
-                c->y[t * c->n_out + r] =
-                    c->o->vec_dot(c->n_in, c->w + r * c->w_stride, c->xq + t * c->x_stride);
-        }
-        return;
-    }
     for (int64_t r = r0; r < r1; r++) {
         const char *wr = c->w + r * c->w_stride;
         for (int64_t t = t0; t < t1; t++)

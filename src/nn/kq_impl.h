@@ -95,9 +95,6 @@ struct kq_type_ops {
     float (*vec_dot)(int64_t n, const void *w, const void *x);
     void (*gemm)(int64_t n, const void *w, size_t w_stride, const void *x, size_t x_stride,
                  float *y, int64_t y_stride);
-    /* Optional: out[r] = vec_dot(n, w + r*w_stride, x) for 4 rows (token generation: shares
-     * the activation loads and the per-row overhead of short rows). */
-    void (*dot4)(int64_t n, const void *w, size_t w_stride, const void *x, float *out);
     /* Optional panel path for prompt processing: pack16 rearranges KQ_PANEL_R weight rows into
      * a panel of kq__panel_bytes(n) bytes once, panel16 then runs n_tok tokens over it:
      *     y[t*y_stride + r] = vec_dot(n, w + r*w_stride, x + t*x_stride)   r < 16, t < n_tok */

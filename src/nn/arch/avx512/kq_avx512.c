@@ -394,77 +394,6 @@ VNNI_TARGET static float dot16_q8_0(int64_t n, const void *w, const void *x)
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-/* Four rows at once, 4 blocks per row per step: the 8 pair vectors of the four rows fold into
- * one vector (lanes 4r..4r+3 = row r's blocks), the activations are loaded once for all rows and
- * the per-row overhead is shared: the token-generation kernel for short rows (n_in 768, ...). */
-static float dot_q4_0_vnni(int64_t n, const void *w, const void *x);
-static float dot_q8_0_vnni(int64_t n, const void *w, const void *x);
-
-#define DEF_DOT4(name, WB, SECOND, SHIFT, ONE_ROW, LOADW)                                          \
-    VNNI_TARGET static void name(int64_t n, const void *w, size_t w_stride, const void *x,         \
-                                 float *out)                                                       \
-    {                                                                                              \
-        const int64_t nb = n / KQ_QK;                                                              \
-        if (nb % 4) {                                                                              \
-            for (int r = 0; r < 4; r++)                                                            \
-                out[r] = ONE_ROW(n, (const char *)w + r * w_stride, x);                            \
-            return;                                                                                \
-        }                                                                                          \
-        const WB *a[4];                                                                            \
-        for (int r = 0; r < 4; r++)                                                                \
-            a[r] = (const WB *)((const char *)w + r * w_stride);                                   \
-        const float *xd = kq__q8x_d(x);                                                            \
-        const int8_t *xq = kq__q8x_qs(x, n);                                                       \
-        const int32_t *xs = kq__q8x_s(x, n);                                                       \
-        __m512 acc = _mm512_setzero_ps();                                                          \
-        for (int64_t i = 0; i < nb; i += 4) {                                                      \
-            const __m512i y0 = _mm512_loadu_si512(xq + i * KQ_QK);                                 \
-            const __m512i y1 = _mm512_loadu_si512(xq + (i + 2) * KQ_QK);                           \
-            __m512i V[8], P[8];                                                                    \
-            for (int r = 0; r < 4; r++) {                                                          \
-                P[2 * r] = LOADW(a[r] + i, &V[2 * r], y0);                                         \
-                P[2 * r + 1] = LOADW(a[r] + i + 2, &V[2 * r + 1], y1);                             \
-            }                                                                                      \
-            const __m512i off = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xs + i)));\
-            const __m512i S =                                                                      \
-                _mm512_sub_epi32(fold16_blocks(P), _mm512_slli_epi32(off, SHIFT));                 \
-            const __m512 dy = _mm512_broadcast_f32x4(_mm_loadu_ps(xd + i));                        \
-            acc = _mm512_fmadd_ps(_mm512_mul_ps(gather16_d(V, SECOND), dy), _mm512_cvtepi32_ps(S),\
-                                  acc);                                                            \
-        }                                                                                          \
-        float l[16];                                                                               \
-        _mm512_storeu_ps(l, acc);                                                                  \
-        for (int r = 0; r < 4; r++)                                                                \
-            out[r] = (l[4 * r] + l[4 * r + 1]) + (l[4 * r + 2] + l[4 * r + 3]);                    \
-    }
-
-/* One pair of a row: loads its vector for the scales into *v, returns its vpdpbusd sums. */
-VNNI_TARGET static inline __m512i pair_q4_0(const struct kq_block_q4_0 *b, __m512i *v, __m512i y)
-{
-    const __m512i idx = _mm512_set_epi8(35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21,
-                                        20, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22,
-                                        21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
-                                        2, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
-    const __m512i sh = _mm512_set_epi64(0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
-                                        0x0004000400040004ll, 0x0004000400040004ll, 0, 0);
-    *v = _mm512_maskz_loadu_epi8(0xFFFFFFFFFull, b);
-    const __m512i q = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(idx, *v), sh),
-                                       _mm512_set1_epi8(0x0F));
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
-}
-VNNI_TARGET static inline __m512i pair_q8_0(const struct kq_block_q8_0 *b, __m512i *v, __m512i y)
-{
-    *v = _mm512_loadu_si512(b); // the pair is 68 bytes: both scales are in the first 64
-    const __m512i q = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[0].qs)),
-        _mm256_loadu_si256((const __m256i *)b[1].qs), 1);
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                               _mm512_xor_si512(q, _mm512_set1_epi8((char)0x80)), y);
-}
-
-DEF_DOT4(dot4_q4_0, struct kq_block_q4_0, 9, 3, dot_q4_0_vnni, pair_q4_0)
-DEF_DOT4(dot4_q8_0, struct kq_block_q8_0, 17, 7, dot_q8_0_vnni, pair_q8_0)
-
 DEF_DOT_Q(dot_q8_0, struct kq_block_q8_0, load2_q8_0, Q8_0_TERM, Q8_0_OFF, dp_u8s8, , tail_q8_0)
 DEF_DOT_Q(dot2_q8_0_vnni, struct kq_block_q8_0, load2_q8_0_vbmi, Q8_0_TERM, Q8_0_OFF, dp_u8s8_vnni,
           VNNI_TARGET, tail_q8_0)
@@ -1281,12 +1210,10 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
     if (vnni) {
         ops->type[GGUF_T_Q8_0] = (struct kq_type_ops){.vec_dot = dot_q8_0_vnni,
                                                       .gemm = gemm_q8_0_vnni,
-                                                      .dot4 = dot4_q8_0,
                                                       .pack16 = pack16_q8_0,
                                                       .panel16 = panel16_q8_0};
         ops->type[GGUF_T_Q4_0] = (struct kq_type_ops){.vec_dot = dot_q4_0_vnni,
                                                       .gemm = gemm_q4_0_vnni,
-                                                      .dot4 = dot4_q4_0,
                                                       .pack16 = pack16_q4_0,
                                                       .panel16 = panel16_q4_0};
     } else {
