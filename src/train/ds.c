@@ -539,8 +539,8 @@ static int load_units(const char *path, const struct tok *tk, const struct ds_op
     }
     *kind = n_json ? DS_KIND_INSTRUCT : DS_KIND_TEXT;
     for (size_t i = 0; i < ps.n; i++) {
-        char *text;
-        size_t len;
+        char *text = NULL;
+        size_t len = 0;
         if ((rc = read_file(ps.p[i], &total, &text, &len, err)) < 0)
             goto out;
         tw_sha256_update(sha, text, len);
