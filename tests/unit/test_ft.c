@@ -255,6 +255,33 @@ TEST(ft_from_scratch_learns_and_loads)
     tw_free(logits);
 }
 
+/* Accumulation: 2 micro-batches of 1 row make the same steps as 1 micro-batch of 2 rows (each
+ * micro-batch weighted by its share of the counted targets), up to summation order. */
+TEST(ft_accumulation_equals_a_bigger_batch)
+{
+    struct ft_opts o;
+    struct ft_result r;
+    struct curve a = {0}, b = {0};
+    struct tw_err err = TW_ERR_INIT;
+    double d = 0;
+    base_opts(&o, dir("acc-a"));
+    o.steps = 4;
+    o.batch = 2;
+    o.on_event = record;
+    o.ctx = &a;
+    CHECK_OK(ft_run(&o, &r, &err), &err);
+    o.out = dir("acc-b");
+    o.batch = 1;
+    o.accum = 2;
+    o.ctx = &b;
+    CHECK_OK(ft_run(&o, &r, &err), &err);
+    for (int s = 1; s <= 4; s++)
+        d = fmax(d, fabs(a.loss[s] - b.loss[s]));
+    printf("  batch 2 vs 1 x accum 2: max loss difference over 4 steps %.3g\n", d);
+    CHECK_EQ_INT(b.n, 4);
+    CHECK(d < 1e-4);
+}
+
 /* Option errors name the option. */
 TEST(ft_rejects_bad_options)
 {
