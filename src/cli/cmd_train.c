@@ -78,6 +78,7 @@ static void on_event(void *ctx, const struct ft_event *ev)
     }
     case FT_EV_STEP:
         if (ui->tty) {
+            snprintf(ui->bar.label, sizeof(ui->bar.label), "train loss %.3f", ev->loss);
             tw_progress_update(&ui->bar, (uint64_t)ev->step);
         } else {
             fprintf(stderr, "step %ld/%ld  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s\n",

@@ -63,9 +63,23 @@ TEST(ft_lora_lowers_held_out_loss_on_unseen_text)
     struct ft_opts o;
     struct ft_result r;
     struct tw_err err = TW_ERR_INIT;
+    char path[700], *m, *q;
+    size_t len = 0;
+    int n_eval = 0, n_step = 0;
     base_opts(&o, dir("lora"));
     o.steps = 30;
+    o.eval_every = 10;
     CHECK_OK(ft_run(&o, &r, &err), &err);
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", o.out);
+    m = test_read_file(path, &len);
+    CHECK(m != NULL);
+    for (q = m; (q = strstr(q, "\"eval_loss\"")) != NULL; q++)
+        n_eval++;
+    for (q = m; (q = strstr(q, "\"grad_norm\"")) != NULL; q++)
+        n_step++;
+    tw_free(m);
+    CHECK_EQ_INT(n_eval, 4); // before step 1, after 10, 20 and at the end
+    CHECK_EQ_INT(n_step, 30);
     printf("  held-out loss %.4f -> %.4f (ppl %.1f -> %.1f), train %.4f -> %.4f, %.0f tok/s\n",
            r.eval_before, r.eval_after, exp(r.eval_before), exp(r.eval_after), r.loss_first,
            r.loss_last, r.tokens_per_s);
