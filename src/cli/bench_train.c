@@ -140,9 +140,8 @@ static void run_one(const struct tb_opts *o, enum tb_mode mode, struct tb_result
     if (mode != TB_FULL_F32 &&
         train_llama_add_lora(m, TRAIN_LORA_ALL, o->rank, 2.0f * o->rank, 0, 1, &err) < 0)
         goto out;
-    if (mode != TB_FULL_F32 &&
-        fill_frozen(m, mode == TB_LORA_Q4_0 ? GGUF_T_Q4_0 : GGUF_T_F32, &rng, &bufs, &n_bufs,
-                    &err) < 0)
+    if (mode != TB_FULL_F32 && fill_frozen(m, mode == TB_LORA_Q4_0 ? GGUF_T_Q4_0 : GGUF_T_F32, &rng,
+                                           &bufs, &n_bufs, &err) < 0)
         goto out;
     p = train_llama_params(m, &n);
     for (int i = 0; i < n; i++) {
@@ -228,10 +227,10 @@ TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and fu
         const char *name;
         int *v;
         int lo, hi;
-    } flags[] = {{"--dim", &o.dim, 32, 8192},      {"--layers", &o.layers, 1, 256},
-                 {"--heads", &o.heads, 1, 256},    {"--kv-heads", &o.kv_heads, 1, 256},
-                 {"--ff", &o.ff, 32, 65536},       {"--ctx", &o.ctx, 8, 4096},
-                 {"--steps", &o.steps, 1, 1000},   {"--threads", &o.threads, 1, 256},
+    } flags[] = {{"--dim", &o.dim, 32, 8192},    {"--layers", &o.layers, 1, 256},
+                 {"--heads", &o.heads, 1, 256},  {"--kv-heads", &o.kv_heads, 1, 256},
+                 {"--ff", &o.ff, 32, 65536},     {"--ctx", &o.ctx, 8, 4096},
+                 {"--steps", &o.steps, 1, 1000}, {"--threads", &o.threads, 1, 256},
                  {"--rank", &o.rank, 1, 256}};
     double peak;
     if (cli_wants_help(argc, argv)) {
@@ -255,11 +254,11 @@ TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and fu
                         "--kv-heads, with an even head size");
     peak = peak_gflops(o.threads);
     printf("train: dim %d, %d layers, %d/%d heads, ff %d, vocab %d; ctx %d, batch 1, %d timed "
-           "steps, %d threads\n", o.dim, o.layers, o.heads, o.kv_heads, o.ff, o.vocab, o.ctx,
-           o.steps, o.threads);
+           "steps, %d threads\n",
+           o.dim, o.layers, o.heads, o.kv_heads, o.ff, o.vocab, o.ctx, o.steps, o.threads);
     printf("f32 matmul peak (kq_matmul 1024x1024 x 256 tokens): %.1f GFLOP/s\n", peak);
-    printf("%-16s %10s %12s %10s %10s %8s\n", "mode", "params", "trainable", "tokens/s",
-           "peak MB", "MFU");
+    printf("%-16s %10s %12s %10s %10s %8s\n", "mode", "params", "trainable", "tokens/s", "peak MB",
+           "MFU");
     for (int mode = 0; mode < TB_N; mode++) {
         struct tb_result r;
         double flops_tok, mfu;

@@ -15,39 +15,40 @@
 
 static void train_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: twin train --base FILE.gguf --dataset FILE.jsonl|DIR --out DIR [options]\n"
-            "       twin train --init random --vocab-from FILE.gguf --dim D --layers L --heads H\n"
-            "                  [--kv-heads K] --ff F --dataset DIR --out DIR [options]\n\n"
-            "Dataset: JSONL lines {\"messages\":[{\"role\",\"content\"},...]} or {\"instruction\",\n"
-            "\"input\",\"output\"} (loss on assistant tokens only), or plain text files / a folder.\n\n"
-            "  --lora-rank R          adapter rank (default 16)\n"
-            "  --lora-alpha A         adapter alpha (default 32; scale = alpha / rank)\n"
-            "  --lora-targets LIST    q,k,v,o,gate,up,down or all (default all)\n"
-            "  --lora-dropout P       dropout on adapter inputs (default 0)\n"
-            "  --full                 train every weight instead of adapters (writes model.gguf)\n"
-            "  --epochs N | --steps N length of the run (default 1 epoch)\n"
-            "  --lr LR                peak learning rate (default 2e-4)\n"
-            "  --lr-min LR            final learning rate (default lr / 10)\n"
-            "  --warmup N             linear warmup steps (default 20)\n"
-            "  --schedule S           cosine, linear or constant (default cosine)\n"
-            "  --batch B --accum A    rows per micro-batch, micro-batches per step (default 1, 1)\n"
-            "  --ctx T                tokens per row (default 256)\n"
-            "  --eval-split F         held-out fraction (default 0.1) or --eval FILE|DIR\n"
-            "  --eval-every N         evaluate every N steps (default: first and last only)\n"
-            "  --save-every N         checkpoint every N steps (default: at the end)\n"
-            "  --stop-at N            stop after step N with a checkpoint (resume later)\n"
-            "  --resume DIR           continue from DIR/checkpoint.gguf (same options)\n"
-            "  --seed S               seed of the split, order, adapters, dropout (default 42)\n"
-            "  --threads N            threads (default 1)\n"
-            "  --clip C               global gradient norm limit (default 1; 0 = off)\n"
-            "  --weight-decay W       AdamW weight decay (default 0)\n"
-            "  --chat-template NAME   override the model's template (chatml, llama3, ...)\n"
-            "  --skip-bad             skip malformed JSONL lines instead of failing\n"
-            "  --metrics FILE         JSON lines of metrics (default DIR/metrics.jsonl)\n"
-            "  --quiet                no progress output\n\n"
-            "Outputs in --out: adapter.gguf (LoRA; load with 'twin generate --lora') or\n"
-            "model.gguf (--full, --init random), metrics.jsonl, run.json, checkpoint.gguf.\n");
+    fprintf(
+        f,
+        "usage: twin train --base FILE.gguf --dataset FILE.jsonl|DIR --out DIR [options]\n"
+        "       twin train --init random --vocab-from FILE.gguf --dim D --layers L --heads H\n"
+        "                  [--kv-heads K] --ff F --dataset DIR --out DIR [options]\n\n"
+        "Dataset: JSONL lines {\"messages\":[{\"role\",\"content\"},...]} or {\"instruction\",\n"
+        "\"input\",\"output\"} (loss on assistant tokens only), or plain text files / a folder.\n\n"
+        "  --lora-rank R          adapter rank (default 16)\n"
+        "  --lora-alpha A         adapter alpha (default 32; scale = alpha / rank)\n"
+        "  --lora-targets LIST    q,k,v,o,gate,up,down or all (default all)\n"
+        "  --lora-dropout P       dropout on adapter inputs (default 0)\n"
+        "  --full                 train every weight instead of adapters (writes model.gguf)\n"
+        "  --epochs N | --steps N length of the run (default 1 epoch)\n"
+        "  --lr LR                peak learning rate (default 2e-4)\n"
+        "  --lr-min LR            final learning rate (default lr / 10)\n"
+        "  --warmup N             linear warmup steps (default 20)\n"
+        "  --schedule S           cosine, linear or constant (default cosine)\n"
+        "  --batch B --accum A    rows per micro-batch, micro-batches per step (default 1, 1)\n"
+        "  --ctx T                tokens per row (default 256)\n"
+        "  --eval-split F         held-out fraction (default 0.1) or --eval FILE|DIR\n"
+        "  --eval-every N         evaluate every N steps (default: first and last only)\n"
+        "  --save-every N         checkpoint every N steps (default: at the end)\n"
+        "  --stop-at N            stop after step N with a checkpoint (resume later)\n"
+        "  --resume DIR           continue from DIR/checkpoint.gguf (same options)\n"
+        "  --seed S               seed of the split, order, adapters, dropout (default 42)\n"
+        "  --threads N            threads (default 1)\n"
+        "  --clip C               global gradient norm limit (default 1; 0 = off)\n"
+        "  --weight-decay W       AdamW weight decay (default 0)\n"
+        "  --chat-template NAME   override the model's template (chatml, llama3, ...)\n"
+        "  --skip-bad             skip malformed JSONL lines instead of failing\n"
+        "  --metrics FILE         JSON lines of metrics (default DIR/metrics.jsonl)\n"
+        "  --quiet                no progress output\n\n"
+        "Outputs in --out: adapter.gguf (LoRA; load with 'twin generate --lora') or\n"
+        "model.gguf (--full, --init random), metrics.jsonl, run.json, checkpoint.gguf.\n");
 }
 
 struct train_ui {
@@ -246,8 +247,7 @@ TW_COMMAND(train, "fine-tune a model (LoRA, QLoRA, full) or train one from scrat
     o.ctx = &ui;
     if (ft_run(&o, &res, &err) < 0)
         return cli_fail("train: %s", err.msg);
-    printf("steps %ld  eval loss %.4f -> %.4f  train loss %.4f -> %.4f  %.0f tokens/s\n",
-           res.steps, res.eval_before, res.eval_after, res.loss_first, res.loss_last,
-           res.tokens_per_s);
+    printf("steps %ld  eval loss %.4f -> %.4f  train loss %.4f -> %.4f  %.0f tokens/s\n", res.steps,
+           res.eval_before, res.eval_after, res.loss_first, res.loss_last, res.tokens_per_s);
     return 0;
 }

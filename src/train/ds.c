@@ -156,8 +156,10 @@ static int read_file(const char *path, size_t *total, char **out, size_t *len, s
     }
     if ((size_t)st.st_size > DS_MAX_FILE_BYTES || *total + (size_t)st.st_size > DS_MAX_BYTES) {
         fclose(f);
-        return tw_errf(err, TW_ELIMIT, "'%s' is %lld bytes: over the dataset limit (%zu per file, "
-                       "%zu in all)", path, (long long)st.st_size, DS_MAX_FILE_BYTES, DS_MAX_BYTES);
+        return tw_errf(err, TW_ELIMIT,
+                       "'%s' is %lld bytes: over the dataset limit (%zu per file, "
+                       "%zu in all)",
+                       path, (long long)st.st_size, DS_MAX_FILE_BYTES, DS_MAX_BYTES);
     }
     buf = tw_malloc((size_t)st.st_size + 1);
     if (!buf) {
@@ -217,8 +219,8 @@ static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_
     return i;
 }
 
-static int render(int tmpl, const struct llm_chat_msg *msgs, size_t n, bool gen,
-                  struct tw_buf *b, struct tw_err *err)
+static int render(int tmpl, const struct llm_chat_msg *msgs, size_t n, bool gen, struct tw_buf *b,
+                  struct tw_err *err)
 {
     tw_buf_reset(b);
     return llm_chat_render((enum llm_chat_tmpl)tmpl, msgs, n, gen, b, err);
@@ -250,11 +252,15 @@ static int example_msgs(const cJSON *j, struct llm_chat_msg *msgs, size_t *n, ch
             if (k >= DS_MAX_MESSAGES)
                 return tw_errf(err, TW_ELIMIT, "more than %d messages", DS_MAX_MESSAGES);
             if (!role || !content)
-                return tw_errf(err, TW_EFORMAT, "message %zu lacks a string \"role\" or "
-                               "\"content\"", k + 1);
+                return tw_errf(err, TW_EFORMAT,
+                               "message %zu lacks a string \"role\" or "
+                               "\"content\"",
+                               k + 1);
             if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant"))
-                return tw_errf(err, TW_EFORMAT, "message %zu has role '%.40s' (want system, user "
-                               "or assistant)", k + 1, role);
+                return tw_errf(err, TW_EFORMAT,
+                               "message %zu has role '%.40s' (want system, user "
+                               "or assistant)",
+                               k + 1, role);
             n_asst += !strcmp(role, "assistant");
             msgs[k++] = (struct llm_chat_msg){role, content};
         }
@@ -265,7 +271,8 @@ static int example_msgs(const cJSON *j, struct llm_chat_msg *msgs, size_t *n, ch
         const char *outp = json_str(j, "output");
         struct tw_buf b;
         if (!ins || !outp)
-            return tw_errf(err, TW_EFORMAT, "neither \"messages\" nor string \"instruction\" and "
+            return tw_errf(err, TW_EFORMAT,
+                           "neither \"messages\" nor string \"instruction\" and "
                            "\"output\"");
         tw_buf_init(&b, DS_MAX_FILE_BYTES);
         tw_buf_puts(&b, ins);
@@ -369,8 +376,8 @@ out:
     return rc;
 }
 
-int ds_encode_example(const char *json, size_t len, const struct tok *tk, int tmpl,
-                      int32_t **ids, uint8_t **flags, size_t *n, struct tw_err *err)
+int ds_encode_example(const char *json, size_t len, const struct tok *tk, int tmpl, int32_t **ids,
+                      uint8_t **flags, size_t *n, struct tw_err *err)
 {
     cJSON *j = cJSON_ParseWithLength(json, len);
     int rc;
@@ -533,8 +540,10 @@ static int load_units(const char *path, const struct tok *tk, const struct ds_op
     for (size_t i = 0; i < ps.n; i++)
         n_json += is_jsonl(ps.p[i]), n_text += !is_jsonl(ps.p[i]);
     if (n_json && n_text) {
-        rc = tw_errf(err, TW_EINVAL, "dataset '%s' mixes .jsonl files (instruction data) with "
-                     "%d other files (plain text); use one kind", path, n_text);
+        rc = tw_errf(err, TW_EINVAL,
+                     "dataset '%s' mixes .jsonl files (instruction data) with "
+                     "%d other files (plain text); use one kind",
+                     path, n_text);
         goto out;
     }
     *kind = n_json ? DS_KIND_INSTRUCT : DS_KIND_TEXT;
@@ -673,8 +682,8 @@ int ds_load(struct ds *ds, const char *path, const struct tok *tk, const struct 
         if (rc < 0)
             goto fail;
         if (ekind != ds->kind) {
-            rc = tw_errf(err, TW_EINVAL, "eval data '%s' is %s but the dataset is %s",
-                         o->eval_path, ekind == DS_KIND_TEXT ? "text" : "instruction data",
+            rc = tw_errf(err, TW_EINVAL, "eval data '%s' is %s but the dataset is %s", o->eval_path,
+                         ekind == DS_KIND_TEXT ? "text" : "instruction data",
                          ds->kind == DS_KIND_TEXT ? "text" : "instruction data");
             goto fail;
         }
@@ -693,9 +702,10 @@ int ds_load(struct ds *ds, const char *path, const struct tok *tk, const struct 
         for (size_t i = 0; i < us.n; i++)
             ds->st.n_split += us.u[i].n > (size_t)o->n_ctx + 1;
         if (!fits) {
-            rc = tw_errf(err, TW_EINVAL, "a context of %d tokens is too small for any example of "
-                         "'%s' (the shortest has %zu tokens); raise --ctx", o->n_ctx, path,
-                         shortest);
+            rc = tw_errf(err, TW_EINVAL,
+                         "a context of %d tokens is too small for any example of "
+                         "'%s' (the shortest has %zu tokens); raise --ctx",
+                         o->n_ctx, path, shortest);
             goto fail;
         }
     }
@@ -712,9 +722,11 @@ int ds_load(struct ds *ds, const char *path, const struct tok *tk, const struct 
         if (n_eval == 0)
             n_eval = 1;
         if (n_eval >= us.n) {
-            rc = tw_errf(err, TW_EINVAL, "dataset '%s' has %zu %s: too few to hold out %g of "
-                         "them and train on the rest", path, us.n,
-                         ds->kind == DS_KIND_TEXT ? "windows" : "examples", o->eval_split);
+            rc = tw_errf(err, TW_EINVAL,
+                         "dataset '%s' has %zu %s: too few to hold out %g of "
+                         "them and train on the rest",
+                         path, us.n, ds->kind == DS_KIND_TEXT ? "windows" : "examples",
+                         o->eval_split);
             goto fail;
         }
         train_rng_seed(&rng, mix64(o->seed ^ 0x64617461ull));
@@ -738,12 +750,10 @@ int ds_load(struct ds *ds, const char *path, const struct tok *tk, const struct 
             rc = tw_errf(err, TW_ENOMEM, "out of memory");
             goto fail;
         }
-        rc = cut_rows(&ev, zero, 0, o->n_ctx, pad, &ds->eval, &ds->st, &ds->st.n_eval_counted,
-                      err);
+        rc = cut_rows(&ev, zero, 0, o->n_ctx, pad, &ds->eval, &ds->st, &ds->st.n_eval_counted, err);
         tw_free(zero);
     } else {
-        rc = cut_rows(&us, pick, 1, o->n_ctx, pad, &ds->eval, &ds->st, &ds->st.n_eval_counted,
-                      err);
+        rc = cut_rows(&us, pick, 1, o->n_ctx, pad, &ds->eval, &ds->st, &ds->st.n_eval_counted, err);
     }
     if (rc < 0)
         goto fail;
@@ -755,8 +765,10 @@ int ds_load(struct ds *ds, const char *path, const struct tok *tk, const struct 
     tw_sha256_final(&sha, digest);
     tw_sha256_to_hex(digest, ds->sha256);
     if (ds->st.n_split)
-        tw_log(TW_LOG_INFO, "train", "%ld examples of '%s' are longer than %d tokens: split into "
-               "windows", ds->st.n_split, path, o->n_ctx + 1);
+        tw_log(TW_LOG_INFO, "train",
+               "%ld examples of '%s' are longer than %d tokens: split into "
+               "windows",
+               ds->st.n_split, path, o->n_ctx + 1);
     if (ds->st.n_bad)
         tw_log(TW_LOG_WARN, "train", "%ld malformed lines of '%s' skipped", ds->st.n_bad, path);
     tw_free(pick);

@@ -61,8 +61,10 @@ int ft_parse_targets(const char *s, unsigned *out, struct tw_err *err)
             if (strlen(names[i].name) == len && !strncmp(names[i].name, p, len))
                 break;
         if (i == sizeof(names) / sizeof(names[0]))
-            return tw_errf(err, TW_EINVAL, "unknown LoRA target '%.*s' (q, k, v, o, gate, up, "
-                           "down or all)", (int)(len > 40 ? 40 : len), p);
+            return tw_errf(err, TW_EINVAL,
+                           "unknown LoRA target '%.*s' (q, k, v, o, gate, up, "
+                           "down or all)",
+                           (int)(len > 40 ? 40 : len), p);
         bits |= names[i].bit;
         p += len + (p[len] == ',');
     }
@@ -253,20 +255,25 @@ static int write_run_json(struct ft_run *r, const struct ft_result *res, long to
     json_str(&b, o->dataset);
     tw_buf_printf(&b, ",\"dataset_sha256\":\"%s\",\"params\":{", r->ds.sha256);
     if (!o->full && !o->init_random)
-        tw_buf_printf(&b, "\"lora_rank\":%d,\"lora_alpha\":%g,\"lora_targets\":%u,"
-                      "\"lora_dropout\":%g,", o->lora_rank, o->lora_alpha, o->lora_targets,
-                      o->lora_dropout);
+        tw_buf_printf(&b,
+                      "\"lora_rank\":%d,\"lora_alpha\":%g,\"lora_targets\":%u,"
+                      "\"lora_dropout\":%g,",
+                      o->lora_rank, o->lora_alpha, o->lora_targets, o->lora_dropout);
     if (o->init_random)
         tw_buf_printf(&b, "\"dim\":%d,\"layers\":%d,\"heads\":%d,\"kv_heads\":%d,\"ff\":%d,",
                       o->dim, o->layers, o->heads, o->kv_heads, o->ff);
-    tw_buf_printf(&b, "\"lr\":%g,\"lr_min\":%g,\"warmup\":%ld,\"schedule\":\"%s\",\"batch\":%d,"
+    tw_buf_printf(&b,
+                  "\"lr\":%g,\"lr_min\":%g,\"warmup\":%ld,\"schedule\":\"%s\",\"batch\":%d,"
                   "\"accum\":%d,\"ctx\":%d,\"steps\":%ld,\"eval_split\":%g,\"seed\":%llu,"
-                  "\"clip\":%g,\"weight_decay\":%g},", o->lr, o->lr_min >= 0 ? o->lr_min : o->lr / 10, o->warmup,
-                  sched[o->schedule], o->batch, o->accum, o->ds.n_ctx, total, o->ds.eval_split,
+                  "\"clip\":%g,\"weight_decay\":%g},",
+                  o->lr, o->lr_min >= 0 ? o->lr_min : o->lr / 10, o->warmup, sched[o->schedule],
+                  o->batch, o->accum, o->ds.n_ctx, total, o->ds.eval_split,
                   (unsigned long long)o->seed, o->clip, o->weight_decay);
-    tw_buf_printf(&b, "\"train_rows\":%d,\"eval_rows\":%d,\"examples\":%ld,\"split\":%ld,"
-                  "\"skipped\":%ld,", r->ds.train.n, r->ds.eval.n, r->ds.st.n_examples,
-                  r->ds.st.n_split, r->ds.st.n_bad);
+    tw_buf_printf(&b,
+                  "\"train_rows\":%d,\"eval_rows\":%d,\"examples\":%ld,\"split\":%ld,"
+                  "\"skipped\":%ld,",
+                  r->ds.train.n, r->ds.eval.n, r->ds.st.n_examples, r->ds.st.n_split,
+                  r->ds.st.n_bad);
     tw_buf_printf(&b, "\"step\":%ld,", res->steps);
     json_num(&b, "eval_loss_before", res->eval_before);
     json_num(&b, "eval_loss", res->eval_after);
@@ -534,8 +541,8 @@ int ft_run(const struct ft_opts *o, struct ft_result *res, struct tw_err *err)
     if (total < 1)
         total = 1;
     if (step > total) {
-        rc = tw_errf(err, TW_EINVAL, "checkpoint is at step %ld, past the %ld steps planned",
-                     step, total);
+        rc = tw_errf(err, TW_EINVAL, "checkpoint is at step %ld, past the %ld steps planned", step,
+                     total);
         goto out;
     }
     stop = o->stop_at > 0 && o->stop_at < total ? o->stop_at : total;
@@ -566,8 +573,10 @@ int ft_run(const struct ft_opts *o, struct ft_result *res, struct tw_err *err)
         if (isnan(res->loss_first))
             res->loss_first = ev.loss;
         res->loss_last = ev.loss;
-        fprintf(r.metrics, "{\"step\":%ld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,"
-                "\"tokens_per_s\":%.6g}\n", step, ev.loss, ev.lr, ev.grad_norm, ev.tokens_per_s);
+        fprintf(r.metrics,
+                "{\"step\":%ld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,"
+                "\"tokens_per_s\":%.6g}\n",
+                step, ev.loss, ev.lr, ev.grad_norm, ev.tokens_per_s);
         fflush(r.metrics);
         emit(&r, &ev);
         if (o->eval_every && step % o->eval_every == 0 && step < total && r.ds.eval.n) {

@@ -55,12 +55,12 @@ struct tok;
 enum ds_kind { DS_KIND_TEXT = 0, DS_KIND_INSTRUCT };
 
 struct ds_opts {
-    int n_ctx;             // T: inputs per row, DS_MIN_CTX..DS_MAX_CTX
-    double eval_split;     // fraction held out, 0 <= x < 1 (ignored with eval_path)
-    const char *eval_path; // held-out examples from this file or folder, or NULL
-    uint64_t seed;         // for the split
-    int skip_bad;          // skip malformed JSONL lines (counted) instead of failing
-    int chat_tmpl;         // enum llm_chat_tmpl, or -1: detect from chat_tmpl_text
+    int n_ctx;                  // T: inputs per row, DS_MIN_CTX..DS_MAX_CTX
+    double eval_split;          // fraction held out, 0 <= x < 1 (ignored with eval_path)
+    const char *eval_path;      // held-out examples from this file or folder, or NULL
+    uint64_t seed;              // for the split
+    int skip_bad;               // skip malformed JSONL lines (counted) instead of failing
+    int chat_tmpl;              // enum llm_chat_tmpl, or -1: detect from chat_tmpl_text
     const char *chat_tmpl_text; // the model's tokenizer.chat_template (may be NULL: ChatML)
     size_t chat_tmpl_len;
 };
@@ -107,8 +107,8 @@ void ds_release(struct ds *ds);
 /* Tokens and loss flags of one instruction example (a JSON object as above) rendered with
  * template 'tmpl': *ids and *flags are new arrays of *n entries (flags[j] = 1: token j is a
  * target that counts). Exposed for tests. */
-int ds_encode_example(const char *json, size_t len, const struct tok *tk, int tmpl,
-                      int32_t **ids, uint8_t **flags, size_t *n, struct tw_err *err);
+int ds_encode_example(const char *json, size_t len, const struct tok *tk, int tmpl, int32_t **ids,
+                      uint8_t **flags, size_t *n, struct tw_err *err);
 
 /* ---- fine-tune driver ---- */
 
@@ -130,14 +130,14 @@ struct ft_event {
 };
 
 struct ft_opts {
-    const char *base;    // GGUF base model (unless init_random)
-    const char *dataset; // file or folder
-    const char *out;     // output folder (created)
-    const char *resume;  // folder holding checkpoint.gguf, or NULL
-    const char *metrics; // metrics file, or NULL: out/metrics.jsonl
-    int full;            // train every weight (else LoRA)
-    int lora_rank;       // 16
-    float lora_alpha;    // 32
+    const char *base;      // GGUF base model (unless init_random)
+    const char *dataset;   // file or folder
+    const char *out;       // output folder (created)
+    const char *resume;    // folder holding checkpoint.gguf, or NULL
+    const char *metrics;   // metrics file, or NULL: out/metrics.jsonl
+    int full;              // train every weight (else LoRA)
+    int lora_rank;         // 16
+    float lora_alpha;      // 32
     unsigned lora_targets; // enum train_lora_target bits
     float lora_dropout;
     long epochs; // used when steps == 0
@@ -170,12 +170,12 @@ struct ft_opts {
 void ft_opts_default(struct ft_opts *o);
 
 struct ft_result {
-    long steps;            // steps done (the last step)
-    double eval_before;    // eval loss before the first step (NAN if resumed past it or no eval)
-    double eval_after;     // eval loss at the end (NAN without eval rows)
-    double loss_first;     // training loss of the first step of this run
-    double loss_last;      // and of the last
-    double tokens_per_s;   // over the whole run
+    long steps;          // steps done (the last step)
+    double eval_before;  // eval loss before the first step (NAN if resumed past it or no eval)
+    double eval_after;   // eval loss at the end (NAN without eval rows)
+    double loss_first;   // training loss of the first step of this run
+    double loss_last;    // and of the last
+    double tokens_per_s; // over the whole run
 };
 
 /* Runs a training job as described in the header comment. Returns 0 and fills 'res', or a

@@ -47,12 +47,11 @@ static struct ds_opts opts(int T, double split)
 /* The flagged tokens of a chat example decode to exactly the assistant's reply (plus EOS). */
 TEST(ds_chat_loss_only_on_assistant_tokens)
 {
-    static const char *ex =
-        "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
-        "{\"role\":\"user\",\"content\":\"Where did Tim go?\"},"
-        "{\"role\":\"assistant\",\"content\":\"Tim went to the park.\"},"
-        "{\"role\":\"user\",\"content\":\"Why?\"},"
-        "{\"role\":\"assistant\",\"content\":\"He wanted to play.\"}]}";
+    static const char *ex = "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                            "{\"role\":\"user\",\"content\":\"Where did Tim go?\"},"
+                            "{\"role\":\"assistant\",\"content\":\"Tim went to the park.\"},"
+                            "{\"role\":\"user\",\"content\":\"Why?\"},"
+                            "{\"role\":\"assistant\",\"content\":\"He wanted to play.\"}]}";
     struct gguf_file *f = NULL;
     struct tok *t = load_tok(&f);
     struct tw_err err = TW_ERR_INIT;
@@ -160,11 +159,13 @@ TEST(ds_instruct_pads_and_splits_long_examples)
     char path[600];
     long counted = 0;
     snprintf(path, sizeof(path), "%s/pad.jsonl", test_tmpdir());
-    write_file(path, "{\"instruction\":\"Name a color.\",\"output\":\"Red.\"}\n"
-                     "\n"
-                     "{\"instruction\":\"Tell a story.\",\"output\":\"Once upon a time there was "
-                     "a little dog named Max. Max liked to run in the park with his friend Sue. "
-                     "One day they found a big red ball under a tree and played all day. When the sun went down, Max and Sue walked home, tired and happy, and they slept.\"}\n");
+    write_file(path,
+               "{\"instruction\":\"Name a color.\",\"output\":\"Red.\"}\n"
+               "\n"
+               "{\"instruction\":\"Tell a story.\",\"output\":\"Once upon a time there was "
+               "a little dog named Max. Max liked to run in the park with his friend Sue. "
+               "One day they found a big red ball under a tree and played all day. When the sun "
+               "went down, Max and Sue walked home, tired and happy, and they slept.\"}\n");
     CHECK(t != NULL);
     CHECK_OK(ds_load(&d, path, t, &o, &err), &err);
     CHECK_EQ_INT(d.kind, DS_KIND_INSTRUCT);

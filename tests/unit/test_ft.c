@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MODEL  "data/models/stories260K.gguf"
-#define POST   "data/corpora/skeeto/_posts/2007-09-02-octave-mandel.markdown"
+#define MODEL   "data/models/stories260K.gguf"
+#define POST    "data/corpora/skeeto/_posts/2007-09-02-octave-mandel.markdown"
 #define N_CURVE 24
 
 struct curve {
@@ -195,9 +195,8 @@ TEST(ft_qlora_follows_the_f32_curve)
         for (int i = 1; i < 3; i++)
             dev[i] = fmax(dev[i], fabs(c[i].loss[s] - c[0].loss[s]));
     }
-    printf("  held-out: f32 %.4f -> %.4f, q8_0 %.4f -> %.4f, q4_0 %.4f -> %.4f\n",
-           r[0].eval_before, r[0].eval_after, r[1].eval_before, r[1].eval_after,
-           r[2].eval_before, r[2].eval_after);
+    printf("  held-out: f32 %.4f -> %.4f, q8_0 %.4f -> %.4f, q4_0 %.4f -> %.4f\n", r[0].eval_before,
+           r[0].eval_after, r[1].eval_before, r[1].eval_after, r[2].eval_before, r[2].eval_after);
     printf("  max |loss - f32 loss|: q8_0 %.4f, q4_0 %.4f\n", dev[1], dev[2]);
     CHECK(dev[1] < 0.05);
     CHECK(dev[2] < 0.5);
@@ -244,7 +243,8 @@ TEST(ft_from_scratch_learns_and_loads)
     for (int s = N_CURVE - 3; s <= N_CURVE; s++)
         late += c.loss[s] / 4;
     printf("  from scratch (dim 64, 2 layers): train loss %.3f (steps 1-4) -> %.3f (last 4), "
-           "held-out %.3f -> %.3f\n", early, late, r.eval_before, r.eval_after);
+           "held-out %.3f -> %.3f\n",
+           early, late, r.eval_before, r.eval_after);
     CHECK(early > 5.5); // ~ln(512) = 6.24 at random init
     CHECK(late < early - 1.0);
     /* steadily: each quarter of the run averages below the one before */
