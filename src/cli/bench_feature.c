@@ -323,7 +323,7 @@ static int delay_pass(const char *dir, struct tw_err *err)
     }
     usleep(300000);
     for (int i = 0; i < 5 && rc == 0; i++) {
-        char url[64], word[32], content[128];
+        char url[96], word[48], content[160];
         struct doc d = {0};
         double t0;
         snprintf(word, sizeof(word), "benchword%dq%ld", i, (long)getpid());

@@ -21,7 +21,12 @@ static const char conf_template[] =
     "\n"
     "[author]\n"
     "# The person whose twin this is; importers use it when --author is not given.\n"
-    "# name = Ada Lovelace\n";
+    "# name = Ada Lovelace\n"
+    "\n"
+    "[embed]\n"
+    "# The embedding model of the feature pipeline (twin stream, twin search): a BERT-family\n"
+    "# GGUF such as bge-small-en-v1.5. Without one, chunks are indexed lexically only.\n"
+    "# model = ./models/bge-small-en-v1.5-f16.gguf\n";
 
 static void usage(FILE *f)
 {

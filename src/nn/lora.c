@@ -74,7 +74,7 @@ void lora_adapter_free(struct lora_adapter *a)
 static int add_slot(struct lora_adapter *a, const char *name, size_t len, int64_t n_in,
                     int64_t n_out, int r, bool embd, struct lora_weight **out, struct tw_err *err)
 {
-    struct lora_weight *w;
+    struct lora_weight *w = NULL;
     size_t na, nb;
 
     if (len == 0 || len >= LORA_NAME_MAX)
@@ -122,7 +122,7 @@ int lora_adapter_add(struct lora_adapter *a, const char *name, int64_t n_in, int
                      const float *A, const float *B, struct tw_err *err)
 {
     size_t len = name ? strlen(name) : 0;
-    struct lora_weight *w;
+    struct lora_weight *w = NULL;
     int rc;
 
     if (len && lora_adapter_find(a, name, len))
@@ -179,7 +179,7 @@ static int load_pair(struct lora_adapter *ad, const struct lora_ent *ea, const s
 {
     const struct gguf_tensor *a = ea->t, *b = eb->t;
     bool embd = ends_with(ea->name, ea->len, "token_embd.weight");
-    struct lora_weight *w;
+    struct lora_weight *w = NULL;
     int64_t r = b->ne[0], n_in, n_out;
     int rc;
 

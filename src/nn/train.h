@@ -115,9 +115,8 @@ void train_rope_bwd(float *dx, int n_tok, int n_head, int head_dim, const int32_
  * h / (n_head / n_head_kv). Scores are q.k / sqrt(hd), softmax over positions <= i. Saves the
  * probabilities att [n_seq][n_head][T][T] (zero above the diagonal); out [n_seq*T][n_head*hd].
  * n_head must be a multiple of n_head_kv. Split across the pool by (sequence, kv head). */
-void train_attn_fwd(const float *q, const float *k, const float *v, int n_seq, int T,
-                    int n_head, int n_head_kv, int hd, float *att, float *out,
-                    struct tw_pool *pool);
+void train_attn_fwd(const float *q, const float *k, const float *v, int n_seq, int T, int n_head,
+                    int n_head_kv, int hd, float *att, float *out, struct tw_pool *pool);
 void train_attn_bwd(const float *dout, const float *q, const float *k, const float *v,
                     const float *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
                     float *dq, float *dk, float *dv, struct tw_pool *pool);
@@ -135,8 +134,8 @@ void train_acc(float *dst, const float *src, size_t n);
  * where mask[t] != 0 (mask NULL: every position). Log-softmax is taken as x - max - log(sum
  * exp(x - max)). Saves the softmax in probs [n_tok][V] (may be the logits buffer itself).
  * Returns the mean loss, 0 when no position counts. Targets of counted positions must be < V. */
-float train_xent_fwd(const float *logits, const int32_t *targets, const uint8_t *mask,
-                     int n_tok, int V, float *probs);
+float train_xent_fwd(const float *logits, const int32_t *targets, const uint8_t *mask, int n_tok,
+                     int V, float *probs);
 /* dlogits += dloss / n_counted * (probs - onehot(target)) on counted positions. */
 void train_xent_bwd(const float *probs, const int32_t *targets, const uint8_t *mask, int n_tok,
                     int V, float dloss, float *dlogits);
@@ -155,9 +154,9 @@ void train_lora_fwd(const float *x, const float *drop, int n_tok, int n_in, int 
                     const float *a, const float *b, float scale, float *u, float *y);
 /* dA, dB += their gradients; dx += the adapter path's share (the base path's share comes from
  * the base matmul's backward, with W frozen). */
-void train_lora_bwd(const float *dy, const float *x, const float *drop, const float *u,
-                    int n_tok, int n_in, int n_out, int r, const float *a, const float *b,
-                    float scale, float *dx, float *da, float *db);
+void train_lora_bwd(const float *dy, const float *x, const float *drop, const float *u, int n_tok,
+                    int n_in, int n_out, int r, const float *a, const float *b, float scale,
+                    float *dx, float *da, float *db);
 
 /* ---- frozen weights of any kq type (QLoRA) ---- */
 
@@ -187,9 +186,9 @@ void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const
  * [n_seq][n_head][T]; either may be NULL. The backward takes att, or, when att is NULL,
  * recomputes the probabilities from q, k and lse: O(T) saved per head instead of O(T^2). */
 size_t train_attn_kq_scratch(int T, int hd);
-void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T,
-                       int n_head, int n_head_kv, int hd, float *att, float *lse, float *out,
-                       float *scratch, struct tw_pool *pool);
+void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T, int n_head,
+                       int n_head_kv, int hd, float *att, float *lse, float *out, float *scratch,
+                       struct tw_pool *pool);
 void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const float *v,
                        const float *att, const float *lse, int n_seq, int T, int n_head,
                        int n_head_kv, int hd, float *dq, float *dk, float *dv, float *scratch,
@@ -232,7 +231,9 @@ struct train_adamw {
     float weight_decay; // decoupled (AdamW), e.g. 0.01; applied where param->decay
 };
 
+// clang-format off
 #define TRAIN_ADAMW_DEFAULT {0.9f, 0.999f, 1e-8f, 0.0f}
+// clang-format on
 
 /* One AdamW update of every param with a gradient, at 1-based step t (bias correction
  * 1 - beta^t), PyTorch's order: w -= lr * wd * w; m, v updated; w -= lr * mhat / (sqrt(vhat) +
@@ -264,19 +265,19 @@ float train_sched_lr(const struct train_sched *s, long step);
 
 struct train_llama_cfg {
     int n_vocab;
-    int n_embd;    // C
+    int n_embd; // C
     int n_layer;
     int n_head;    // query heads
     int n_head_kv; // key/value heads (GQA); divides n_head
     int n_ff;      // SwiGLU hidden size
     int n_rot;     // rotated dims per head; 0 = head_dim
     enum train_rope rope_type;
-    float rope_base;        // 10000
-    float rope_freq_scale;  // position multiplier; 0 or 1 = none
+    float rope_base;         // 10000
+    float rope_freq_scale;   // position multiplier; 0 or 1 = none
     const float *rope_freqs; // [n_rot / 2] frequency divisors, copied; NULL = none
-    float norm_eps;         // 1e-5
-    int tied_output;        // output projection reuses token_embd
-    int qkv_bias;           // attn_q/k/v have biases (qwen2)
+    float norm_eps;          // 1e-5
+    int tied_output;         // output projection reuses token_embd
+    int qkv_bias;            // attn_q/k/v have biases (qwen2)
 };
 
 /* LoRA targets (which projections get an adapter). */
@@ -292,9 +293,9 @@ enum train_lora_target {
 };
 
 #define TRAIN_LLAMA_MAX_TOKENS (1 << 20) // n_seq * T per forward
-#define TRAIN_LLAMA_MAX_DIM (1 << 16)    // n_embd, n_ff
-#define TRAIN_LLAMA_MAX_VOCAB (1 << 20)  // n_vocab (llama3: 128256, qwen2: 151936)
-#define TRAIN_LLAMA_MAX_LAYER 256
+#define TRAIN_LLAMA_MAX_DIM    (1 << 16) // n_embd, n_ff
+#define TRAIN_LLAMA_MAX_VOCAB  (1 << 20) // n_vocab (llama3: 128256, qwen2: 151936)
+#define TRAIN_LLAMA_MAX_LAYER  256
 
 struct train_llama;
 
@@ -321,8 +322,8 @@ struct train_param *train_llama_params(const struct train_llama *m, int *n_param
  * projections of every layer: A ~ U(-1/sqrt(n_in), 1/sqrt(n_in)) (PEFT's Kaiming-uniform with
  * a = sqrt(5)) from 'seed', B = 0, so the adapted model computes exactly what the base does
  * until the first update. dropout in [0, 1) applies to the adapter input. Once per model. */
-int train_llama_add_lora(struct train_llama *m, unsigned targets, int r, float alpha,
-                         float dropout, uint64_t seed, struct tw_err *err);
+int train_llama_add_lora(struct train_llama *m, unsigned targets, int r, float alpha, float dropout,
+                         uint64_t seed, struct tw_err *err);
 /* The adapter settings: returns 1 and fills the non-NULL outputs if the model has adapters, 0
  * otherwise. */
 int train_llama_lora(const struct train_llama *m, unsigned *targets, int *r, float *alpha,
@@ -338,13 +339,14 @@ int train_llama_set_frozen(struct train_llama *m, int i, enum gguf_ttype type, c
 
 /* Runs the model on n_seq sequences of T tokens (tokens and targets [n_seq*T], mask as in
  * train_xent_fwd), saves what the backward needs, and sets *loss. LoRA dropout masks are drawn
- * from 'rng' (unused without dropout; NULL allowed then). Token and target ids are checked
- * against n_vocab (TW_EINVAL). The activations are the model's, reused across calls. */
+ * from 'rng'; rng NULL means evaluation: no dropout. Token and target ids are checked against
+ * n_vocab (TW_EINVAL). The activations are the model's, reused across calls. */
 int train_llama_forward(struct train_llama *m, const int32_t *tokens, const int32_t *targets,
-                        const uint8_t *mask, int n_seq, int T, struct train_rng *rng,
-                        float *loss, struct tw_err *err);
+                        const uint8_t *mask, int n_seq, int T, struct train_rng *rng, float *loss,
+                        struct tw_err *err);
 /* The forward without a loss: logits [n_seq*T][n_vocab] of every position (raw, before
- * softmax), to evaluate or to compare with the inference decoder. Leaves no backward state. */
+ * softmax), to evaluate or to compare with the inference decoder (rng NULL: no dropout).
+ * Leaves no backward state. */
 int train_llama_logits(struct train_llama *m, const int32_t *tokens, int n_seq, int T,
                        struct train_rng *rng, float *logits, struct tw_err *err);
 /* Back-propagates dloss (1 for the mean loss; 1/n to average n micro-batches) from the last
@@ -365,14 +367,16 @@ struct llm_model;
  * A model the graph cannot represent (head_dim * n_head != n_embd) is TW_EUNSUP. */
 int train_llama_from_llm(const struct llm_model *lm, int frozen, struct train_llama **out,
                          struct tw_err *err);
-/* Adds the adapters of a llama.cpp LoRA GGUF (general.type "adapter", adapter.type "lora",
- * adapter.lora.alpha; tensors blk.N.<target>.weight.lora_a ne [n_in, r] and lora_b ne
- * [r, n_out], any kq type) to a model without adapters, as train_llama_add_lora would, with the
- * file's values (dropout 0). Projections the file has no adapter for get B = 0, i.e. none.
- * Adapters on token_embd or output, or of different ranks, are TW_EUNSUP. */
+/* Adds the adapters of a llama.cpp LoRA GGUF (read and checked by lora_adapter_from_gguf: F32,
+ * F16 or BF16 pairs blk.N.<target>.weight.lora_a ne [n_in, r] / lora_b ne [r, n_out]) to a model
+ * without adapters, as train_llama_add_lora would, with the file's values (dropout 0) and alpha
+ * set so that alpha / r is llama.cpp's multiplier at user scale 1. Projections the file has no
+ * adapter for get B = 0, i.e. none. Adapters on token_embd or output, of different ranks, or of
+ * another shape than the model's are refused, naming the tensor. */
 int train_llama_lora_load(struct train_llama *m, const struct gguf_file *f, struct tw_err *err);
-/* Writes the model's adapters as a llama.cpp LoRA GGUF at 'path' (atomically: temp + rename):
- * general.architecture = arch (the base model's), adapter.lora.alpha, F32 tensors. */
+/* Writes the model's adapters as a llama.cpp LoRA GGUF at 'path' through lora_adapter_write
+ * (atomically: temp + rename): general.architecture = arch (the base model's),
+ * adapter.lora.alpha, F32 tensors. */
 int train_llama_lora_save(const struct train_llama *m, const char *arch, const char *path,
                           struct tw_err *err);
 
@@ -390,9 +394,8 @@ int train_llama_save_model(const struct train_llama *m, const struct gguf_file *
  * moments ("<name>", "<name>.adam_m", "<name>.adam_v", F32), the step, the rng state (if rng is
  * non-NULL) and the adapter settings. Frozen tensors are not written: they come from the base
  * model. */
-int train_llama_checkpoint_save(const struct train_llama *m, long step,
-                                const struct train_rng *rng, const char *path,
-                                struct tw_err *err);
+int train_llama_checkpoint_save(const struct train_llama *m, long step, const struct train_rng *rng,
+                                const char *path, struct tw_err *err);
 /* Restores a checkpoint into a model built the same way (same config; adapters are added from
  * the checkpoint's settings if the model has none, and must match if it has). Sets *step and
  * *rng (when non-NULL). Every trainable tensor must be present with its shape, else an error
@@ -417,13 +420,12 @@ void train_embed_fwd_f64(const double *emb, int C, const int32_t *tok, int n_tok
 void train_embed_bwd_f64(double *demb, int C, const int32_t *tok, int n_tok, const double *dx);
 void train_rmsnorm_fwd_f64(const double *x, const double *w, int n_tok, int C, double eps,
                            double *y, double *rstd);
-void train_rmsnorm_bwd_f64(const double *dy, const double *x, const double *w,
-                           const double *rstd, int n_tok, int C, double *dx, double *dw);
+void train_rmsnorm_bwd_f64(const double *dy, const double *x, const double *w, const double *rstd,
+                           int n_tok, int C, double *dx, double *dw);
 void train_matmul_fwd_f64(const double *x, const double *w, const double *b, int n_tok, int n_in,
                           int n_out, double *y, struct tw_pool *pool);
-void train_matmul_bwd_f64(const double *dy, const double *x, const double *w, int n_tok,
-                          int n_in, int n_out, double *dx, double *dw, double *db,
-                          struct tw_pool *pool);
+void train_matmul_bwd_f64(const double *dy, const double *x, const double *w, int n_tok, int n_in,
+                          int n_out, double *dx, double *dw, double *db, struct tw_pool *pool);
 void train_rope_fwd_f64(double *x, int n_tok, int n_head, int head_dim, const int32_t *pos,
                         const struct train_rope_cfg *rc);
 void train_rope_bwd_f64(double *dx, int n_tok, int n_head, int head_dim, const int32_t *pos,
@@ -435,18 +437,17 @@ void train_attn_bwd_f64(const double *dout, const double *q, const double *k, co
                         const double *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
                         double *dq, double *dk, double *dv, struct tw_pool *pool);
 void train_swiglu_fwd_f64(const double *g, const double *u, size_t n, double *h);
-void train_swiglu_bwd_f64(const double *dh, const double *g, const double *u, size_t n,
-                          double *dg, double *du);
+void train_swiglu_bwd_f64(const double *dh, const double *g, const double *u, size_t n, double *dg,
+                          double *du);
 void train_add_fwd_f64(const double *a, const double *b, size_t n, double *y);
 void train_acc_f64(double *dst, const double *src, size_t n);
 double train_xent_fwd_f64(const double *logits, const int32_t *targets, const uint8_t *mask,
                           int n_tok, int V, double *probs);
-void train_xent_bwd_f64(const double *probs, const int32_t *targets, const uint8_t *mask,
-                        int n_tok, int V, double dloss, double *dlogits);
+void train_xent_bwd_f64(const double *probs, const int32_t *targets, const uint8_t *mask, int n_tok,
+                        int V, double dloss, double *dlogits);
 void train_dropout_mask_f64(struct train_rng *rng, float p, size_t n, double *drop);
-void train_lora_fwd_f64(const double *x, const double *drop, int n_tok, int n_in, int n_out,
-                        int r, const double *a, const double *b, double scale, double *u,
-                        double *y);
+void train_lora_fwd_f64(const double *x, const double *drop, int n_tok, int n_in, int n_out, int r,
+                        const double *a, const double *b, double scale, double *u, double *y);
 void train_lora_bwd_f64(const double *dy, const double *x, const double *drop, const double *u,
                         int n_tok, int n_in, int n_out, int r, const double *a, const double *b,
                         double scale, double *dx, double *da, double *db);

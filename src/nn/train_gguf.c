@@ -5,6 +5,7 @@
 #include "base/mem.h"
 #include "nn/kq.h"
 #include "nn/llm.h"
+#include "nn/lora.h"
 #include "nn/train.h"
 #include "nn/weights.h"
 
@@ -23,8 +24,10 @@ static int cfg_from_hparams(const struct llm_hparams *hp, const struct gguf_file
     int rc = 0;
 
     if (hp->head_dim * hp->n_head != hp->n_embd)
-        return tw_errf(err, TW_EUNSUP, "head_dim %d x %d heads != n_embd %d is not supported "
-                       "for training", hp->head_dim, hp->n_head, hp->n_embd);
+        return tw_errf(err, TW_EUNSUP,
+                       "head_dim %d x %d heads != n_embd %d is not supported "
+                       "for training",
+                       hp->head_dim, hp->n_head, hp->n_embd);
     memset(cfg, 0, sizeof(*cfg));
     cfg->n_vocab = hp->n_vocab;
     cfg->n_embd = hp->n_embd;
@@ -72,8 +75,8 @@ int train_llama_from_llm(const struct llm_model *lm, int frozen, struct train_ll
         return rc;
     p = train_llama_params(m, &n);
     for (int i = 0; i < n; i++) {
-        const struct gguf_tensor *t = nn_weight(f, p[i].name, p[i].ne[0], p[i].ne[1], true, &rc,
-                                                err);
+        const struct gguf_tensor *t =
+            nn_weight(f, p[i].name, p[i].ne[0], p[i].ne[1], true, &rc, err);
         if (!t)
             goto fail;
         if (frozen && !p[i].w) {
@@ -91,25 +94,18 @@ fail:
     return rc;
 }
 
-/* ---- LoRA adapters ---- */
+/* ---- LoRA adapters (the file format is lora.h's) ---- */
 
-/* "blk.<l>.<target>.weight.lora_<a|b>": returns the target index and sets *layer and *is_b, or
- * -1 if the name is not an adapter tensor of a supported target. */
-static int parse_lora_name(const struct gguf_str *name, int *layer, int *is_b)
+/* "blk.<l>.<target>.weight": the target index and *layer, or -1. */
+static int parse_base_name(const char *name, int *layer)
 {
-    char buf[128], tail[64];
+    char tail[64];
     int l, used = 0;
-    if (name->len >= sizeof(buf))
-        return -1;
-    memcpy(buf, name->ptr, name->len);
-    buf[name->len] = '\0';
-    if (sscanf(buf, "blk.%d.%63[a-z_].weight.lora_%n", &l, tail, &used) != 2 || !used ||
-        (strcmp(buf + used, "a") && strcmp(buf + used, "b")) || l < 0)
+    if (sscanf(name, "blk.%d.%63[a-z_].weight%n", &l, tail, &used) != 2 || name[used] || l < 0)
         return -1;
     for (int k = 0; k < N_TARGETS; k++)
         if (!strcmp(tail, target_names[k])) {
             *layer = l;
-            *is_b = buf[used] == 'b';
             return k;
         }
     return -1;
@@ -118,88 +114,104 @@ static int parse_lora_name(const struct gguf_str *name, int *layer, int *is_b)
 int train_llama_lora_load(struct train_llama *m, const struct gguf_file *f, struct tw_err *err)
 {
     const struct train_llama_cfg *cfg = train_llama_config(m);
-    struct gguf_str type = {NULL, 0}, atype = {NULL, 0};
-    unsigned targets = 0;
-    int r = 0, rc, n;
-    float alpha;
+    struct lora_adapter *ad = NULL;
     struct train_param *p;
+    unsigned targets = 0;
+    int r = 0, rc, n, layer;
+    float scale = 0;
 
     if (train_llama_lora(m, NULL, NULL, NULL, NULL))
         return tw_errf(err, TW_ESTATE, "the model already has LoRA adapters");
-    if ((rc = gguf_get_str(f, "general.type", &type, err)) < 0 ||
-        (rc = gguf_get_str(f, "adapter.type", &atype, err)) < 0 ||
-        (rc = gguf_get_f32(f, "adapter.lora.alpha", 0.0f, &alpha, err)) < 0)
-        return rc;
-    if (type.len != 7 || memcmp(type.ptr, "adapter", 7) || atype.len != 4 ||
-        memcmp(atype.ptr, "lora", 4))
-        return tw_errf(err, TW_EFORMAT, "not a LoRA adapter (general.type '%.*s', adapter.type "
-                       "'%.*s')", (int)type.len, type.ptr ? type.ptr : "", (int)atype.len,
-                       atype.ptr ? atype.ptr : "");
-    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-        const struct gguf_tensor *t = gguf_tensor(f, i);
-        int layer, is_b, k = parse_lora_name(&t->name, &layer, &is_b);
-        if (k < 0 || layer >= cfg->n_layer)
-            return tw_errf(err, TW_EUNSUP, "adapter tensor '%.*s' is not supported (expected "
-                           "blk.N.<attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down>"
-                           ".weight.lora_a/b with N < %d)", (int)t->name.len, t->name.ptr,
-                           cfg->n_layer);
-        if (is_b) {
-            if (r && t->ne[0] != r)
-                return tw_errf(err, TW_EUNSUP, "adapter ranks differ (%d and %lld)", r,
-                               (long long)t->ne[0]);
-            r = (int)t->ne[0];
-        }
-        targets |= 1u << k;
-    }
-    if (!targets || !r)
-        return tw_errf(err, TW_EFORMAT, "the adapter has no lora_b tensors");
-    if (alpha == 0.0f) // llama.cpp: no alpha means a scale of 1
-        alpha = (float)r;
-    rc = train_llama_add_lora(m, targets, r, alpha, 0.0f, 0, err);
+    rc = lora_adapter_from_gguf(f, "adapter", &ad, err);
     if (rc < 0)
         return rc;
+    for (int i = 0; i < lora_adapter_n_weights(ad); i++) {
+        const struct lora_weight *w = lora_adapter_weight(ad, i);
+        int k = w->embd ? -1 : parse_base_name(w->name, &layer);
+        if (k < 0 || layer >= cfg->n_layer) {
+            rc = tw_errf(err, TW_EUNSUP,
+                         "adapter tensor '%s.lora_a' is not supported (expected "
+                         "blk.N.<attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down>"
+                         ".weight with N < %d)",
+                         w->name, cfg->n_layer);
+            goto out;
+        }
+        if (r && w->r != r) {
+            rc = tw_errf(err, TW_EUNSUP, "adapter ranks differ (%d and %d at '%s')", r, w->r,
+                         w->name);
+            goto out;
+        }
+        r = w->r;
+        scale = lora_scale(ad, w, 1.0f);
+        targets |= 1u << k;
+    }
+    /* alpha such that alpha / r is llama.cpp's multiplier at user scale 1 */
+    rc = train_llama_add_lora(m, targets, r, scale * (float)r, 0.0f, 0, err);
+    if (rc < 0)
+        goto out;
     /* Adapters absent from the file keep B = 0: they add nothing, like the missing adapter. */
     p = train_llama_params(m, &n);
     for (int i = 0; i < n; i++) {
-        const struct gguf_tensor *t;
+        char base[96];
+        const struct lora_weight *w;
+        size_t len;
+        int is_b;
         if (!strstr(p[i].name, ".lora_"))
             continue;
-        t = nn_weight(f, p[i].name, p[i].ne[0], p[i].ne[1], false, &rc, err);
-        if (rc < 0)
-            return tw_err_ctx(err, "adapter");
-        if (!t) {
-            if (strstr(p[i].name, ".lora_b"))
+        len = strlen(p[i].name) - strlen(".lora_a");
+        is_b = p[i].name[len + 6] == 'b';
+        snprintf(base, sizeof(base), "%.*s", (int)len, p[i].name);
+        w = lora_adapter_find(ad, base, len);
+        if (!w) {
+            if (is_b)
                 memset(p[i].w, 0, p[i].n * sizeof(float));
             continue;
         }
-        kq_dequant(t->type, t->data, p[i].w, (int64_t)p[i].n);
+        if (w->n_in != (is_b ? p[i - 1].ne[0] : p[i].ne[0]) ||
+            w->n_out != (is_b ? p[i].ne[1] : p[i + 1].ne[1])) {
+            rc = tw_errf(err, TW_EINVAL,
+                         "adapter '%s.lora_%c' is for a [%lld, %lld] weight, the "
+                         "model's is [%lld, %lld]",
+                         base, is_b ? 'b' : 'a', (long long)w->n_in, (long long)w->n_out,
+                         (long long)(is_b ? p[i - 1].ne[0] : p[i].ne[0]),
+                         (long long)(is_b ? p[i].ne[1] : p[i + 1].ne[1]));
+            goto out;
+        }
+        memcpy(p[i].w, is_b ? w->b : w->a, p[i].n * sizeof(float));
     }
-    return TW_OK;
+    rc = TW_OK;
+out:
+    lora_adapter_free(ad);
+    return rc;
 }
 
 int train_llama_lora_save(const struct train_llama *m, const char *arch, const char *path,
                           struct tw_err *err)
 {
-    struct gguf_writer *w;
+    struct lora_adapter *ad = NULL;
     struct train_param *p;
     float alpha;
-    int n, rc;
+    int n, r, rc;
 
-    if (!train_llama_lora(m, NULL, NULL, &alpha, NULL))
+    if (!train_llama_lora(m, NULL, &r, &alpha, NULL))
         return tw_errf(err, TW_ESTATE, "the model has no LoRA adapters to save");
-    w = gguf_writer_new();
-    if (!w)
-        return tw_errf(err, TW_ENOMEM, "out of memory writing '%s'", path);
-    gguf_writer_set_str(w, "general.architecture", arch);
-    gguf_writer_set_str(w, "general.type", "adapter");
-    gguf_writer_set_str(w, "adapter.type", "lora");
-    gguf_writer_set_f32(w, "adapter.lora.alpha", alpha);
+    rc = lora_adapter_new(arch, alpha, &ad, err);
+    if (rc < 0)
+        return rc;
     p = train_llama_params(m, &n);
-    for (int i = 0; i < n; i++)
-        if (strstr(p[i].name, ".lora_"))
-            gguf_writer_add_tensor(w, p[i].name, GGUF_T_F32, 2, p[i].ne, p[i].w);
-    rc = gguf_writer_write(w, path, err);
-    gguf_writer_free(w);
+    for (int i = 0; i + 1 < n && rc >= 0; i++) {
+        char base[96];
+        size_t len;
+        if (!strstr(p[i].name, ".lora_a"))
+            continue;
+        len = strlen(p[i].name) - strlen(".lora_a");
+        snprintf(base, sizeof(base), "%.*s", (int)len, p[i].name);
+        /* A is [r][n_in] (ne [n_in, r]), the next tensor B is [n_out][r] (ne [r, n_out]) */
+        rc = lora_adapter_add(ad, base, p[i].ne[0], p[i + 1].ne[1], r, p[i].w, p[i + 1].w, err);
+    }
+    if (rc >= 0)
+        rc = lora_adapter_write(ad, path, err);
+    lora_adapter_free(ad);
     return rc;
 }
 
@@ -207,11 +219,11 @@ int train_llama_lora_save(const struct train_llama *m, const char *arch, const c
 
 #define CKPT_TYPE "twin-train-checkpoint"
 
-int train_llama_checkpoint_save(const struct train_llama *m, long step,
-                                const struct train_rng *rng, const char *path, struct tw_err *err)
+int train_llama_checkpoint_save(const struct train_llama *m, long step, const struct train_rng *rng,
+                                const char *path, struct tw_err *err)
 {
     uint8_t rng_bytes[TRAIN_RNG_STATE_BYTES];
-    char (*names)[80] = NULL;
+    char(*names)[80] = NULL;
     struct gguf_writer *w;
     struct train_param *p;
     unsigned targets;
@@ -254,8 +266,8 @@ int train_llama_checkpoint_save(const struct train_llama *m, long step,
 }
 
 /* The F32 tensor 'name' of shape ne, copied into dst. */
-static int ckpt_tensor(const struct gguf_file *f, const char *name, const int64_t *ne,
-                       float *dst, struct tw_err *err)
+static int ckpt_tensor(const struct gguf_file *f, const char *name, const int64_t *ne, float *dst,
+                       struct tw_err *err)
 {
     int rc = 0;
     const struct gguf_tensor *t = nn_weight(f, name, ne[0], ne[1], true, &rc, err);
@@ -285,9 +297,10 @@ static int ckpt_lora(struct train_llama *m, const struct gguf_file *f, struct tw
     if (!train_llama_lora(m, &have_t, &have_r, &have_a, &have_d))
         return train_llama_add_lora(m, targets, (int)r, alpha, dropout, 0, err);
     if (have_t != targets || have_r != (int)r || have_a != alpha || have_d != dropout)
-        return tw_errf(err, TW_EINVAL, "checkpoint adapters (targets 0x%x, rank %u, alpha %g) "
-                       "differ from the model's (0x%x, %d, %g)", targets, r, (double)alpha,
-                       have_t, have_r, (double)have_a);
+        return tw_errf(err, TW_EINVAL,
+                       "checkpoint adapters (targets 0x%x, rank %u, alpha %g) "
+                       "differ from the model's (0x%x, %d, %g)",
+                       targets, r, (double)alpha, have_t, have_r, (double)have_a);
     return TW_OK;
 }
 
@@ -453,8 +466,7 @@ int train_llama_save_model(const struct train_llama *m, const struct gguf_file *
             gguf_writer_add_tensor(w, p[i].name, p[i].qtype, 2, p[i].ne, qbufs[i]);
             continue;
         }
-        gguf_writer_add_tensor(w, p[i].name, GGUF_T_F32, p[i].ne[1] > 1 ? 2 : 1, p[i].ne,
-                               bufs[i]);
+        gguf_writer_add_tensor(w, p[i].name, GGUF_T_F32, p[i].ne[1] > 1 ? 2 : 1, p[i].ne, bufs[i]);
     }
     /* tensors of the base the graph has no use for (rope_freqs.weight ...) pass through */
     for (int64_t k = 0; base && k < gguf_n_tensors(base); k++) {

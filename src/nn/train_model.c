@@ -66,9 +66,9 @@ typedef float treal;
 /* Target bit k adapts layer tensor target_tensor[k]. */
 static const int target_tensor[N_TARGET] = {1, 2, 3, 4, 6, 7, 8};
 static const char *const layer_names[N_LAYER_T] = {
-    "attn_norm.weight", "attn_q.weight",    "attn_k.weight",  "attn_v.weight",
+    "attn_norm.weight",   "attn_q.weight",   "attn_k.weight",   "attn_v.weight",
     "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
-    "ffn_down.weight",  "attn_q.bias",      "attn_k.bias",    "attn_v.bias"};
+    "ffn_down.weight",    "attn_q.bias",     "attn_k.bias",     "attn_v.bias"};
 
 struct lora_slot {
     int pa, pb;  // param indices of A and B; 0 when this slot has no adapter
@@ -86,20 +86,21 @@ struct LLAMA {
     int hd, n_rot, qd, kvd; // head dim, rotated dims, Hq*hd, Hkv*hd
     int n_lt;               // tensors per layer (9, or 12 with QKV biases)
     struct train_rope_cfg rope;
-    float *rope_freqs;      // owned copy of cfg->rope_freqs, or NULL
+    float *rope_freqs; // owned copy of cfg->rope_freqs, or NULL
     struct tw_pool *pool;
 
     struct PARAM *params;
     int n_params;
-    int n_base;           // tensors before the adapters
-    char (*names)[64];    // params[i].name storage
-    treal *base_w;        // one block for the base weights
-    treal *base_gmv;      // g, m, v of the base (NULL once frozen)
-    treal *lora_block;    // w, g, m, v of the adapters
+    int n_base;        // tensors before the adapters
+    char (*names)[64]; // params[i].name storage
+    treal *base_w;     // one block for the base weights
+    treal *base_gmv;   // g, m, v of the base (NULL once frozen)
+    treal *lora_block; // w, g, m, v of the adapters
     unsigned lora_targets;
     int lora_r;
     float lora_alpha, lora_dropout;
     treal lora_scale;
+    int drop_on;            // the last forward applied dropout (had an rng)
     struct lora_slot *lora; // [n_layer][N_TARGET]
 
     /* activations of the last forward, sized for cap_tok tokens and cap_att probabilities */
@@ -145,7 +146,7 @@ static int cfg_check(const struct train_llama_cfg *c, struct tw_err *err)
 {
 #define CFG_RANGE(field, lo, hi)                                                                   \
     if (c->field < (lo) || c->field > (hi))                                                        \
-        return tw_errf(err, TW_EINVAL, "model config: %s = %d, expected %d..%d", #field,          \
+        return tw_errf(err, TW_EINVAL, "model config: %s = %d, expected %d..%d", #field,           \
                        (int)c->field, (int)(lo), (int)(hi));
     CFG_RANGE(n_vocab, 1, TRAIN_LLAMA_MAX_VOCAB)
     CFG_RANGE(n_embd, 1, TRAIN_LLAMA_MAX_DIM)
@@ -166,12 +167,13 @@ static int cfg_check(const struct train_llama_cfg *c, struct tw_err *err)
     if (c->rope_type != TRAIN_ROPE_NORM && c->rope_type != TRAIN_ROPE_NEOX)
         return tw_errf(err, TW_EINVAL, "model config: unknown rope type %d", (int)c->rope_type);
     if (!(c->rope_base > 0) || !(c->norm_eps > 0) || !(c->rope_freq_scale >= 0))
-        return tw_errf(err, TW_EINVAL, "model config: rope_base and norm_eps must be positive, "
+        return tw_errf(err, TW_EINVAL,
+                       "model config: rope_base and norm_eps must be positive, "
                        "rope_freq_scale not negative");
     for (int i = 0; c->rope_freqs && i < (c->n_rot ? c->n_rot : c->n_embd / c->n_head) / 2; i++)
         if (!(c->rope_freqs[i] > 0))
-            return tw_errf(err, TW_EINVAL, "model config: rope_freqs[%d] = %g, must be positive",
-                           i, (double)c->rope_freqs[i]);
+            return tw_errf(err, TW_EINVAL, "model config: rope_freqs[%d] = %g, must be positive", i,
+                           (double)c->rope_freqs[i]);
     return TW_OK;
 }
 
@@ -195,7 +197,10 @@ static int grow_params(struct LLAMA *m, int n, struct tw_err *err)
 static void add_param(struct LLAMA *m, const char *name, int ne0, int ne1, int decay)
 {
     struct PARAM *p = &m->params[m->n_params];
-    snprintf(m->names[m->n_params], sizeof(m->names[0]), "%s", name);
+    /* Tensor names are at most 63 bytes (GGUF's limit), so the copy never cuts one. */
+    size_t len = strnlen(name, sizeof(m->names[0]) - 1);
+    memcpy(m->names[m->n_params], name, len);
+    m->names[m->n_params][len] = '\0';
     memset(p, 0, sizeof(*p));
     p->name = m->names[m->n_params];
     p->ne[0] = ne0;
@@ -235,8 +240,7 @@ static int llama_create(const struct train_llama_cfg *cfg, uint64_t seed, int fr
     m->kvd = cfg->n_head_kv * m->hd;
     m->n_lt = cfg->qkv_bias ? 12 : 9;
     m->rope = (struct train_rope_cfg){cfg->rope_type, m->n_rot, cfg->rope_base,
-                                      cfg->rope_freq_scale > 0 ? cfg->rope_freq_scale : 1.0f,
-                                      NULL};
+                                      cfg->rope_freq_scale > 0 ? cfg->rope_freq_scale : 1.0f, NULL};
     if (cfg->rope_freqs) {
         m->rope_freqs = tw_mallocarray((size_t)m->n_rot / 2, sizeof(float));
         if (!m->rope_freqs) {
@@ -457,8 +461,10 @@ int train_llama_set_frozen(struct train_llama *m, int i, enum gguf_ttype type, c
         return tw_errf(err, TW_EINVAL, "tensor %d is not a base tensor (0..%d)", i, m->n_base - 1);
     p = &m->params[i];
     if (!is_matrix(p->name))
-        return tw_errf(err, TW_EINVAL, "'%s' is not a matrix; only matrices can be frozen in "
-                       "place", p->name);
+        return tw_errf(err, TW_EINVAL,
+                       "'%s' is not a matrix; only matrices can be frozen in "
+                       "place",
+                       p->name);
     if (p->g)
         return tw_errf(err, TW_ESTATE, "'%s' is trainable; freeze the base first (add LoRA)",
                        p->name);
@@ -502,8 +508,7 @@ int train_llama_f64_from(const struct train_llama *src, struct train_llama_f64 *
             per -= per % blk;
             for (size_t e = 0; e < sp[i].n; e += per) {
                 size_t k = sp[i].n - e < per ? sp[i].n - e : per;
-                kq_dequant(sp[i].qtype, (const char *)sp[i].qdata + e / blk * bb, buf,
-                           (int64_t)k);
+                kq_dequant(sp[i].qtype, (const char *)sp[i].qdata + e / blk * bb, buf, (int64_t)k);
                 for (size_t j = 0; j < k; j++)
                     m->params[i].w[e + j] = buf[j];
             }
@@ -555,11 +560,11 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
     /* per token: rstd1, rstd2 and the [C], [qd], [kvd], [F] activations of each layer */
     per_layer = 2 + 3 * C + 2 * qd + 2 * kvd + 3 * F;
     total = per_layer * L + C * (L + 1) + C + 1 + V // layers, residuals, xnf, rstdf, probs
-            + 3 * C + 2 * qd + 2 * kvd + 3 * F + V   // backward scratch
+            + 3 * C + 2 * qd + 2 * kvd + 3 * F + V  // backward scratch
             + lora;
 #ifndef TRAIN_F64
-    mm_scratch = train_matmul_bwd_kq_scratch((int)n_tok, C > qd ? (C > F ? C : F)
-                                                                : (qd > F ? qd : F));
+    mm_scratch =
+        train_matmul_bwd_kq_scratch((int)n_tok, C > qd ? (C > F ? C : F) : (qd > F ? qd : F));
     at_scratch = train_attn_kq_scratch(T, m->hd);
 #endif
     if (tw_size_mul(total, n_tok, &total) < 0 || tw_size_mul(n_att, L, &ints) < 0 ||
@@ -666,8 +671,8 @@ static struct PARAM *layer_bias(const struct LLAMA *m, int l, int j)
 }
 
 /* y = W x (+ b) for a dense or frozen in-place (kq) weight. */
-static void mat_fwd(struct LLAMA *m, const struct PARAM *w, const struct PARAM *b,
-                    const treal *x, int n_tok, int n_in, int n_out, treal *y)
+static void mat_fwd(struct LLAMA *m, const struct PARAM *w, const struct PARAM *b, const treal *x,
+                    int n_tok, int n_in, int n_out, treal *y)
 {
 #ifndef TRAIN_F64
     if (w->qdata) {
@@ -682,15 +687,15 @@ static void mat_fwd(struct LLAMA *m, const struct PARAM *w, const struct PARAM *
 }
 
 /* dx += dy W; dW and db accumulate when trainable. */
-static void mat_bwd(struct LLAMA *m, const struct PARAM *w, const struct PARAM *b,
-                    const treal *dy, const treal *x, int n_tok, int n_in, int n_out, treal *dx)
+static void mat_bwd(struct LLAMA *m, const struct PARAM *w, const struct PARAM *b, const treal *dy,
+                    const treal *x, int n_tok, int n_in, int n_out, treal *dx)
 {
 #ifndef TRAIN_F64
     /* f32: through the SIMD kernels (train_matmul_bwd and train_qmatmul_bwd_x are the plain
      * definitions it is tested against) */
-    train_matmul_bwd_kq(w->qdata ? w->qtype : GGUF_T_F32, w->qdata ? w->qdata : w->w, x, dy,
-                        n_tok, n_in, n_out, dx, w->qdata ? NULL : w->g, b ? b->g : NULL,
-                        m->mm_scratch, m->pool);
+    train_matmul_bwd_kq(w->qdata ? w->qtype : GGUF_T_F32, w->qdata ? w->qdata : w->w, x, dy, n_tok,
+                        n_in, n_out, dx, w->qdata ? NULL : w->g, b ? b->g : NULL, m->mm_scratch,
+                        m->pool);
 #else
     OP(train_matmul_bwd)(dy, x, w->w, n_tok, n_in, n_out, dx, w->g, b ? b->g : NULL, m->pool);
 #endif
@@ -708,15 +713,16 @@ static void proj_fwd(struct LLAMA *m, int l, int j, const treal *x, int n_tok, t
             struct lora_slot *s = &m->lora[l * N_TARGET + k];
             if (target_tensor[k] != j || !s->pa)
                 continue;
-            if (s->drop)
+            if (m->drop_on)
                 OP(train_dropout_mask)(rng, m->lora_dropout, (size_t)n_tok * n_in, s->drop);
 #ifndef TRAIN_F64
-            train_lora_fwd_kq(x, s->drop, n_tok, n_in, n_out, m->lora_r, m->params[s->pa].w,
-                              m->params[s->pb].w, m->lora_scale, s->u, y, m->lo_scratch,
-                              m->pool);
+            train_lora_fwd_kq(x, m->drop_on ? s->drop : NULL, n_tok, n_in, n_out, m->lora_r,
+                              m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, s->u, y,
+                              m->lo_scratch, m->pool);
 #else
-            OP(train_lora_fwd)(x, s->drop, n_tok, n_in, n_out, m->lora_r, m->params[s->pa].w,
-                               m->params[s->pb].w, m->lora_scale, s->u, y);
+            OP(train_lora_fwd)
+            (x, m->drop_on ? s->drop : NULL, n_tok, n_in, n_out, m->lora_r, m->params[s->pa].w,
+             m->params[s->pb].w, m->lora_scale, s->u, y);
 #endif
         }
     }
@@ -736,13 +742,14 @@ static void proj_bwd(struct LLAMA *m, int l, int j, const treal *dy, const treal
             if (target_tensor[k] != j || !s->pa)
                 continue;
 #ifndef TRAIN_F64
-            train_lora_bwd_kq(dy, x, s->drop, s->u, n_tok, n_in, n_out, m->lora_r,
-                              m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, dx,
+            train_lora_bwd_kq(dy, x, m->drop_on ? s->drop : NULL, s->u, n_tok, n_in, n_out,
+                              m->lora_r, m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, dx,
                               m->params[s->pa].g, m->params[s->pb].g, m->lo_scratch, m->pool);
 #else
-            OP(train_lora_bwd)(dy, x, s->drop, s->u, n_tok, n_in, n_out, m->lora_r,
-                               m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, dx,
-                               m->params[s->pa].g, m->params[s->pb].g);
+            OP(train_lora_bwd)
+            (dy, x, m->drop_on ? s->drop : NULL, s->u, n_tok, n_in, n_out, m->lora_r,
+             m->params[s->pa].w, m->params[s->pb].w, m->lora_scale, dx, m->params[s->pa].g,
+             m->params[s->pb].g);
 #endif
         }
     }
@@ -757,8 +764,8 @@ static void embed_fwd(const struct LLAMA *m, const int32_t *tok, int n_tok, trea
     if (e->qdata) {
         size_t row = gguf_row_size(e->qtype, C);
         for (int t = 0; t < n_tok; t++)
-            kq_dequant(e->qtype, (const char *)e->qdata + (size_t)tok[t] * row,
-                       x + (size_t)t * C, C);
+            kq_dequant(e->qtype, (const char *)e->qdata + (size_t)tok[t] * row, x + (size_t)t * C,
+                       C);
         return;
     }
 #endif
@@ -770,8 +777,10 @@ static int check_ids(const int32_t *ids, const uint8_t *mask, size_t n, int V, c
 {
     for (size_t t = 0; t < n; t++)
         if ((!mask || mask[t]) && (ids[t] < 0 || ids[t] >= V))
-            return tw_errf(err, TW_EINVAL, "%s id %d at position %zu is outside the vocabulary "
-                           "(%d tokens)", what, (int)ids[t], t, V);
+            return tw_errf(err, TW_EINVAL,
+                           "%s id %d at position %zu is outside the vocabulary "
+                           "(%d tokens)",
+                           what, (int)ids[t], t, V);
     return TW_OK;
 }
 
@@ -790,8 +799,7 @@ static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t 
     if (n_seq < 1 || T < 1 || (long)n_seq * T > TRAIN_LLAMA_MAX_TOKENS)
         return tw_errf(err, TW_EINVAL, "batch of %d x %d tokens: expected 1..%d tokens", n_seq, T,
                        TRAIN_LLAMA_MAX_TOKENS);
-    if (m->lora_dropout > 0 && !rng)
-        return tw_errf(err, TW_EINVAL, "LoRA dropout needs an rng");
+    m->drop_on = m->lora_dropout > 0 && rng; // no rng: evaluation, no dropout
     for (int i = 0; i < m->n_base; i++)
         if (!m->params[i].w && !HAS_QDATA(&m->params[i]))
             return tw_errf(err, TW_ESTATE, "tensor '%s' has no values (train_llama_set_frozen)",
@@ -826,31 +834,29 @@ static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t 
         OP(train_rope_fwd)(a->q, n_tok, c->n_head, m->hd, m->pos, &m->rope);
         OP(train_rope_fwd)(a->k, n_tok, c->n_head_kv, m->hd, m->pos, &m->rope);
 #ifndef TRAIN_F64
-        train_attn_fwd_kq(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, NULL,
-                          a->att, a->ao, m->at_scratch, m->pool);
+        train_attn_fwd_kq(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, NULL, a->att,
+                          a->ao, m->at_scratch, m->pool);
 #else
-        OP(train_attn_fwd)(a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, a->att,
-                           a->ao, m->pool);
+        OP(train_attn_fwd)
+        (a->q, a->k, a->v, n_seq, T, c->n_head, c->n_head_kv, m->hd, a->att, a->ao, m->pool);
 #endif
         proj_fwd(m, l, 4, a->ao, n_tok, a->hmid, rng);
         OP(train_acc)(a->hmid, x, (size_t)n_tok * C);
-        OP(train_rmsnorm_fwd)(a->hmid, layer_w(m, l, 5), n_tok, C, c->norm_eps, a->xn2,
-                              a->rstd2);
+        OP(train_rmsnorm_fwd)(a->hmid, layer_w(m, l, 5), n_tok, C, c->norm_eps, a->xn2, a->rstd2);
         proj_fwd(m, l, 6, a->xn2, n_tok, a->g, rng);
         proj_fwd(m, l, 7, a->xn2, n_tok, a->u, rng);
         OP(train_swiglu_fwd)(a->g, a->u, (size_t)n_tok * F, a->h);
         proj_fwd(m, l, 8, a->h, n_tok, y, rng);
         OP(train_acc)(y, a->hmid, (size_t)n_tok * C);
     }
-    OP(train_rmsnorm_fwd)(m->res + (size_t)c->n_layer * n_tok * C, onorm->w, n_tok, C,
-                          c->norm_eps, m->xnf, m->rstdf);
+    OP(train_rmsnorm_fwd)
+    (m->res + (size_t)c->n_layer * n_tok * C, onorm->w, n_tok, C, c->norm_eps, m->xnf, m->rstdf);
     mat_fwd(m, outp, NULL, m->xnf, n_tok, C, V, m->probs);
     return TW_OK;
 }
 
-int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets,
-                const uint8_t *mask, int n_seq, int T, struct train_rng *rng, treal *loss,
-                struct tw_err *err)
+int LL(forward)(struct LLAMA *m, const int32_t *tokens, const int32_t *targets, const uint8_t *mask,
+                int n_seq, int T, struct train_rng *rng, treal *loss, struct tw_err *err)
 {
     int rc = forward_logits(m, tokens, targets, mask, n_seq, T, rng, err);
     if (rc < 0)
@@ -884,13 +890,13 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
     if (!m->have_fwd)
         return tw_errf(err, TW_ESTATE, "backward without a forward");
     memset(m->dlogits, 0, (size_t)n_tok * V * sizeof(treal));
-    OP(train_xent_bwd)(m->probs, m->targets, m->has_mask ? m->mask : NULL, n_tok, V, dloss,
-                       m->dlogits);
+    OP(train_xent_bwd)
+    (m->probs, m->targets, m->has_mask ? m->mask : NULL, n_tok, V, dloss, m->dlogits);
     memset(m->dxn, 0, nC * sizeof(treal));
     mat_bwd(m, outp, NULL, m->dlogits, m->xnf, n_tok, C, V, m->dxn);
     memset(m->dres, 0, nC * sizeof(treal));
-    OP(train_rmsnorm_bwd)(m->dxn, m->res + (size_t)c->n_layer * nC, onorm->w, m->rstdf, n_tok, C,
-                          m->dres, onorm->g);
+    OP(train_rmsnorm_bwd)
+    (m->dxn, m->res + (size_t)c->n_layer * nC, onorm->w, m->rstdf, n_tok, C, m->dres, onorm->g);
     for (int l = c->n_layer - 1; l >= 0; l--) {
         struct layer_acts *a = &m->la[l];
         const treal *x = m->res + (size_t)l * nC;
@@ -905,8 +911,8 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         proj_bwd(m, l, 6, m->dg, a->xn2, n_tok, m->dxn);
         proj_bwd(m, l, 7, m->du, a->xn2, n_tok, m->dxn);
         memcpy(m->dhmid, m->dres, nC * sizeof(treal));
-        OP(train_rmsnorm_bwd)(m->dxn, a->hmid, layer_w(m, l, 5), a->rstd2, n_tok, C, m->dhmid,
-                              layer_g(m, l, 5));
+        OP(train_rmsnorm_bwd)
+        (m->dxn, a->hmid, layer_w(m, l, 5), a->rstd2, n_tok, C, m->dhmid, layer_g(m, l, 5));
         /* hmid = x + Wo attn(rope(Wq xn1), rope(Wk xn1), Wv xn1), xn1 = norm(x) */
         memset(m->dao, 0, (size_t)n_tok * m->qd * sizeof(treal));
         proj_bwd(m, l, 4, m->dhmid, a->ao, n_tok, m->dao);
@@ -917,8 +923,9 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         train_attn_bwd_kq(m->dao, a->q, a->k, a->v, NULL, a->att, m->n_seq, m->T, c->n_head,
                           c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->at_scratch, m->pool);
 #else
-        OP(train_attn_bwd)(m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head,
-                           c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->pool);
+        OP(train_attn_bwd)
+        (m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head, c->n_head_kv, m->hd, m->dq,
+         m->dk, m->dv, m->pool);
 #endif
         OP(train_rope_bwd)(m->dq, n_tok, c->n_head, m->hd, m->pos, &m->rope);
         OP(train_rope_bwd)(m->dk, n_tok, c->n_head_kv, m->hd, m->pos, &m->rope);
@@ -927,8 +934,8 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         proj_bwd(m, l, 2, m->dk, a->xn1, n_tok, m->dxn);
         proj_bwd(m, l, 3, m->dv, a->xn1, n_tok, m->dxn);
         memcpy(m->dres, m->dhmid, nC * sizeof(treal));
-        OP(train_rmsnorm_bwd)(m->dxn, x, layer_w(m, l, 0), a->rstd1, n_tok, C, m->dres,
-                              layer_g(m, l, 0));
+        OP(train_rmsnorm_bwd)
+        (m->dxn, x, layer_w(m, l, 0), a->rstd1, n_tok, C, m->dres, layer_g(m, l, 0));
     }
     if (m->params[0].g)
         OP(train_embed_bwd)(m->params[0].g, C, m->tokens, n_tok, m->dres);

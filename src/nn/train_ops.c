@@ -13,21 +13,21 @@
 
 #ifdef TRAIN_F64
 typedef double treal;
-#define OP(name)   name##_f64
-#define TR_SQRT(x) sqrt(x)
-#define TR_EXP(x)  exp(x)
-#define TR_LOG(x)  log(x)
-#define TR_COS(x)  cos(x)
-#define TR_SIN(x)  sin(x)
+#define OP(name)     name##_f64
+#define TR_SQRT(x)   sqrt(x)
+#define TR_EXP(x)    exp(x)
+#define TR_LOG(x)    log(x)
+#define TR_COS(x)    cos(x)
+#define TR_SIN(x)    sin(x)
 #define TR_POW(x, y) pow(x, y)
 #else
 typedef float treal;
-#define OP(name)   name
-#define TR_SQRT(x) sqrtf(x)
-#define TR_EXP(x)  expf(x)
-#define TR_LOG(x)  logf(x)
-#define TR_COS(x)  cosf(x)
-#define TR_SIN(x)  sinf(x)
+#define OP(name)     name
+#define TR_SQRT(x)   sqrtf(x)
+#define TR_EXP(x)    expf(x)
+#define TR_LOG(x)    logf(x)
+#define TR_COS(x)    cosf(x)
+#define TR_SIN(x)    sinf(x)
 #define TR_POW(x, y) powf(x, y)
 #endif
 
@@ -130,8 +130,8 @@ void OP(train_matmul_fwd)(const treal *x, const treal *w, const treal *b, int n_
         for (int o = 0; o < n_out; o++)
             y[(size_t)t * n_out + o] += b[o];
 #else
-    struct mm_ctx c = {.x = x, .w = w, .b = b, .y = y, .n_tok = n_tok, .n_in = n_in,
-                       .n_out = n_out};
+    struct mm_ctx c = {
+        .x = x, .w = w, .b = b, .y = y, .n_tok = n_tok, .n_in = n_in, .n_out = n_out};
     tw_pool_run(pool, mm_fwd_worker, &c);
 #endif
 }
@@ -175,8 +175,15 @@ static void mm_bwd_worker(void *arg, int ith, int nth)
 void OP(train_matmul_bwd)(const treal *dy, const treal *x, const treal *w, int n_tok, int n_in,
                           int n_out, treal *dx, treal *dw, treal *db, struct tw_pool *pool)
 {
-    struct mm_ctx c = {.x = x, .w = w, .dy = dy, .dx = dx, .dw = dw, .db = db, .n_tok = n_tok,
-                       .n_in = n_in, .n_out = n_out};
+    struct mm_ctx c = {.x = x,
+                       .w = w,
+                       .dy = dy,
+                       .dx = dx,
+                       .dw = dw,
+                       .db = db,
+                       .n_tok = n_tok,
+                       .n_in = n_in,
+                       .n_out = n_out};
     if (!dx && !dw && !db)
         return;
     tw_pool_run(pool, mm_bwd_worker, &c);
@@ -286,8 +293,16 @@ void OP(train_attn_fwd)(const treal *q, const treal *k, const treal *v, int n_se
                         int n_head, int n_head_kv, int hd, treal *att, treal *out,
                         struct tw_pool *pool)
 {
-    struct attn_ctx c = {.q = q, .k = k, .v = v, .att_out = att, .out = out, .n_seq = n_seq,
-                         .T = T, .n_head = n_head, .n_head_kv = n_head_kv, .hd = hd};
+    struct attn_ctx c = {.q = q,
+                         .k = k,
+                         .v = v,
+                         .att_out = att,
+                         .out = out,
+                         .n_seq = n_seq,
+                         .T = T,
+                         .n_head = n_head,
+                         .n_head_kv = n_head_kv,
+                         .hd = hd};
     tw_pool_run(pool, attn_fwd_worker, &c);
 }
 
@@ -338,9 +353,19 @@ void OP(train_attn_bwd)(const treal *dout, const treal *q, const treal *k, const
                         const treal *att, int n_seq, int T, int n_head, int n_head_kv, int hd,
                         treal *dq, treal *dk, treal *dv, struct tw_pool *pool)
 {
-    struct attn_ctx c = {.q = q, .k = k, .v = v, .att = att, .dout = dout, .dq = dq, .dk = dk,
-                         .dv = dv, .n_seq = n_seq, .T = T, .n_head = n_head,
-                         .n_head_kv = n_head_kv, .hd = hd};
+    struct attn_ctx c = {.q = q,
+                         .k = k,
+                         .v = v,
+                         .att = att,
+                         .dout = dout,
+                         .dq = dq,
+                         .dk = dk,
+                         .dv = dv,
+                         .n_seq = n_seq,
+                         .T = T,
+                         .n_head = n_head,
+                         .n_head_kv = n_head_kv,
+                         .hd = hd};
     tw_pool_run(pool, attn_bwd_worker, &c);
 }
 
@@ -405,8 +430,8 @@ treal OP(train_xent_fwd)(const treal *logits, const int32_t *targets, const uint
     return n ? (treal)(total / (double)n) : 0;
 }
 
-void OP(train_xent_bwd)(const treal *probs, const int32_t *targets, const uint8_t *mask,
-                        int n_tok, int V, treal dloss, treal *dlogits)
+void OP(train_xent_bwd)(const treal *probs, const int32_t *targets, const uint8_t *mask, int n_tok,
+                        int V, treal dloss, treal *dlogits)
 {
     long n = 0;
     treal f;

@@ -52,8 +52,8 @@ static void qbwd_worker(void *arg, int ith, int nth)
 void train_qmatmul_bwd_x(enum gguf_ttype t, const void *w, int n_in, int n_out, const float *dy,
                          int n_tok, float *dx, struct tw_pool *pool)
 {
-    struct qbwd_ctx c = {.type = t, .w = w, .dy = dy, .dx = dx, .n_in = n_in, .n_out = n_out,
-                         .n_tok = n_tok};
+    struct qbwd_ctx c = {
+        .type = t, .w = w, .dy = dy, .dx = dx, .n_in = n_in, .n_out = n_out, .n_tok = n_tok};
     c.blk = gguf_type_block_size(t);
     c.blk_bytes = gguf_type_block_bytes(t);
     c.row_bytes = gguf_row_size(t, n_in);
@@ -79,13 +79,13 @@ struct mmb_ctx {
     const float *x, *dy;
     float *dx, *dw;
     int n_tok, n_in, n_out;
-    int o0, ob;              // the current block of output rows
-    float *rows;             // [ob][n_in] dequantized rows (quantized W only)
-    float *wt;               // [n_in][ob] the block transposed
-    float *dyb;              // [n_tok][ob] dy's columns of the block (or [ob][n_tok] for dW)
-    float *tmp;              // [n_tok][n_in] the block's share of dx
-    float *xt;               // [n_in][n_tok] x transposed
-    float *dwb;              // [ob][n_in] the block's share of dW
+    int o0, ob;  // the current block of output rows
+    float *rows; // [ob][n_in] dequantized rows (quantized W only)
+    float *wt;   // [n_in][ob] the block transposed
+    float *dyb;  // [n_tok][ob] dy's columns of the block (or [ob][n_tok] for dW)
+    float *tmp;  // [n_tok][n_in] the block's share of dx
+    float *xt;   // [n_in][n_tok] x transposed
+    float *dwb;  // [ob][n_in] the block's share of dW
 };
 
 static void mmb_dequant(void *arg, int ith, int nth)
@@ -101,9 +101,8 @@ static void mmb_dequant(void *arg, int ith, int nth)
 static void mmb_transpose(void *arg, int ith, int nth)
 {
     const struct mmb_ctx *c = arg;
-    const float *rows = c->type == GGUF_T_F32
-                            ? (const float *)c->w + (size_t)c->o0 * c->n_in
-                            : c->rows;
+    const float *rows =
+        c->type == GGUF_T_F32 ? (const float *)c->w + (size_t)c->o0 * c->n_in : c->rows;
     long i0, i1;
     tw_pool_slice(c->n_in, ith, nth, &i0, &i1);
     for (long i = i0; i < i1; i++)
@@ -150,8 +149,15 @@ void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const
                          int n_tok, int n_in, int n_out, float *dx, float *dw, float *db,
                          float *scratch, struct tw_pool *pool)
 {
-    struct mmb_ctx c = {.type = t, .w = w, .x = x, .dy = dy, .dx = dx, .dw = dw,
-                        .n_tok = n_tok, .n_in = n_in, .n_out = n_out};
+    struct mmb_ctx c = {.type = t,
+                        .w = w,
+                        .x = x,
+                        .dy = dy,
+                        .dx = dx,
+                        .dw = dw,
+                        .n_tok = n_tok,
+                        .n_in = n_in,
+                        .n_out = n_out};
     TW_ASSERT(kq_type_supported(t) && (!dw || t == GGUF_T_F32));
     c.row_bytes = gguf_row_size(t, n_in);
     c.rows = scratch;
@@ -231,9 +237,9 @@ static void akq_gather(const float *src, size_t stride, int T, int hd, float *ou
     }
 }
 
-void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T,
-                       int n_head, int n_head_kv, int hd, float *att, float *lse, float *out,
-                       float *scratch, struct tw_pool *pool)
+void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T, int n_head,
+                       int n_head_kv, int hd, float *att, float *lse, float *out, float *scratch,
+                       struct tw_pool *pool)
 {
     struct akq s;
     size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
@@ -394,8 +400,8 @@ void train_lora_fwd_kq(const float *x, const float *drop, int n_tok, int n_in, i
     const float *xd;
     lkq_carve(&s, scratch, n_tok, n_in, n_out, r);
     xd = lkq_input(x, drop, (size_t)n_tok * n_in, s.xd);
-    kq_matmul(GGUF_T_F32, a, n_in, r, xd, n_tok, u, pool);       // u = A xd
-    kq_matmul(GGUF_T_F32, b, r, n_out, u, n_tok, s.tmp, pool);   // B u
+    kq_matmul(GGUF_T_F32, a, n_in, r, xd, n_tok, u, pool);     // u = A xd
+    kq_matmul(GGUF_T_F32, b, r, n_out, u, n_tok, s.tmp, pool); // B u
     for (size_t e = 0; e < (size_t)n_tok * n_out; e++)
         y[e] += scale * s.tmp[e];
 }

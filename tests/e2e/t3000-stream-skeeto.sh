@@ -31,7 +31,8 @@ test "$(sql 'SELECT count(*) FROM (SELECT doc_id FROM chunks GROUP BY doc_id
              HAVING max(chunk_index) + 1 != count(*))')" -eq 0
 test "$(sql 'SELECT count(*) FROM chunks_fts_docsize')" -eq "$n_chunks"
 
-first_title() { "$TWIN_BIN" search "$1" -k 3 --json | head -1 | sed -E 's/.*"title":"([^"]*)".*/\1/'; }
+# (sed, not head: an early exit would break twin's pipe under pipefail)
+first_title() { "$TWIN_BIN" search "$1" -k 3 --json | sed -nE '1s/.*"title":"([^"]*)".*/\1/p'; }
 test "$(first_title "QBasic random number generator")" = "Improving on QBasic's Random Number Generator"
 test "$(first_title "w64devkit peports symbol inspection")" = \
     "Symbol inspection tools for w64devkit: vc++filt and peports"

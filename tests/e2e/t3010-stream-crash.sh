@@ -44,9 +44,8 @@ echo "lexical: $kills kills, $(sqlite3 crash/features.db 'SELECT count(*) FROM c
 rm -rf ref2 crash2
 "$TWIN_BIN" init --data small >/dev/null
 mkdir posts24
-ls "$TWIN_SHARED"/data/corpora/skeeto/_posts | head -24 | while read -r p; do
-    cp "$TWIN_SHARED/data/corpora/skeeto/_posts/$p" posts24/
-done
+all=("$TWIN_SHARED"/data/corpora/skeeto/_posts/*)
+cp "${all[@]:0:24}" posts24/
 "$TWIN_BIN" import posts24 --author "Chris Wellons" --data small >/dev/null
 cp -r small ref2
 cp -r small crash2

@@ -67,3 +67,20 @@ grep -q "the prompt has 5 tokens, the context only 3" "$tmp/err"
 # a model of another architecture is refused, naming it
 if "$TWIN_BIN" generate -m "$TWIN_SHARED/refs/models/tiny-bert-bge-synth.gguf" -p hi 2> "$tmp/err"; then exit 1; fi
 grep -q "architecture 'bert' is not supported (llama, qwen2)" "$tmp/err"
+
+# top-k 1 at any temperature is greedy; a repeat penalty changes the greedy text
+"$TWIN_BIN" generate -m "$M" -p "Once upon a time" -n 64 --temp 1.5 --top-k 1 --seed 3 --json > "$tmp/out" 2> /dev/null
+[ "$(json_field ids "$tmp/out")" = "$(ref_ids 0 greedy_ids)" ] || { echo "top-k 1 is not greedy"; exit 1; }
+"$TWIN_BIN" generate -m "$M" -p "Once upon a time" -n 64 --temp 0 --repeat-penalty 1.5 --json > "$tmp/out" 2> /dev/null
+[ "$(json_field ids "$tmp/out")" != "$(ref_ids 0 greedy_ids)" ] || { echo "repeat penalty had no effect"; exit 1; }
+
+# --chat: the prompt is the template's rendering, tokenized with special tokens parsed
+# (stories260K has no template, so ChatML; --chat-template picks another)
+"$TWIN_BIN" generate -m "$M" -p "Hi there" --chat --system "Be brief" -n 1 --temp 0 --json > "$tmp/out" 2> /dev/null
+printf '<|im_start|>system\nBe brief<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n' |
+    "$TWIN_BIN" tokenize -m "$M" --ids --parse-special -f - | tr ' ' ',' > "$tmp/want"
+[ "$(json_field prompt_ids "$tmp/out")" = "$(cat "$tmp/want")" ] || { echo "chatml prompt differs"; exit 1; }
+"$TWIN_BIN" generate -m "$M" -p "Hi there" --chat --chat-template llama3 -n 1 --temp 0 --json > "$tmp/out" 2> /dev/null
+printf '<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n' |
+    "$TWIN_BIN" tokenize -m "$M" --ids --parse-special -f - | tr ' ' ',' > "$tmp/want"
+[ "$(json_field prompt_ids "$tmp/out")" = "$(cat "$tmp/want")" ] || { echo "llama3 prompt differs"; exit 1; }

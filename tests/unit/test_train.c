@@ -193,7 +193,8 @@ TEST(train_matmul_gradcheck)
                w[10] * x[5] + w[11] * x[6] + w[12] * x[7] + w[13] * x[8] + w[14] * x[9] + b[2],
                1e-5);
     train_matmul_bwd(r, x, w, T, NI, NO, dx, dw, db, NULL);
-    struct gc_in in[] = {{"x", x, x64, dx, T * NI}, {"W", w, w64, dw, NO * NI}, {"b", b, b64, db, NO}};
+    struct gc_in in[] = {
+        {"x", x, x64, dx, T * NI}, {"W", w, w64, dw, NO * NI}, {"b", b, b64, db, NO}};
     CHECK(gc_run("matmul", in, 3, mm_loss, &c) <= GC_TOL);
 }
 
@@ -337,7 +338,8 @@ TEST(train_attention_gqa_gradcheck)
         CHECK_NEAR(out[(1 * AT_T + 0) * AT_H * AT_HD + 3 * AT_HD + d],
                    v[(1 * AT_T + 0) * AT_KV * AT_HD + 1 * AT_HD + d], 1e-6);
     train_attn_bwd(r, q, k, v, att, AT_S, AT_T, AT_H, AT_KV, AT_HD, dq, dk, dv, NULL);
-    struct gc_in in[] = {{"q", q, q64, dq, AT_QN}, {"k", k, k64, dk, AT_KN}, {"v", v, v64, dv, AT_KN}};
+    struct gc_in in[] = {
+        {"q", q, q64, dq, AT_QN}, {"k", k, k64, dk, AT_KN}, {"v", v, v64, dv, AT_KN}};
     CHECK(gc_run("attn", in, 3, attn_loss, &c) <= GC_TOL);
 }
 
@@ -489,7 +491,8 @@ TEST(train_lora_layer_gradcheck_with_dropout)
     CHECK(zeros > 0 && zeros < LO_T * LO_I);
     train_lora_fwd(x, drop, LO_T, LO_I, LO_O, LO_R, a, b, 1.5f, u, y);
     train_lora_bwd(r, x, drop, u, LO_T, LO_I, LO_O, LO_R, a, b, 1.5f, dx, da, db);
-    struct gc_in in[] = {{"x", x, x64, dx, LO_T * LO_I}, {"A", a, a64, da, LO_R * LO_I},
+    struct gc_in in[] = {{"x", x, x64, dx, LO_T * LO_I},
+                         {"A", a, a64, da, LO_R * LO_I},
                          {"B", b, b64, db, LO_O * LO_R}};
     CHECK(gc_run("lora", in, 3, lora_loss, &c) <= GC_TOL);
 }
@@ -800,7 +803,8 @@ TEST(train_matmul_bwd_kq_matches_the_definition)
         mq = fmax(mq, fabs(dx0[i]));
     }
     printf("  kq backward vs definition: dx %.3g of %.3g, dW %.3g of %.3g, db %.3g; q4_k dx "
-           "%.3g of %.3g\n", ddx, mdx, ddw, mdw, ddb, dq, mq);
+           "%.3g of %.3g\n",
+           ddx, mdx, ddw, mdw, ddb, dq, mq);
     gguf_close(f);
     tw_pool_free(pool);
     tw_free(x);
@@ -861,7 +865,8 @@ TEST(train_attention_kq_matches_the_definition)
     for (int i = 0; i < KN; i++)
         d3 = fmax(d3, fmax(fabs(dk0[i] - dk3[i]), fabs(dv0[i] - dv3[i])));
     printf("  kq attention vs definition: max |diff| %.3g, recomputing from lse %.3g (max |dq| "
-           "%.3g)\n", d, d3, mx);
+           "%.3g)\n",
+           d, d3, mx);
     tw_pool_free(pool);
     tw_free(scratch);
     CHECK(mx > 0.1 && d <= 1e-5 && d3 <= 1e-5);
