@@ -4,7 +4,8 @@ MAKEFLAGS += --no-print-directory
 #   make                 debug build (-O0 -g; src/nn at -O2), binary at ./twin
 #   make release         optimized build (-O3) at ./twin
 #   make test            build and run all tests (unit, e2e, fuzz corpus replay)
-#   make check           -Werror build + check-deps + check-headers + all tests under ASan+UBSan
+#   make check           check-deps + check-headers + -Werror release build + all tests under
+#                        ASan+UBSan
 #                        + a short libFuzzer run of every fuzz target
 #   make SANITIZE=address,undefined test
 #   make fuzz            libFuzzer builds of tests/fuzz/*.c (FUZZ_TIME=seconds per target)
@@ -159,6 +160,7 @@ test: unit-tests
 
 # The fuzz runs come first so that the test summary ("N passed, N failed") is the last line.
 check: check-deps check-headers check-banned
+	$(MAKE) -j2 release
 	$(MAKE) fuzz-run FUZZ_TIME=$${FUZZ_TIME:-5}
 	$(MAKE) -j2 SANITIZE=address,undefined unit-tests
 	$(MAKE) SANITIZE=address,undefined test

@@ -102,29 +102,6 @@ static void print_scalar(enum gguf_vtype t, const unsigned char *p)
     }
 }
 
-static size_t scalar_size(enum gguf_vtype t)
-{
-    switch (t) {
-    case GGUF_V_U8:
-    case GGUF_V_I8:
-    case GGUF_V_BOOL:
-        return 1;
-    case GGUF_V_U16:
-    case GGUF_V_I16:
-        return 2;
-    case GGUF_V_U32:
-    case GGUF_V_I32:
-    case GGUF_V_F32:
-        return 4;
-    case GGUF_V_U64:
-    case GGUF_V_I64:
-    case GGUF_V_F64:
-        return 8;
-    default:
-        return 0;
-    }
-}
-
 static void print_kv(const struct gguf_file *f, int64_t i, int full)
 {
     struct gguf_str k = gguf_kv_key(f, i);
@@ -147,12 +124,12 @@ static void print_kv(const struct gguf_file *f, int64_t i, int full)
                     fputs(", ", stdout);
                 print_str(s.ptr, s.len, 40);
             }
-        } else if (scalar_size(et)) {
+        } else if (gguf_vtype_size(et)) {
             const unsigned char *p = gguf_kv_arr_data(f, i);
             for (uint64_t j = 0; j < show; j++) {
                 if (j)
                     fputs(", ", stdout);
-                print_scalar(et, p + j * scalar_size(et));
+                print_scalar(et, p + j * gguf_vtype_size(et));
             }
         } else {
             show = 0;

@@ -34,7 +34,7 @@ struct enc_model {
 
 /* ---- GELU as llama.cpp computes it on the CPU ---- */
 
-static uint16_t gelu_table[1 << 16];
+static float gelu_table[1 << 16]; // GELU of every F16 input, rounded to F16, stored as F32
 static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
 
 static float gelu_f32(float x)
@@ -47,7 +47,7 @@ static float gelu_f32(float x)
 static void gelu_init(void)
 {
     for (uint32_t i = 0; i < (1u << 16); i++)
-        gelu_table[i] = kq_f32_to_f16(gelu_f32(kq_f16_to_f32((uint16_t)i)));
+        gelu_table[i] = kq_f16_to_f32(kq_f32_to_f16(gelu_f32(kq_f16_to_f32((uint16_t)i))));
 }
 
 float enc_gelu(float x)
@@ -57,7 +57,7 @@ float enc_gelu(float x)
         return 0.0f;
     if (x >= 10.0f)
         return x;
-    return kq_f16_to_f32(gelu_table[kq_f32_to_f16(x)]);
+    return gelu_table[kq_f32_to_f16(x)];
 }
 
 /* ---- loading ---- */
@@ -276,11 +276,46 @@ static void layernorm(float *x, int n, const float *w, const float *b, float eps
         x[i] = x[i] * scale * w[i] + b[i];
 }
 
-static void add_bias(float *y, const float *b, int T, int n)
+/* The per-token work between matmuls, split across the pool by tokens:
+ *   EPI_BIAS3   q, k, v += their biases
+ *   EPI_RES_LN  x = layernorm(x + y + b)        (after the output and down projections)
+ *   EPI_GELU    ff = gelu(ff + b) */
+enum epi_op { EPI_BIAS3, EPI_RES_LN, EPI_GELU };
+
+struct epi_job {
+    enum epi_op op;
+    int T, n; // tokens, row width
+    float *x, *y, *z;
+    const float *b0, *b1, *b2, *w, *lb; // biases; layernorm weight and bias
+    float eps;
+};
+
+static void epi_worker(void *arg, int ith, int nth)
 {
-    for (int t = 0; t < T; t++)
-        for (int i = 0; i < n; i++)
-            y[(size_t)t * n + i] += b[i];
+    const struct epi_job *j = arg;
+    long t0, t1;
+    tw_pool_slice(j->T, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++) {
+        const size_t o = (size_t)t * j->n;
+        switch (j->op) {
+        case EPI_BIAS3:
+            for (int i = 0; i < j->n; i++) {
+                j->x[o + i] += j->b0[i];
+                j->y[o + i] += j->b1[i];
+                j->z[o + i] += j->b2[i];
+            }
+            break;
+        case EPI_RES_LN:
+            for (int i = 0; i < j->n; i++)
+                j->x[o + i] += j->y[o + i] + j->b0[i];
+            layernorm(j->x + o, j->n, j->w, j->lb, j->eps);
+            break;
+        case EPI_GELU:
+            for (int i = 0; i < j->n; i++)
+                j->x[o + i] = enc_gelu(j->x[o + i] + j->b0[i]);
+            break;
+        }
+    }
 }
 
 struct attn_job {
@@ -409,26 +444,20 @@ int enc_encode(const struct enc_model *m, const int32_t *const *ids, const int *
         matmul(L->wq, x, T, q, pool);
         matmul(L->wk, x, T, k, pool);
         matmul(L->wv, x, T, v, pool);
-        add_bias(q, L->bq, T, C);
-        add_bias(k, L->bk, T, C);
-        add_bias(v, L->bv, T, C);
+        struct epi_job bias = {EPI_BIAS3, T, C, q, k, v, L->bq, L->bk, L->bv, NULL, NULL, 0};
+        struct epi_job ln1 = {EPI_RES_LN, T, C, x, q, NULL, L->bo, NULL, NULL,
+                              L->ln1_w, L->ln1_b, hp->ln_eps};
+        struct epi_job gelu = {EPI_GELU, T, F, ff, NULL, NULL, L->bup, NULL, NULL, NULL, NULL, 0};
+        struct epi_job ln2 = {EPI_RES_LN, T, C, x, q, NULL, L->bdown, NULL, NULL,
+                              L->ln2_w, L->ln2_b, hp->ln_eps};
+        tw_pool_run(pool, epi_worker, &bias);
         tw_pool_run(pool, attn_worker, &job);
         matmul(L->wo, a, T, q, pool); /* q is free again: attention output projection */
-        add_bias(q, L->bo, T, C);
-        for (size_t i = 0; i < (size_t)T * C; i++)
-            x[i] += q[i];
-        for (int t = 0; t < T; t++)
-            layernorm(x + (size_t)t * C, C, L->ln1_w, L->ln1_b, hp->ln_eps);
+        tw_pool_run(pool, epi_worker, &ln1);
         matmul(L->up, x, T, ff, pool);
-        add_bias(ff, L->bup, T, F);
-        for (size_t i = 0; i < (size_t)T * F; i++)
-            ff[i] = enc_gelu(ff[i]);
+        tw_pool_run(pool, epi_worker, &gelu);
         matmul(L->down, ff, T, q, pool);
-        add_bias(q, L->bdown, T, C);
-        for (size_t i = 0; i < (size_t)T * C; i++)
-            x[i] += q[i];
-        for (int t = 0; t < T; t++)
-            layernorm(x + (size_t)t * C, C, L->ln2_w, L->ln2_b, hp->ln_eps);
+        tw_pool_run(pool, epi_worker, &ln2);
     }
 
     if (hidden)

@@ -77,8 +77,7 @@ size_t gguf_row_size(enum gguf_ttype t, int64_t ne0)
     return out;
 }
 
-/* Size in bytes of a scalar value type; 0 for strings, arrays and unknown ids. */
-static size_t vtype_size(uint32_t t)
+size_t gguf_vtype_size(enum gguf_vtype t)
 {
     switch (t) {
     case GGUF_V_U8:
@@ -96,6 +95,8 @@ static size_t vtype_size(uint32_t t)
     case GGUF_V_I64:
     case GGUF_V_F64:
         return 8;
+    default: /* strings, arrays, and any other id a hostile file may hold */
+        break;
     }
     return 0;
 }
@@ -230,7 +231,7 @@ static int skip_array(struct cursor *c, int depth, const char *key, uint32_t *et
     if (et > GGUF_V_F64)
         return tw_errf(c->err, TW_EFORMAT, "'%s': key '%s': unknown array element type %u",
                        c->name, key, et);
-    es = vtype_size(et);
+    es = gguf_vtype_size((enum gguf_vtype)et);
     /* Every element takes at least one byte (strings and arrays at least 8 and 12). */
     {
         uint64_t min = es ? es : et == GGUF_V_STRING ? 8 : 12;
@@ -256,7 +257,7 @@ static int skip_array(struct cursor *c, int depth, const char *key, uint32_t *et
 
 static int skip_value(struct cursor *c, uint32_t t, int depth, const char *key)
 {
-    size_t sz = vtype_size(t);
+    size_t sz = gguf_vtype_size((enum gguf_vtype)t);
     struct gguf_str s;
 
     if (sz) {
@@ -1001,7 +1002,7 @@ void gguf_writer_set_str(struct gguf_writer *w, const char *key, const char *v)
 void gguf_writer_set_arr(struct gguf_writer *w, const char *key, enum gguf_vtype type,
                          const void *data, uint64_t n)
 {
-    size_t es = vtype_size(type), total;
+    size_t es = gguf_vtype_size(type), total;
     uint8_t *val;
     uint32_t t = type;
     if (!es || tw_size_mul(es, n, &total) < 0 || tw_size_add(total, 12, &total) < 0) {

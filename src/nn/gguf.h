@@ -60,6 +60,8 @@ enum gguf_vtype {
 
 #define GGUF_MAX_DIMS 4
 
+/* Size in bytes of a scalar metadata value type; 0 for strings, arrays and unknown ids. */
+size_t gguf_vtype_size(enum gguf_vtype t);
 /* Block size (elements per block) and bytes per block of a tensor type; 0 when unknown. */
 size_t gguf_type_block_size(enum gguf_ttype t);
 size_t gguf_type_block_bytes(enum gguf_ttype t);

@@ -1,6 +1,8 @@
 /* sample.c - token sampling (penalties, top-k, top-p, min-p, temperature) and stop strings. */
 #include "nn/sample.h"
 
+#include "base/rng.h"
+
 #include "base/mem.h"
 
 #include <math.h>
@@ -26,40 +28,16 @@ struct llm_sampler {
     struct llm_rng rng;
 };
 
-/* ---- PRNG: splitmix64 seeding xoshiro256** ---- */
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+/* ---- PRNG: splitmix64 seeding xoshiro256** (base/rng.h) ---- */
 
 void llm_rng_seed(struct llm_rng *r, uint64_t seed)
 {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
+    tw_rng_seed(r->s, seed);
 }
 
 uint64_t llm_rng_next(struct llm_rng *r)
 {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    return tw_rng_next(r->s);
 }
 
 double llm_rng_uniform(struct llm_rng *r)

@@ -197,7 +197,10 @@ static int grow_params(struct LLAMA *m, int n, struct tw_err *err)
 static void add_param(struct LLAMA *m, const char *name, int ne0, int ne1, int decay)
 {
     struct PARAM *p = &m->params[m->n_params];
-    snprintf(m->names[m->n_params], sizeof(m->names[0]), "%s", name);
+    /* Tensor names are at most 63 bytes (GGUF's limit), so the copy never cuts one. */
+    size_t len = strnlen(name, sizeof(m->names[0]) - 1);
+    memcpy(m->names[m->n_params], name, len);
+    m->names[m->n_params][len] = '\0';
     memset(p, 0, sizeof(*p));
     p->name = m->names[m->n_params];
     p->ne[0] = ne0;

@@ -145,8 +145,8 @@ void vec_index_set_max_seq(struct vec_index *idx, uint64_t seq);
 /* ---- benchmark data ---- */
 
 /* Fills out[n * dim] with vectors like real sentence embeddings (low intrinsic dimension): a
- * 'latent'-d standard Gaussian, mapped to 'dim' by a fixed random Gaussian matrix (entries
- * N(0, 1/latent)), plus N(0, noise^2) per coordinate, then L2-normalized. The matrix depends on
+ * 'latent'-d standard Gaussian, mapped to 'dim' by a fixed random standard Gaussian matrix,
+ * plus N(0, noise^2) per coordinate, then L2-normalized. The matrix depends on
  * 'matrix_seed' only, the points on 'seed', so base and query sets share one matrix. */
 int vec_synth(uint64_t matrix_seed, uint64_t seed, uint32_t n, uint32_t dim, uint32_t latent,
               float noise, float *out, struct tw_err *err);

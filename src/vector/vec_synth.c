@@ -51,7 +51,6 @@ int vec_synth(uint64_t matrix_seed, uint64_t seed, uint32_t n, uint32_t dim, uin
 {
     struct rng r;
     float *A, *z;
-    double scale;
 
     if (!dim || dim > VEC_DIM_MAX || !latent || latent > VEC_DIM_MAX)
         return tw_errf(err, TW_EINVAL, "synthetic vectors: dim %u latent %u outside 1..%d", dim,
@@ -64,9 +63,8 @@ int vec_synth(uint64_t matrix_seed, uint64_t seed, uint32_t n, uint32_t dim, uin
         return tw_errf(err, TW_ENOMEM, "out of memory making synthetic vectors");
     }
     rng_seed(&r, matrix_seed);
-    scale = 1.0 / sqrt((double)latent);
     for (size_t i = 0; i < (size_t)dim * latent; i++)
-        A[i] = (float)(rng_gauss(&r) * scale);
+        A[i] = (float)rng_gauss(&r);
     rng_seed(&r, seed);
     for (uint32_t p = 0; p < n; p++) {
         float *x = out + (size_t)p * dim;

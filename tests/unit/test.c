@@ -3,6 +3,8 @@
 
 #include "base/mem.h"
 
+#include <cJSON.h>
+
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -88,6 +90,44 @@ int test_write_file(const char *path, const void *data, size_t len)
     if (fclose(f) != 0)
         rc = -1;
     return rc;
+}
+
+struct cJSON *test_json_load(const char *rel)
+{
+    size_t len;
+    char *text = test_read_file(test_shared(rel), &len);
+    cJSON *j;
+    if (!text)
+        return NULL;
+    j = cJSON_ParseWithLength(text, len);
+    tw_free(text);
+    return j;
+}
+
+int test_json_ids(const struct cJSON *a, int32_t *out, int cap)
+{
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a)
+    {
+        if (n < cap)
+            out[n] = (int32_t)e->valuedouble;
+        n++;
+    }
+    return n;
+}
+
+int test_json_floats(const struct cJSON *a, float *out, int cap)
+{
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a)
+    {
+        if (n < cap)
+            out[n] = (float)e->valuedouble;
+        n++;
+    }
+    return n;
 }
 
 int test_main(int argc, char **argv)

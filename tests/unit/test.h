@@ -14,6 +14,7 @@
 #define TW_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -95,5 +96,12 @@ const char *test_tmpdir(void);
 char *test_read_file(const char *path, size_t *len);
 /* Writes data to path; 0 on success. */
 int test_write_file(const char *path, const void *data, size_t len);
+
+/* Reference outputs are JSON: parses $TWIN_SHARED/rel (cJSON_Delete it), NULL if unreadable. */
+struct cJSON;
+struct cJSON *test_json_load(const char *rel);
+/* Numbers of a JSON array into out (at most cap); returns the array's length. */
+int test_json_ids(const struct cJSON *a, int32_t *out, int cap);
+int test_json_floats(const struct cJSON *a, float *out, int cap);
 
 #endif

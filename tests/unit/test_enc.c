@@ -16,11 +16,7 @@
 
 static cJSON *load_refs(void)
 {
-    size_t n;
-    char *text = test_read_file(test_shared("refs/tiny-bert-bge-synth.json"), &n);
-    cJSON *j = text ? cJSON_ParseWithLength(text, n) : NULL;
-    tw_free(text);
-    return j;
+    return test_json_load("refs/tiny-bert-bge-synth.json");
 }
 
 /* The fields hold JSON arrays serialized as strings. */

@@ -327,12 +327,16 @@ TEST(kq_matmul_panels)
     struct tw_err err = TW_ERR_INIT;
     struct tw_pool *pool = NULL;
     CHECK_OK(tw_pool_new(3, &pool, &err), &err);
-    const int64_t shapes[][2] = {{16, 16}, {37, 21}, {70, 33}}; // n_out, n_tok
+    /* n_out, n_tok, and n_in for 32-blocks (768: whole 4-block steps of the 4-row dot) */
+    const int64_t shapes[][3] = {{16, 16, 800}, {37, 21, 800}, {70, 33, 800},
+                                 {37, 1, 768},  {23, 3, 768},  {16, 17, 768}};
     for (size_t k = 0; k < N_TYPES; k++) {
         enum gguf_ttype t = all_types[k];
-        int64_t n_in = kq__block_size(t) == 1 ? 77 : kq__block_size(t) == 32 ? 800 : 512;
         for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
             int64_t n_out = shapes[sh][0], n_tok = shapes[sh][1];
+            int64_t n_in = kq__block_size(t) == 1    ? 77
+                           : kq__block_size(t) == 32 ? shapes[sh][2]
+                                                     : 512;
             float *w = gauss_vec(n_in * n_out, 0.05f), *x = gauss_vec(n_in * n_tok, 1.0f);
             void *wq = quantized(t, w, n_in * n_out);
             float *y0 = tw_calloc((size_t)(n_out * n_tok), sizeof(float));

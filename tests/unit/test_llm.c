@@ -23,32 +23,6 @@
 
 #define TINY_F16_TOL 2e-3
 
-static cJSON *load_json(const char *rel)
-{
-    size_t len;
-    char *text = test_read_file(test_shared(rel), &len);
-    cJSON *j;
-    if (!text)
-        return NULL;
-    j = cJSON_ParseWithLength(text, len);
-    tw_free(text);
-    return j;
-}
-
-/* ids of a JSON array into out (at most cap); returns the count */
-static int json_ids(const cJSON *a, int32_t *out, int cap)
-{
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        if (n < cap)
-            out[n] = (int32_t)e->valuedouble;
-        n++;
-    }
-    return n;
-}
-
 struct run {
     struct llm_model *m;
     struct llm_ctx *c;
@@ -126,7 +100,7 @@ static void check_refs(const char *model, const char *refs, double tol, enum llm
 {
     struct tw_err err = TW_ERR_INIT;
     struct run r;
-    cJSON *j = load_json(refs), *cases, *cs;
+    cJSON *j = test_json_load(refs), *cases, *cs;
     double worst = 0;
     CHECK(j != NULL);
     cases = cJSON_GetObjectItem(j, "cases");
@@ -137,8 +111,8 @@ static void check_refs(const char *model, const char *refs, double tol, enum llm
     cJSON_ArrayForEach(cs, cases)
     {
         int32_t ids[64], want_gen[128], got_gen[128];
-        int n = json_ids(cJSON_GetObjectItem(cs, "prompt_ids"), ids, 64);
-        int n_gen = json_ids(cJSON_GetObjectItem(cs, "greedy_ids"), want_gen, 128);
+        int n = test_json_ids(cJSON_GetObjectItem(cs, "prompt_ids"), ids, 64);
+        int n_gen = test_json_ids(cJSON_GetObjectItem(cs, "greedy_ids"), want_gen, 128);
         const cJSON *top5 = cJSON_GetObjectItem(cs, "prompt_top5_per_pos");
         const cJSON *argmax = cJSON_GetObjectItem(cs, "prompt_argmax_per_pos");
         const cJSON *last = cJSON_GetObjectItem(cs, "last_logits");

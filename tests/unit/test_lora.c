@@ -31,31 +31,6 @@
 #define MERGED_REF "refs/lora/stories260K-test-lora-merged.gguf"
 #define REFS       "refs/lora/stories260K-lora.json"
 
-static cJSON *load_json(const char *rel)
-{
-    size_t len;
-    char *text = test_read_file(test_shared(rel), &len);
-    cJSON *j;
-    if (!text)
-        return NULL;
-    j = cJSON_ParseWithLength(text, len);
-    tw_free(text);
-    return j;
-}
-
-static int json_ids(const cJSON *a, int32_t *out, int cap)
-{
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        if (n < cap)
-            out[n] = (int32_t)e->valuedouble;
-        n++;
-    }
-    return n;
-}
-
 /* Last logits of 'ids' on a fresh context of m (V floats into out). */
 static int last_logits(const struct llm_model *m, const int32_t *ids, int n, float *out,
                        struct tw_err *err)
@@ -103,7 +78,7 @@ static double max_diff(const float *a, const float *b, int64_t n)
 static void check_run(const struct llm_model *m, const char *run, double tol)
 {
     struct tw_err err = TW_ERR_INIT;
-    cJSON *j = load_json(REFS), *cases, *cs;
+    cJSON *j = test_json_load(REFS), *cases, *cs;
     int V = llm_n_vocab(m), n_cases = 0;
     float *l = tw_mallocarray((size_t)V, sizeof(float)), *want = tw_mallocarray((size_t)V, 4);
     double worst = 0;
@@ -114,8 +89,8 @@ static void check_run(const struct llm_model *m, const char *run, double tol)
     cJSON_ArrayForEach(cs, cases)
     {
         int32_t ids[64], want_gen[64], got_gen[64];
-        int n = json_ids(cJSON_GetObjectItem(cs, "prompt_ids"), ids, 64);
-        int n_gen = json_ids(cJSON_GetObjectItem(cs, "greedy_ids"), want_gen, 64);
+        int n = test_json_ids(cJSON_GetObjectItem(cs, "prompt_ids"), ids, 64);
+        int n_gen = test_json_ids(cJSON_GetObjectItem(cs, "greedy_ids"), want_gen, 64);
         const cJSON *last = cJSON_GetObjectItem(cs, "last_logits"), *e;
         int i = 0;
 

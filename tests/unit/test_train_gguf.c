@@ -17,44 +17,6 @@
 #define ADAPTER   "refs/lora/stories260K-test-lora.gguf"
 #define LOGIT_TOL 1e-4 // F32 weights: llama.cpp and our decoder agree to ~1e-5 on |logit| <= 18
 
-static cJSON *load_json(const char *rel)
-{
-    size_t len;
-    char *text = test_read_file(test_shared(rel), &len);
-    cJSON *j;
-    if (!text)
-        return NULL;
-    j = cJSON_ParseWithLength(text, len);
-    tw_free(text);
-    return j;
-}
-
-static int json_floats(const cJSON *a, float *out, int cap)
-{
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        if (n < cap)
-            out[n] = (float)e->valuedouble;
-        n++;
-    }
-    return n;
-}
-
-static int json_ids(const cJSON *a, int32_t *out, int cap)
-{
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        if (n < cap)
-            out[n] = (int32_t)e->valuedouble;
-        n++;
-    }
-    return n;
-}
-
 /* Max |a - b| over the last-position logits of every case of 'cases' for the model m. */
 static double cases_max_diff(struct train_llama *m, const cJSON *cases, int *n_cases)
 {
@@ -66,8 +28,8 @@ static double cases_max_diff(struct train_llama *m, const cJSON *cases, int *n_c
     {
         int32_t ids[64];
         float want[512], *logits;
-        int n = json_ids(cJSON_GetObjectItem(cs, "prompt_ids"), ids, 64);
-        int nv = json_floats(cJSON_GetObjectItem(cs, "last_logits"), want, 512);
+        int n = test_json_ids(cJSON_GetObjectItem(cs, "prompt_ids"), ids, 64);
+        int nv = test_json_floats(cJSON_GetObjectItem(cs, "last_logits"), want, 512);
         if (n < 1 || n > 64 || nv != 512)
             return 1e9;
         logits = tw_mallocarray((size_t)n * 512, sizeof(float));
@@ -90,7 +52,7 @@ TEST(train_stories260K_graph_matches_llama_cpp_and_decoder)
     struct llm_ctx *ctx = NULL;
     struct train_llama *full = NULL, *frozen = NULL;
     struct tw_err err = TW_ERR_INIT;
-    cJSON *j = load_json("refs/stories260K.json");
+    cJSON *j = test_json_load("refs/stories260K.json");
     static const int32_t in[18] = {1,   365, 49,  418, 291, 160, 59, 0, 306,
                                    506, 304, 278, 127, 1,   2,   3,  4, 511};
     float *a = NULL, *b = NULL, *c = NULL;
@@ -135,7 +97,7 @@ TEST(train_lora_adapter_matches_llama_cpp)
     struct gguf_file *af = NULL;
     struct train_llama *m = NULL;
     struct tw_err err = TW_ERR_INIT;
-    cJSON *j = load_json("refs/lora/stories260K-lora.json");
+    cJSON *j = test_json_load("refs/lora/stories260K-lora.json");
     unsigned targets = 0;
     int r = 0, n_cases = 0;
     float alpha = 0;
@@ -588,8 +550,8 @@ static double decoder_cases_diff(const char *path, const cJSON *cases, int *n_ca
     {
         int32_t ids[64];
         float want[512], got[512];
-        int n = json_ids(cJSON_GetObjectItem(cs, "prompt_ids"), ids, 64);
-        json_floats(cJSON_GetObjectItem(cs, "last_logits"), want, 512);
+        int n = test_json_ids(cJSON_GetObjectItem(cs, "prompt_ids"), ids, 64);
+        test_json_floats(cJSON_GetObjectItem(cs, "last_logits"), want, 512);
         llm_ctx_reset(ctx);
         if (n < 1 || n > 64 || llm_decode(ctx, ids, n, got, 0, &err) < 0) {
             worst = 1e9;
@@ -612,7 +574,7 @@ TEST(train_merge_matches_llama_export_lora)
     struct gguf_file *af = NULL, *ours = NULL, *ref = NULL;
     struct train_llama *m = NULL;
     struct tw_err err = TW_ERR_INIT;
-    cJSON *j = load_json("refs/lora/stories260K-lora.json");
+    cJSON *j = test_json_load("refs/lora/stories260K-lora.json");
     char path[600];
     double worst = 0, d_logits;
     int n_cases = 0, n_cmp = 0;
