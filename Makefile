@@ -88,8 +88,12 @@ all: twin
 release:
 	$(MAKE) MODE=release twin
 
+# ./twin points at the last plain (debug or release) build; sanitizer builds stay in build-san/
+# so that benchmarks and users never run an instrumented binary by accident.
 twin: $(B)/twin
+ifeq ($(SANITIZE),)
 	@ln -sf $(B)/twin twin
+endif
 
 $(B)/twin: $(CLI_OBJS) $(B)/libtwin.a
 	$(CC) $(OPT) -o $@ $(CLI_OBJS) $(B)/libtwin.a $(LDLIBS)
