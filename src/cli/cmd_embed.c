@@ -1,11 +1,11 @@
 /* cmd_embed.c - `twin embed`: embeddings of texts with a BERT-family model, as JSON. */
 #include "cli/cli.h"
+#include "cli/cli_store.h"
 
 #include "base/buf.h"
 #include "base/mem.h"
 #include "feature/stream.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *f)
@@ -38,12 +38,8 @@ TW_COMMAND(embed, "embed texts with a BERT-family model (JSON output)")
         if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) {
             model = argv[++i];
         } else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
-            char *end;
-            threads = strtoll(argv[++i], &end, 10);
-            if (*end || threads < 1 || threads > 1024) {
-                cli_fail("-t '%s': expected 1..1024 threads", argv[i]);
+            if (cli_parse_int("-t", argv[++i], 1, 1024, &threads))
                 goto out;
-            }
         } else if (argv[i][0] == '-' && argv[i][1]) {
             usage(stderr);
             rc = 2;
