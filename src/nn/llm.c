@@ -6,6 +6,7 @@
 
 #include "base/mem.h"
 #include "base/pool.h"
+#include "nn/attn.h"
 #include "nn/kq.h"
 #include "nn/weights.h"
 #include "nn/lora.h"
@@ -423,7 +424,9 @@ struct llm_ctx {
     int n_past;
     enum llm_kv_type kv_type;
     size_t kv_elt;         // bytes per cached value (4 or 2)
-    void *k, *v;           // (n_layer, n_ctx, KV*d) each
+    struct attn_dims ad;   // attention shapes and the cache layout (nn/attn.h)
+    size_t k_layer, v_layer; // cached values per layer in k, v
+    void *k, *v;           // (n_layer, k_layer), (n_layer, v_layer) in attn.h's layout
     struct tw_pool *pool;
     int n_threads;
     int n_batch;           // tokens per chunk: min(LLM_BATCH_MAX, n_ctx)
@@ -434,7 +437,7 @@ struct llm_ctx {
     float *att;            // (T, H*d) attention output
     float *hb, *hb2;       // (T, F) FFN gate/up
     float *rope;           // (T, n_rot) cos, sin pairs
-    float *scores;         // (n_threads, n_ctx)
+    unsigned char *attn_scratch; // (n_threads, attn_scratch_size) bytes
 };
 
 int llm_ctx_new(const struct llm_model *m, int n_ctx, enum llm_kv_type kv, int n_threads,
@@ -442,7 +445,7 @@ int llm_ctx_new(const struct llm_model *m, int n_ctx, enum llm_kv_type kv, int n
 {
     const struct llm_hparams *hp = &m->hp;
     size_t kvd = (size_t)hp->n_head_kv * hp->head_dim, qd = (size_t)hp->n_head * hp->head_dim;
-    size_t kv_n, kv_bytes, T;
+    size_t kv_n, kv_bytes, v_bytes, T;
     struct llm_ctx *c;
     int rc;
 
@@ -462,8 +465,13 @@ int llm_ctx_new(const struct llm_model *m, int n_ctx, enum llm_kv_type kv, int n
     c->kv_type = kv;
     c->kv_elt = kv == LLM_KV_F16 ? 2 : 4;
     c->n_batch = n_ctx < LLM_BATCH_MAX ? n_ctx : LLM_BATCH_MAX;
-    if (tw_size_mul((size_t)hp->n_layer * (size_t)n_ctx, kvd, &kv_n) < 0 ||
-        tw_size_mul(kv_n, c->kv_elt, &kv_bytes) < 0) {
+    attn_dims_init(&c->ad, hp->n_head, hp->n_head_kv, hp->head_dim, n_ctx, kv == LLM_KV_F16);
+    c->k_layer = attn_k_elems(&c->ad);
+    c->v_layer = attn_v_elems(&c->ad);
+    if (tw_size_mul((size_t)hp->n_layer, c->k_layer, &kv_n) < 0 ||
+        tw_size_mul(kv_n, c->kv_elt, &kv_bytes) < 0 ||
+        tw_size_mul((size_t)hp->n_layer, c->v_layer, &kv_n) < 0 ||
+        tw_size_mul(kv_n, c->kv_elt, &v_bytes) < 0) {
         tw_free(c);
         return tw_errf(err, TW_ELIMIT, "KV cache for %d tokens is too large", n_ctx);
     }
@@ -474,8 +482,9 @@ int llm_ctx_new(const struct llm_model *m, int n_ctx, enum llm_kv_type kv, int n
     }
     c->n_threads = tw_pool_size(c->pool);
     T = (size_t)c->n_batch;
-    c->k = tw_malloc(kv_bytes ? kv_bytes : 1);
-    c->v = tw_malloc(kv_bytes ? kv_bytes : 1);
+    /* zeroed: attention reads the padding of the last key block and of value rows */
+    c->k = tw_calloc(1, kv_bytes ? kv_bytes : 1);
+    c->v = tw_calloc(1, v_bytes ? v_bytes : 1);
     c->x = tw_mallocarray(T * (size_t)hp->n_embd, sizeof(float));
     c->xb = tw_mallocarray(T * (size_t)hp->n_embd, sizeof(float));
     c->q = tw_mallocarray(T * qd, sizeof(float));
@@ -485,12 +494,12 @@ int llm_ctx_new(const struct llm_model *m, int n_ctx, enum llm_kv_type kv, int n
     c->hb = tw_mallocarray(T * (size_t)hp->n_ff, sizeof(float));
     c->hb2 = tw_mallocarray(T * (size_t)hp->n_ff, sizeof(float));
     c->rope = tw_mallocarray(T * (size_t)hp->n_rot, sizeof(float));
-    c->scores = tw_mallocarray((size_t)c->n_threads * (size_t)n_ctx, sizeof(float));
+    c->attn_scratch = tw_mallocarray((size_t)c->n_threads, attn_scratch_size(&c->ad));
     if (!c->k || !c->v || !c->x || !c->xb || !c->q || !c->att || !c->kc || !c->vc || !c->hb ||
-        !c->hb2 || !c->rope || !c->scores) {
+        !c->hb2 || !c->rope || !c->attn_scratch) {
         llm_ctx_free(c);
         return tw_errf(err, TW_ENOMEM, "out of memory making a context of %d tokens (KV cache %zu MiB)",
-                       n_ctx, 2 * kv_bytes >> 20);
+                       n_ctx, (kv_bytes + v_bytes) >> 20);
     }
     *out = c;
     return TW_OK;
@@ -512,7 +521,7 @@ void llm_ctx_free(struct llm_ctx *c)
     tw_free(c->hb);
     tw_free(c->hb2);
     tw_free(c->rope);
-    tw_free(c->scores);
+    tw_free(c->attn_scratch);
     tw_free(c);
 }
 
@@ -641,88 +650,6 @@ static void matmul(struct llm_ctx *c, const struct gguf_tensor *w, const float *
         lora_matmul(c->m, w, x, T, y, c->pool);
 }
 
-struct attn_job {
-    struct llm_ctx *c;
-    int layer;
-    int T;      // tokens in this chunk
-    int pos0;   // position of the first of them
-};
-
-/* One worker's share of the (token, head) pairs: causal softmax attention over the cache. */
-static void attn_worker(void *arg, int ith, int nth)
-{
-    const struct attn_job *j = arg;
-    struct llm_ctx *c = j->c;
-    const struct llm_hparams *hp = &c->m->hp;
-    int H = hp->n_head, d = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    size_t kvd = (size_t)hp->n_head_kv * d, qd = (size_t)H * d;
-    size_t layer_off = (size_t)j->layer * (size_t)c->n_ctx * kvd;
-    float *sc = c->scores + (size_t)ith * c->n_ctx;
-    float scale = 1.0f / sqrtf((float)d);
-    float row[LLM_MAX_HEAD_DIM]; // one F16 cache row decoded
-    long start, end;
-
-    tw_pool_slice((long)j->T * H, ith, nth, &start, &end);
-    for (long it = start; it < end; it++) {
-        int t = (int)(it / H), h = (int)(it % H), kvh = h / group;
-        int n_pos = j->pos0 + t + 1; // causal: positions 0..pos0+t
-        const float *q = c->q + (size_t)t * qd + (size_t)h * d;
-        float *o = c->att + (size_t)t * qd + (size_t)h * d;
-        float max = -INFINITY;
-        double sum = 0;
-
-        for (int p = 0; p < n_pos; p++) {
-            size_t off = layer_off + (size_t)p * kvd + (size_t)kvh * d;
-            /* the kernels' dot: a plain loop is a serial chain of adds the compiler may not
-             * reorder, ~10x slower, and this is most of a long prompt's attention */
-            float s = c->kv_type == LLM_KV_F32
-                          ? kq_dot(GGUF_T_F32, (const float *)c->k + off, q, d)
-                          : kq_dot(GGUF_T_F16, (const uint16_t *)c->k + off, q, d);
-            s *= scale;
-            sc[p] = s;
-            max = s > max ? s : max;
-        }
-        for (int p = 0; p < n_pos; p++) {
-            float e = expf(sc[p] - max);
-            sc[p] = e;
-            sum += e;
-        }
-        float inv = (float)(1.0 / sum);
-        for (int i = 0; i < d; i++)
-            o[i] = 0;
-        for (int p = 0; p < n_pos; p++) {
-            size_t off = layer_off + (size_t)p * kvd + (size_t)kvh * d;
-            float w = sc[p] * inv;
-            if (c->kv_type == LLM_KV_F32) {
-                const float *v = (const float *)c->v + off;
-                for (int i = 0; i < d; i++)
-                    o[i] += w * v[i];
-            } else {
-                kq_dequant(GGUF_T_F16, (const uint16_t *)c->v + off, row, d);
-                for (int i = 0; i < d; i++)
-                    o[i] += w * row[i];
-            }
-        }
-    }
-}
-
-static void kv_store(struct llm_ctx *c, int layer, int pos0, int T)
-{
-    const struct llm_hparams *hp = &c->m->hp;
-    size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
-    size_t off = ((size_t)layer * (size_t)c->n_ctx + (size_t)pos0) * kvd, n = (size_t)T * kvd;
-
-    if (c->kv_type == LLM_KV_F32) {
-        memcpy((float *)c->k + off, c->kc, n * sizeof(float));
-        memcpy((float *)c->v + off, c->vc, n * sizeof(float));
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        ((uint16_t *)c->k)[off + i] = kq_f32_to_f16(c->kc[i]);
-        ((uint16_t *)c->v)[off + i] = kq_f32_to_f16(c->vc[i]);
-    }
-}
-
 static void add_bias(float *y, const float *b, int T, size_t n)
 {
     if (!b)
@@ -732,8 +659,83 @@ static void add_bias(float *y, const float *b, int T, size_t n)
             y[(size_t)t * n + i] += b[i];
 }
 
+/* Below this many values an element-wise step runs on the calling thread (one-token decode). */
+#define LLM_EW_PAR_MIN (1 << 14)
+
+/* The element-wise steps of a chunk, split over tokens: worker ith of nth takes a slice. */
+struct ew_job {
+    struct llm_ctx *c;
+    int T;
+    int layer;
+    const float *w; // addnorm: the norm's weight
+    bool add;       // addnorm: x += xb first (the residual of the step before)
+};
+
+/* x += xb when add, then xb = rmsnorm(x) * w, for the worker's tokens */
+static void addnorm_worker(void *arg, int ith, int nth)
+{
+    const struct ew_job *j = arg;
+    struct llm_ctx *c = j->c;
+    size_t C = (size_t)c->m->hp.n_embd;
+    long start, end;
+
+    tw_pool_slice(j->T, ith, nth, &start, &end);
+    for (long t = start; t < end; t++) {
+        float *x = c->x + (size_t)t * C, *xb = c->xb + (size_t)t * C;
+        if (j->add)
+            for (size_t i = 0; i < C; i++)
+                x[i] += xb[i];
+        rmsnorm(xb, x, j->w, (int)C, c->m->hp.rms_eps);
+    }
+}
+
+/* RoPE on the worker's tokens' q and k, then their k and v into the cache */
+static void rope_store_worker(void *arg, int ith, int nth)
+{
+    const struct ew_job *j = arg;
+    struct llm_ctx *c = j->c;
+    const struct llm_hparams *hp = &c->m->hp;
+    size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
+    long start, end;
+
+    tw_pool_slice(j->T, ith, nth, &start, &end);
+    for (long t = start; t < end; t++) {
+        const float *cs = c->rope + (size_t)t * hp->n_rot;
+        rope_apply(hp, c->q + (size_t)t * qd, hp->n_head, cs);
+        rope_apply(hp, c->kc + (size_t)t * kvd, hp->n_head_kv, cs);
+    }
+    if (start < end)
+        attn_store(&c->ad, (char *)c->k + (size_t)j->layer * c->k_layer * c->kv_elt,
+                   (char *)c->v + (size_t)j->layer * c->v_layer * c->kv_elt,
+                   c->n_past + (int)start, (int)(end - start), c->kc + (size_t)start * kvd,
+                   c->vc + (size_t)start * kvd);
+}
+
+/* hb = silu(hb) * hb2 (SwiGLU) for the worker's tokens */
+static void swiglu_worker(void *arg, int ith, int nth)
+{
+    const struct ew_job *j = arg;
+    size_t F = (size_t)j->c->m->hp.n_ff;
+    long start, end;
+
+    tw_pool_slice(j->T, ith, nth, &start, &end);
+    if (start < end)
+        attn_silu_mul(j->c->hb + (size_t)start * F, j->c->hb2 + (size_t)start * F,
+                      (size_t)(end - start) * F);
+}
+
+static void run_ew(struct llm_ctx *c, void (*fn)(void *, int, int), struct ew_job *j,
+                   size_t n_values)
+{
+    if (n_values >= LLM_EW_PAR_MIN && j->T > 1)
+        tw_pool_run(c->pool, fn, j);
+    else
+        fn(j, 0, 1);
+}
+
 /* Forward pass of T <= n_batch tokens at positions n_past..; logits for the last token
- * (out_all == 0) or for all T (out_all) into 'logits' when non-NULL. */
+ * (out_all == 0) or for all T (out_all) into 'logits' when non-NULL. Each layer's FFN output
+ * is added to the residual stream by the next norm (addnorm_worker). */
 static void forward_chunk(struct llm_ctx *c, const int32_t *ids, int T, float *logits,
                           int out_all)
 {
@@ -742,7 +744,9 @@ static void forward_chunk(struct llm_ctx *c, const int32_t *ids, int T, float *l
     int C = hp->n_embd, F = hp->n_ff, pos0 = c->n_past;
     size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
     size_t row = gguf_row_size(m->tok_embd->type, C);
-    struct attn_job job = {c, 0, T, pos0};
+    struct ew_job ew = {c, T, 0, NULL, false};
+    struct attn_job job = {&c->ad, NULL, NULL, c->q, c->att, T, pos0,
+                           1.0f / sqrtf((float)hp->head_dim), c->attn_scratch};
 
     for (int t = 0; t < T; t++) {
         const uint8_t *r = (const uint8_t *)m->tok_embd->data + (size_t)ids[t] * row;
@@ -754,50 +758,47 @@ static void forward_chunk(struct llm_ctx *c, const int32_t *ids, int T, float *l
     for (int l = 0; l < hp->n_layer; l++) {
         const struct llm_layer *L = &m->layers[l];
 
-        for (int t = 0; t < T; t++)
-            rmsnorm(c->xb + (size_t)t * C, c->x + (size_t)t * C, L->attn_norm, C, hp->rms_eps);
+        ew.w = L->attn_norm;
+        ew.add = l > 0;
+        run_ew(c, addnorm_worker, &ew, (size_t)T * C);
         matmul(c, L->wq, c->xb, T, c->q);
         matmul(c, L->wk, c->xb, T, c->kc);
         matmul(c, L->wv, c->xb, T, c->vc);
         add_bias(c->q, L->bq, T, qd);
         add_bias(c->kc, L->bk, T, kvd);
         add_bias(c->vc, L->bv, T, kvd);
-        for (int t = 0; t < T; t++) {
-            const float *cs = c->rope + (size_t)t * hp->n_rot;
-            rope_apply(hp, c->q + (size_t)t * qd, hp->n_head, cs);
-            rope_apply(hp, c->kc + (size_t)t * kvd, hp->n_head_kv, cs);
-        }
-        kv_store(c, l, pos0, T);
-        job.layer = l;
+        ew.layer = l;
+        run_ew(c, rope_store_worker, &ew, (size_t)T * (qd + 2 * kvd));
+        job.k = (const char *)c->k + (size_t)l * c->k_layer * c->kv_elt;
+        job.v = (const char *)c->v + (size_t)l * c->v_layer * c->kv_elt;
         if ((int64_t)T * (pos0 + T) * (int64_t)qd >= LLM_PAR_MIN_WORK)
-            tw_pool_run(c->pool, attn_worker, &job);
+            tw_pool_run(c->pool, attn_run, &job);
         else
-            attn_worker(&job, 0, 1);
+            attn_run(&job, 0, 1);
         matmul(c, L->wo, c->att, T, c->xb);
-        for (size_t i = 0; i < (size_t)T * C; i++)
-            c->x[i] += c->xb[i];
 
-        for (int t = 0; t < T; t++)
-            rmsnorm(c->xb + (size_t)t * C, c->x + (size_t)t * C, L->ffn_norm, C, hp->rms_eps);
+        ew.w = L->ffn_norm;
+        ew.add = true;
+        run_ew(c, addnorm_worker, &ew, (size_t)T * C);
         matmul(c, L->w_gate, c->xb, T, c->hb);
         matmul(c, L->w_up, c->xb, T, c->hb2);
-        for (size_t i = 0; i < (size_t)T * F; i++) {
-            float g = c->hb[i];
-            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
-        }
+        run_ew(c, swiglu_worker, &ew, (size_t)T * F);
         matmul(c, L->w_down, c->hb, T, c->xb);
-        for (size_t i = 0; i < (size_t)T * C; i++)
-            c->x[i] += c->xb[i];
     }
     c->n_past += T;
     if (!logits)
         return;
+    ew.w = m->output_norm;
+    ew.add = hp->n_layer > 0;
     if (out_all) {
-        for (int t = 0; t < T; t++)
-            rmsnorm(c->xb + (size_t)t * C, c->x + (size_t)t * C, m->output_norm, C, hp->rms_eps);
+        run_ew(c, addnorm_worker, &ew, (size_t)T * C);
         matmul(c, m->output, c->xb, T, logits);
     } else {
-        rmsnorm(c->xb, c->x + (size_t)(T - 1) * C, m->output_norm, C, hp->rms_eps);
+        float *x = c->x + (size_t)(T - 1) * C, *xb = c->xb + (size_t)(T - 1) * C;
+        if (ew.add)
+            for (int i = 0; i < C; i++)
+                x[i] += xb[i];
+        rmsnorm(c->xb, x, m->output_norm, C, hp->rms_eps);
         matmul(c, m->output, c->xb, 1, logits);
     }
 }

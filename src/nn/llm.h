@@ -15,11 +15,13 @@
  * norms and biases are copied out as F32. A model whose architecture or tensor types are not
  * supported is refused with a message naming what is missing.
  *
- * KV cache (per context, one per conversation):
+ * KV cache (per context, one per conversation), F32 or F16, in nn/attn.h's layout:
  *
- *     k[layer][pos][n_head_kv * head_dim]   F32 or F16
- *     v[layer][pos][n_head_kv * head_dim]
+ *     k[layer][kv_head][pos / 32][head_dim][pos % 32]   keys transposed in blocks of 32
+ *     v[layer][pos][kv_head][head_dim rounded up to 16]
  *
+ * Attention is tiled (flash-attention style, nn/attn.h): a row's result depends on its own
+ * query and the cache only, so it is the same whatever the chunking or the thread count.
  * llm_decode() appends n tokens at positions n_past..n_past+n-1: prompt tokens go through each
  * matmul together (batched prefill, in chunks of at most LLM_BATCH_MAX tokens), then one token
  * at a time for generation. Passing the context limit is an error (TW_ELIMIT), nothing is
