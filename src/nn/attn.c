@@ -16,6 +16,7 @@
 /* A worker's scratch, carved out of its attn_scratch_size() bytes. */
 struct attn_scratch {
     float *kt;  // (d, BK) a key block decoded from F16
+    float *qh;  // (rows, d) the tile's queries rounded to F16 (F16 cache)
     float *s;   // (rows, BK) scores, then weights
     float *o;   // (rows, dp) output accumulators
     float *m;   // (rows) running max
@@ -61,7 +62,7 @@ size_t attn_scratch_size(const struct attn_dims *a)
 {
     size_t rows = scratch_rows(a);
     return round64((size_t)a->d * ATTN_BK * sizeof(float)) +
-           round64(rows * ATTN_BK * sizeof(float)) + round64(rows * a->dp * sizeof(float)) +
+           round64(rows * (size_t)a->d * sizeof(float)) + round64(rows * ATTN_BK * sizeof(float)) + round64(rows * a->dp * sizeof(float)) +
            round64(rows * sizeof(float)) + round64(rows * sizeof(double));
 }
 
@@ -70,6 +71,8 @@ static void scratch_carve(const struct attn_dims *a, unsigned char *p, struct at
     size_t rows = scratch_rows(a);
     sc->kt = (float *)p;
     p += round64((size_t)a->d * ATTN_BK * sizeof(float));
+    sc->qh = (float *)p;
+    p += round64(rows * (size_t)a->d * sizeof(float));
     sc->s = (float *)p;
     p += round64(rows * ATTN_BK * sizeof(float));
     sc->o = (float *)p;
@@ -190,6 +193,7 @@ static inline float minf(float a, float b)
 #define VMAX(a, b) maxf(a, b)
 #define VMIN(a, b) minf(a, b)
 #define VLOADH(p) kq_f16_to_f32(*(p))
+#define VROUNDH(x) kq_f16_to_f32(kq_f32_to_f16(x))
 #define HMAX(x) (x)
 #define HSUM(x) (x)
 #define VCASTI(x) f2i(x)
@@ -219,6 +223,7 @@ static inline float minf(float a, float b)
 #undef VMAX
 #undef VMIN
 #undef VLOADH
+#undef VROUNDH
 #undef HMAX
 #undef HSUM
 #undef VCASTI
@@ -270,6 +275,7 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #define VMAX(a, b) _mm256_max_ps(a, b)
 #define VMIN(a, b) _mm256_min_ps(a, b)
 #define VLOADH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
+#define VROUNDH(x) _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT))
 #define HMAX(x) hmax_avx2(x)
 #define HSUM(x) hsum_avx2(x)
 #define VCASTI(x) _mm256_castps_si256(x)
@@ -299,6 +305,7 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #undef VMAX
 #undef VMIN
 #undef VLOADH
+#undef VROUNDH
 #undef HMAX
 #undef HSUM
 #undef VCASTI
@@ -332,6 +339,7 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #define VMAX(a, b) _mm512_max_ps(a, b)
 #define VMIN(a, b) _mm512_min_ps(a, b)
 #define VLOADH(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
+#define VROUNDH(x) _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT))
 #define HMAX(x) _mm512_reduce_max_ps(x)
 #define HSUM(x) _mm512_reduce_add_ps(x)
 #define VCASTI(x) _mm512_castps_si512(x)
@@ -361,6 +369,7 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #undef VMAX
 #undef VMIN
 #undef VLOADH
+#undef VROUNDH
 #undef HMAX
 #undef HSUM
 #undef VCASTI

@@ -12,7 +12,8 @@
  * vectors too.
  *
  * attn_run computes, for every query row (token t, head h) of a chunk of T tokens at positions
- * pos0..pos0+T-1,
+ * pos0..pos0+T-1 (with an F16 cache, q rounded to F16 first, as llama.cpp's F16 dot products
+ * round their activations),
  *
  *     out[t][h] = sum_p softmax_p(scale * q[t][h] . k[p][h / group]) v[p][h / group],
  *                 p = 0..pos0+t (causal)
@@ -78,7 +79,7 @@ struct attn_job {
 void attn_run(void *arg, int ith, int nth);
 
 /* The definition, one (token, head) at a time, on plain row-major caches kr, vr: (pos, n_kv*d)
- * f32, softmax summed in double. For tests. */
+ * f32, softmax summed in double. For tests; a->f16 is ignored (round q, k and v first). */
 void attn_ref(const struct attn_dims *a, const float *kr, const float *vr, const float *q,
               float *out, int T, int pos0, float scale);
 

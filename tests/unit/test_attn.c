@@ -70,7 +70,13 @@ static void check_case(const struct case_ *cs, uint64_t seed)
     }
     for (size_t i = 0; i < (size_t)cs->T * qd; i++)
         q[i] = urand(s, -2, 2);
-    attn_ref(&a, kr, vr, q, want, cs->T, cs->pos0, scale);
+    if (cs->f16) { // the reference gets the F16-rounded queries the kernel uses
+        for (size_t i = 0; i < (size_t)cs->T * qd; i++)
+            got[i] = kq_f16_to_f32(kq_f32_to_f16(q[i]));
+        attn_ref(&a, kr, vr, got, want, cs->T, cs->pos0, scale);
+    } else {
+        attn_ref(&a, kr, vr, q, want, cs->T, cs->pos0, scale);
+    }
     run_fast(&a, kr, vr, q, got, cs->T, cs->pos0, 1, scale);
     run_fast(&a, kr, vr, q, got3, cs->T, cs->pos0, 3, scale);
     if (cs->T > 1) {
