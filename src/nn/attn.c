@@ -82,33 +82,6 @@ static void scratch_carve(const struct attn_dims *a, unsigned char *p, struct at
     sc->l = (double *)p;
 }
 
-void attn_store(const struct attn_dims *a, void *k, void *v, int pos0, int T, const float *kc,
-                const float *vc)
-{
-    const int d = a->d, n_kv = a->n_kv;
-    const size_t kvd = (size_t)n_kv * d;
-
-    for (int t = 0; t < T; t++) {
-        int p = pos0 + t;
-        for (int h = 0; h < n_kv; h++) {
-            const float *kr = kc + (size_t)t * kvd + (size_t)h * d;
-            const float *vr = vc + (size_t)t * kvd + (size_t)h * d;
-            size_t ko = ((size_t)h * a->n_blk + (size_t)(p / ATTN_BK)) * d * ATTN_BK + p % ATTN_BK;
-            size_t vo = ((size_t)p * n_kv + h) * a->dp;
-            if (a->f16) {
-                for (int i = 0; i < d; i++) {
-                    ((uint16_t *)k)[ko + (size_t)i * ATTN_BK] = kq_f32_to_f16(kr[i]);
-                    ((uint16_t *)v)[vo + i] = kq_f32_to_f16(vr[i]);
-                }
-            } else {
-                for (int i = 0; i < d; i++)
-                    ((float *)k)[ko + (size_t)i * ATTN_BK] = kr[i];
-                memcpy((float *)v + vo, vr, (size_t)d * sizeof(float));
-            }
-        }
-    }
-}
-
 void attn_ref(const struct attn_dims *a, const float *kr, const float *vr, const float *q,
               float *out, int T, int pos0, float scale)
 {
@@ -194,6 +167,7 @@ static inline float minf(float a, float b)
 #define VMIN(a, b) minf(a, b)
 #define VLOADH(p) kq_f16_to_f32(*(p))
 #define VROUNDH(x) kq_f16_to_f32(kq_f32_to_f16(x))
+#define VSTOREH(p, x) (*(p) = kq_f32_to_f16(x))
 #define HMAX(x) (x)
 #define HSUM(x) (x)
 #define VCASTI(x) f2i(x)
@@ -224,6 +198,7 @@ static inline float minf(float a, float b)
 #undef VMIN
 #undef VLOADH
 #undef VROUNDH
+#undef VSTOREH
 #undef HMAX
 #undef HSUM
 #undef VCASTI
@@ -276,6 +251,8 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #define VMIN(a, b) _mm256_min_ps(a, b)
 #define VLOADH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
 #define VROUNDH(x) _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT))
+#define VSTOREH(p, x)                                                                              \
+    _mm_storeu_si128((__m128i *)(void *)(p), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT))
 #define HMAX(x) hmax_avx2(x)
 #define HSUM(x) hsum_avx2(x)
 #define VCASTI(x) _mm256_castps_si256(x)
@@ -306,6 +283,7 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #undef VMIN
 #undef VLOADH
 #undef VROUNDH
+#undef VSTOREH
 #undef HMAX
 #undef HSUM
 #undef VCASTI
@@ -340,6 +318,8 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #define VMIN(a, b) _mm512_min_ps(a, b)
 #define VLOADH(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 #define VROUNDH(x) _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT))
+#define VSTOREH(p, x)                                                                              \
+    _mm256_storeu_si256((__m256i *)(void *)(p), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT))
 #define HMAX(x) _mm512_reduce_max_ps(x)
 #define HSUM(x) _mm512_reduce_add_ps(x)
 #define VCASTI(x) _mm512_castps_si512(x)
@@ -370,6 +350,7 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #undef VMIN
 #undef VLOADH
 #undef VROUNDH
+#undef VSTOREH
 #undef HMAX
 #undef HSUM
 #undef VCASTI
@@ -388,12 +369,15 @@ struct attn_kernels {
     void (*tile)(const struct attn_job *job, int kvh, int t0, int t1, struct attn_scratch *sc);
     void (*exp_n)(const float *x, float *y, size_t n);
     void (*silu_mul_n)(float *g, const float *u, size_t n);
+    void (*to_f16)(const float *x, uint16_t *y, int n);
 };
 
-static const struct attn_kernels kern_plain = {tile_plain, exp_n_plain, silu_mul_n_plain};
+static const struct attn_kernels kern_plain = {tile_plain, exp_n_plain, silu_mul_n_plain,
+                                              to_f16_plain};
 #ifdef ATTN_X86
-static const struct attn_kernels kern_avx2 = {tile_avx2, exp_n_avx2, silu_mul_n_avx2};
-static const struct attn_kernels kern_avx512 = {tile_avx512, exp_n_avx512, silu_mul_n_avx512};
+static const struct attn_kernels kern_avx2 = {tile_avx2, exp_n_avx2, silu_mul_n_avx2, to_f16_avx2};
+static const struct attn_kernels kern_avx512 = {tile_avx512, exp_n_avx512, silu_mul_n_avx512,
+                                               to_f16_avx512};
 #endif
 
 /* The set matching kq's kernels (kq_isa(), which TWIN_KQ and kq_set_isa choose). */
@@ -424,6 +408,38 @@ void attn_run(void *arg, int ith, int nth)
         int tile = (int)(it / a->n_kv), kvh = (int)(it % a->n_kv);
         int t0 = tile * a->tile_t, t1 = t0 + a->tile_t < job->T ? t0 + a->tile_t : job->T;
         k->tile(job, kvh, t0, t1, &sc);
+    }
+}
+
+void attn_store(const struct attn_dims *a, void *k, void *v, int pos0, int T, const float *kc,
+                const float *vc)
+{
+    const int d = a->d, n_kv = a->n_kv;
+    const size_t kvd = (size_t)n_kv * d;
+    void (*to_f16)(const float *x, uint16_t *y, int n) = kernels()->to_f16;
+    uint16_t kh[256];
+
+    for (int t = 0; t < T; t++) {
+        int p = pos0 + t;
+        for (int h = 0; h < n_kv; h++) {
+            const float *kr = kc + (size_t)t * kvd + (size_t)h * d;
+            const float *vr = vc + (size_t)t * kvd + (size_t)h * d;
+            size_t ko = ((size_t)h * a->n_blk + (size_t)(p / ATTN_BK)) * d * ATTN_BK + p % ATTN_BK;
+            size_t vo = ((size_t)p * n_kv + h) * a->dp;
+            if (!a->f16) {
+                for (int i = 0; i < d; i++)
+                    ((float *)k)[ko + (size_t)i * ATTN_BK] = kr[i];
+                memcpy((float *)v + vo, vr, (size_t)d * sizeof(float));
+                continue;
+            }
+            to_f16(vr, (uint16_t *)v + vo, d);
+            for (int i0 = 0; i0 < d; i0 += 256) { // keys through a small buffer: they go strided
+                int n = d - i0 < 256 ? d - i0 : 256;
+                to_f16(kr + i0, kh, n);
+                for (int i = 0; i < n; i++)
+                    ((uint16_t *)k)[ko + (size_t)(i0 + i) * ATTN_BK] = kh[i];
+            }
+        }
     }
 }
 

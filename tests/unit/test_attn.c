@@ -135,6 +135,53 @@ TEST(tiled_attention_matches_reference)
     fprintf(stderr, "  %d kernel sets checked\n", n_isa);
 }
 
+/* The F16 cache holds exactly kq_f32_to_f16's bits (the kernels convert with vcvtps2ph): ties,
+ * subnormals, overflow to inf, -0, inf and NaN included; keys land transposed, values in rows. */
+TEST(f16_store_matches_kq_f32_to_f16)
+{
+    struct attn_dims a;
+    enum { H = 2, D = 40, T = 3, POS0 = 30 };
+    float kc[T * H * D], vc[T * H * D];
+    static const float special[] = {0.0f,     -0.0f,    1.0f + 0x1p-11f, 1.0f + 0x3p-11f,
+                                    0x1p-20f, -0x1p-24f, 0x1p-25f,       6e-8f,
+                                    65504.0f, 65520.0f, -1e9f,           INFINITY,
+                                    -INFINITY, NAN,     0x1.ffcp-15f,   3.14159f};
+    uint64_t s[4];
+    const char *orig = kq_isa();
+    tw_rng_seed(s, 11);
+    for (int i = 0; i < T * H * D; i++) {
+        kc[i] = i % 3 ? urand(s, -70000, 70000) * (i % 2 ? 1e-9f : 1.0f) : special[i % 16];
+        vc[i] = i % 5 ? urand(s, -2, 2) : special[(i / 5) % 16];
+    }
+    attn_dims_init(&a, H, H, D, 64, true);
+    for (size_t k = 0; k < sizeof(isas) / sizeof(isas[0]); k++) {
+        int bad = 0;
+        if (kq_set_isa(isas[k]) < 0)
+            continue;
+        uint16_t *kh = tw_calloc(attn_k_elems(&a), 2), *vh = tw_calloc(attn_v_elems(&a), 2);
+        attn_store(&a, kh, vh, POS0, T, kc, vc);
+        for (int t = 0; t < T; t++) {
+            int p = POS0 + t;
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < D; i++) {
+                    size_t x = ((size_t)t * H + h) * D + i;
+                    size_t ko = ((size_t)h * a.n_blk + p / ATTN_BK) * D * ATTN_BK +
+                                (size_t)i * ATTN_BK + p % ATTN_BK;
+                    size_t vo = ((size_t)p * H + h) * a.dp + i;
+                    bad += kh[ko] != kq_f32_to_f16(kc[x]);
+                    bad += vh[vo] != kq_f32_to_f16(vc[x]);
+                }
+        }
+        tw_free(kh);
+        tw_free(vh);
+        if (bad) {
+            kq_set_isa(orig);
+            TEST_FAIL_("%s: %d cached F16 values differ from kq_f32_to_f16", isas[k], bad);
+        }
+    }
+    kq_set_isa(orig);
+}
+
 /* The relative error of attn_exp against exp() in double over [-87, 88.7] (normal results), and
  * its edges: exp(-inf) = 0, exp(0) = 1, tiny results flush to 0. */
 TEST(fast_exp_max_relative_error)
