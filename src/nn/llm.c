@@ -667,8 +667,9 @@ static void add_bias(float *y, const float *b, int T, size_t n)
             y[(size_t)t * n + i] += b[i];
 }
 
-/* Below this many values an element-wise step runs on the calling thread (one-token decode). */
-#define LLM_EW_PAR_MIN (1 << 14)
+/* Below this many values an element-wise step runs on the calling thread: the one-token decode,
+ * and small models, where a step is a few microseconds (about what waking the workers costs). */
+#define LLM_EW_PAR_MIN (1 << 16)
 
 /* The element-wise steps of a chunk, split over tokens: worker ith of nth takes a slice. */
 struct ew_job {
