@@ -169,6 +169,7 @@ static inline float minf(float a, float b)
 #define VROUNDH(x) kq_f16_to_f32(kq_f32_to_f16(x))
 #define VSTOREH(p, x) (*(p) = kq_f32_to_f16(x))
 #define HMAX(x) (x)
+#define VANYGT(x, f) ((x) > (f))
 #define HSUM(x) (x)
 #define VCASTI(x) f2i(x)
 #define VCASTF(x) i2f(x)
@@ -200,6 +201,7 @@ static inline float minf(float a, float b)
 #undef VROUNDH
 #undef VSTOREH
 #undef HMAX
+#undef VANYGT
 #undef HSUM
 #undef VCASTI
 #undef VCASTF
@@ -254,6 +256,7 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #define VSTOREH(p, x)                                                                              \
     _mm_storeu_si128((__m128i *)(void *)(p), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT))
 #define HMAX(x) hmax_avx2(x)
+#define VANYGT(x, f) (_mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_set1_ps(f), _CMP_GT_OQ)) != 0)
 #define HSUM(x) hsum_avx2(x)
 #define VCASTI(x) _mm256_castps_si256(x)
 #define VCASTF(x) _mm256_castsi256_ps(x)
@@ -285,6 +288,7 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #undef VROUNDH
 #undef VSTOREH
 #undef HMAX
+#undef VANYGT
 #undef HSUM
 #undef VCASTI
 #undef VCASTF
@@ -321,6 +325,7 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #define VSTOREH(p, x)                                                                              \
     _mm256_storeu_si256((__m256i *)(void *)(p), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT))
 #define HMAX(x) _mm512_reduce_max_ps(x)
+#define VANYGT(x, f) (_mm512_cmp_ps_mask(x, _mm512_set1_ps(f), _CMP_GT_OQ) != 0)
 #define HSUM(x) _mm512_reduce_add_ps(x)
 #define VCASTI(x) _mm512_castps_si512(x)
 #define VCASTF(x) _mm512_castsi512_ps(x)
@@ -352,6 +357,7 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #undef VROUNDH
 #undef VSTOREH
 #undef HMAX
+#undef VANYGT
 #undef HSUM
 #undef VCASTI
 #undef VCASTF
