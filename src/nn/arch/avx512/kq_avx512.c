@@ -1200,6 +1200,247 @@ static void from_f32_q8_K(const float *x, void *dst, int64_t n)
     }
 }
 
+/* ---- repacked weights (x16 layout, kq_impl.h): token generation without shuffles ----
+ *
+ * One 64-byte load holds 4 quant bytes of each of 16 rows. Its low nibbles (v & 0x0F) meet 4
+ * broadcast activation bytes in one vpdpbusd, giving 16 rows' partial sums in 16 lanes; its high
+ * nibbles are taken as v & 0xF0, i.e. 16 times the nibble, so the shift comes once per sum
+ * (exact: every product is a multiple of 16). No horizontal sums, no per-row shuffles: the
+ * scales of the 16 rows are vectors too. */
+
+#define X16_Q4_0_BLOCK (16 * 18)
+#define X16_Q4_K_BLOCK (16 * 144)
+
+static inline __attribute__((always_inline)) __m512 x16_d(const uint8_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_q4_0_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+                float *y, int64_t y_stride)
+{
+    const int64_t nb = n / KQ_QK;
+    const __m512i lo = _mm512_set1_epi8(0x0F), hi = _mm512_set1_epi8((char)0xF0);
+    const __m512i z = _mm512_setzero_si512();
+    const float *xd[KQ_X16_TOK];
+    const int8_t *xq[KQ_X16_TOK];
+    const int32_t *xs[KQ_X16_TOK];
+    __m512 f[KQ_X16_TOK];
+    for (int k = 0; k < T; k++) {
+        const char *xr = (const char *)x + (size_t)k * x_stride;
+        xd[k] = kq__q8x_d(xr);
+        xq[k] = kq__q8x_qs(xr, n);
+        xs[k] = kq__q8x_s(xr, n);
+        f[k] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++, G += X16_Q4_0_BLOCK) {
+        __m512i ul[4], uh[4];
+        for (int j = 0; j < 4; j++) {
+            const __m512i v = _mm512_loadu_si512(G + 32 + 64 * j);
+            ul[j] = _mm512_and_si512(v, lo);
+            uh[j] = _mm512_and_si512(v, hi);
+        }
+        const __m512 d = x16_d(G);
+        for (int k = 0; k < T; k++) {
+            const int8_t *q = xq[k] + b * KQ_QK;
+            __m512i a0 = _mm512_dpbusd_epi32(z, ul[0], bcast32(q));
+            __m512i a1 = _mm512_dpbusd_epi32(z, ul[1], bcast32(q + 4));
+            __m512i h0 = _mm512_dpbusd_epi32(z, uh[0], bcast32(q + 16));
+            __m512i h1 = _mm512_dpbusd_epi32(z, uh[1], bcast32(q + 20));
+            a0 = _mm512_dpbusd_epi32(a0, ul[2], bcast32(q + 8));
+            a1 = _mm512_dpbusd_epi32(a1, ul[3], bcast32(q + 12));
+            h0 = _mm512_dpbusd_epi32(h0, uh[2], bcast32(q + 24));
+            h1 = _mm512_dpbusd_epi32(h1, uh[3], bcast32(q + 28));
+            const __m512i S = _mm512_sub_epi32(
+                _mm512_add_epi32(_mm512_add_epi32(a0, a1),
+                                 _mm512_srai_epi32(_mm512_add_epi32(h0, h1), 4)),
+                _mm512_set1_epi32(xs[k][b] * 8));
+            f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xd[k][b])),
+                                   _mm512_cvtepi32_ps(S), f[k]);
+        }
+    }
+    for (int k = 0; k < T; k++)
+        _mm512_storeu_ps(y + k * y_stride, f[k]);
+}
+
+VNNI_TARGET static void gemv_x16_q4_0(int64_t n, const void *g, const void *x, size_t x_stride,
+                                      int n_tok, float *y, int64_t y_stride)
+{
+    switch (n_tok) {
+    case 1:
+        gemv_x16_q4_0_t(n, g, x, x_stride, 1, y, y_stride);
+        break;
+    case 2:
+        gemv_x16_q4_0_t(n, g, x, x_stride, 2, y, y_stride);
+        break;
+    case 3:
+        gemv_x16_q4_0_t(n, g, x, x_stride, 3, y, y_stride);
+        break;
+    default:
+        gemv_x16_q4_0_t(n, g, x, x_stride, 4, y, y_stride);
+        break;
+    }
+}
+
+/* The 8 scales and mins of 16 rows (x16 Q4_K block at G): sc[0] holds sub-blocks 0-3 (a byte
+ * each) of every row, sc[1] 4-7; mn likewise. */
+static inline __attribute__((always_inline)) void x16_scales_k4(const uint8_t *G, __m512i sc[2],
+                                                                __m512i mn[2])
+{
+    const __m512i u0 = _mm512_loadu_si512(G + 64), u1 = _mm512_loadu_si512(G + 128);
+    const __m512i u2 = _mm512_loadu_si512(G + 192);
+    const __m512i m6 = _mm512_set1_epi32(0x3F3F3F3F), m4 = _mm512_set1_epi32(0x0F0F0F0F);
+    const __m512i m2 = _mm512_set1_epi32(0x03030303);
+    sc[0] = _mm512_and_si512(u0, m6);
+    mn[0] = _mm512_and_si512(u1, m6);
+    sc[1] = _mm512_or_si512(_mm512_and_si512(u2, m4),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), m2), 4));
+    mn[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m4),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), m2), 4));
+}
+
+static inline int32_t pair16(int a, int b)
+{
+    return (int32_t)((uint32_t)(uint16_t)a | (uint32_t)(uint16_t)b << 16);
+}
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_q4_K_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+                float *y, int64_t y_stride)
+{
+    const int64_t nb = n / KQ_QK_K;
+    const __m512i lo = _mm512_set1_epi8(0x0F), hi = _mm512_set1_epi8((char)0xF0);
+    const __m512i z = _mm512_setzero_si512(), ff = _mm512_set1_epi32(0xFF);
+    const __m512i w16 = _mm512_set1_epi32(0x00FF00FF);
+    const struct kq_block_q8_K *yb[KQ_X16_TOK];
+    __m512 f[KQ_X16_TOK];
+    for (int k = 0; k < T; k++) {
+        yb[k] = (const struct kq_block_q8_K *)((const char *)x + (size_t)k * x_stride);
+        f[k] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++, G += X16_Q4_K_BLOCK) {
+        __m512i sc[2], mn[2], s[KQ_X16_TOK];
+        x16_scales_k4(G, sc, mn);
+        for (int k = 0; k < T; k++)
+            s[k] = z;
+        for (int c = 0; c < 4; c++) {
+            const __m512i sa = _mm512_and_si512(_mm512_srli_epi32(sc[c >> 1], 16 * (c & 1)), ff);
+            const __m512i sb =
+                _mm512_and_si512(_mm512_srli_epi32(sc[c >> 1], 16 * (c & 1) + 8), ff);
+            const uint8_t *V = G + 256 + 64 * 8 * c;
+            for (int k = 0; k < T; k++) {
+                const int8_t *q = yb[k][i].qs + 64 * c;
+                __m512i a0 = z, a1 = z, h0 = z, h1 = z;
+                for (int j = 0; j < 8; j += 2) {
+                    const __m512i v0 = _mm512_loadu_si512(V + 64 * j);
+                    const __m512i v1 = _mm512_loadu_si512(V + 64 * j + 64);
+                    a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v0, lo), bcast32(q + 4 * j));
+                    a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(v1, lo),
+                                             bcast32(q + 4 * j + 4));
+                    h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(v0, hi),
+                                             bcast32(q + 32 + 4 * j));
+                    h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(v1, hi),
+                                             bcast32(q + 36 + 4 * j));
+                }
+                const __m512i A = _mm512_add_epi32(a0, a1);
+                const __m512i H = _mm512_srai_epi32(_mm512_add_epi32(h0, h1), 4);
+                s[k] = _mm512_add_epi32(s[k], _mm512_add_epi32(_mm512_mullo_epi32(A, sa),
+                                                               _mm512_mullo_epi32(H, sb)));
+            }
+        }
+        /* mins: sum over sub-blocks j of m_j * (the token's sum over sub-block j), as int16
+         * pairs (m_j <= 63, |sum| <= 32 * 128) through vpmaddwd */
+        const __m512i e0 = _mm512_and_si512(mn[0], w16), o0 = _mm512_and_si512(
+                                                             _mm512_srli_epi32(mn[0], 8), w16);
+        const __m512i e1 = _mm512_and_si512(mn[1], w16), o1 = _mm512_and_si512(
+                                                             _mm512_srli_epi32(mn[1], 8), w16);
+        const __m512 d = x16_d(G), dm = x16_d(G + 32);
+        for (int k = 0; k < T; k++) {
+            const int16_t *bs = yb[k][i].bsums;
+            int t[8];
+            for (int j = 0; j < 8; j++)
+                t[j] = bs[2 * j] + bs[2 * j + 1];
+            __m512i M = _mm512_madd_epi16(e0, _mm512_set1_epi32(pair16(t[0], t[2])));
+            M = _mm512_add_epi32(M, _mm512_madd_epi16(o0, _mm512_set1_epi32(pair16(t[1], t[3]))));
+            M = _mm512_add_epi32(M, _mm512_madd_epi16(e1, _mm512_set1_epi32(pair16(t[4], t[6]))));
+            M = _mm512_add_epi32(M, _mm512_madd_epi16(o1, _mm512_set1_epi32(pair16(t[5], t[7]))));
+            const __m512 dy = _mm512_set1_ps(yb[k][i].d);
+            f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(s[k]), f[k]);
+            f[k] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dy), _mm512_cvtepi32_ps(M), f[k]);
+        }
+    }
+    for (int k = 0; k < T; k++)
+        _mm512_storeu_ps(y + k * y_stride, f[k]);
+}
+
+VNNI_TARGET static void gemv_x16_q4_K(int64_t n, const void *g, const void *x, size_t x_stride,
+                                      int n_tok, float *y, int64_t y_stride)
+{
+    switch (n_tok) {
+    case 1:
+        gemv_x16_q4_K_t(n, g, x, x_stride, 1, y, y_stride);
+        break;
+    case 2:
+        gemv_x16_q4_K_t(n, g, x, x_stride, 2, y, y_stride);
+        break;
+    case 3:
+        gemv_x16_q4_K_t(n, g, x, x_stride, 3, y, y_stride);
+        break;
+    default:
+        gemv_x16_q4_K_t(n, g, x, x_stride, 4, y, y_stride);
+        break;
+    }
+}
+
+/* x16 group -> the pack16 panels above (prompt processing). */
+static void x16_panel16_q4_0(int64_t n, const void *g, void *panel)
+{
+    const int64_t nb = n / KQ_QK;
+    const uint8_t *G = g;
+    uint8_t *P = panel;
+    float *dw = (float *)(void *)(P + (size_t)nb * 512);
+    const __m512i lo = _mm512_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; b++, G += X16_Q4_0_BLOCK) {
+        _mm512_storeu_ps(dw + b * KQ_PANEL_R, x16_d(G));
+        for (int j = 0; j < 4; j++) {
+            const __m512i v = _mm512_loadu_si512(G + 32 + 64 * j);
+            _mm512_storeu_si512(P + b * 512 + j * 64, _mm512_and_si512(v, lo));
+            _mm512_storeu_si512(P + b * 512 + (j + 4) * 64,
+                                _mm512_and_si512(_mm512_srli_epi16(v, 4), lo));
+        }
+    }
+}
+
+static void x16_panel16_q4_K(int64_t n, const void *g, void *panel)
+{
+    const int64_t nb = n / KQ_QK_K;
+    const uint8_t *G = g;
+    const __m512i lo = _mm512_set1_epi8(0x0F), ff = _mm512_set1_epi32(0xFF);
+    for (int64_t i = 0; i < nb; i++, G += X16_Q4_K_BLOCK) {
+        uint8_t *P = (uint8_t *)panel + i * KX_PANEL_BLOCK;
+        int32_t *SC = (int32_t *)(void *)(P + 64 * 64), *MN = SC + 8 * 16;
+        float *D = (float *)(void *)(MN + 8 * 16), *DM = D + 16;
+        __m512i sc[2], mn[2];
+        x16_scales_k4(G, sc, mn);
+        for (int j = 0; j < 8; j++) {
+            _mm512_storeu_si512(SC + 16 * j,
+                                _mm512_and_si512(_mm512_srli_epi32(sc[j >> 2], 8 * (j & 3)), ff));
+            _mm512_storeu_si512(MN + 16 * j,
+                                _mm512_and_si512(_mm512_srli_epi32(mn[j >> 2], 8 * (j & 3)), ff));
+        }
+        _mm512_storeu_ps(D, x16_d(G));
+        _mm512_storeu_ps(DM, x16_d(G + 32));
+        for (int c = 0; c < 4; c++)
+            for (int j = 0; j < 8; j++) {
+                const __m512i v = _mm512_loadu_si512(G + 256 + 64 * (8 * c + j));
+                _mm512_storeu_si512(P + (16 * c + j) * 64, _mm512_and_si512(v, lo));
+                _mm512_storeu_si512(P + (16 * c + 8 + j) * 64,
+                                    _mm512_and_si512(_mm512_srli_epi16(v, 4), lo));
+            }
+    }
+}
+
 void kq_avx512_table(struct kq_ops *ops, int vnni)
 {
     memset(ops, 0, sizeof(*ops));
@@ -1225,6 +1466,10 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
     ops->type[GGUF_T_Q5_K] =
         (struct kq_type_ops){.from_float = from_f32_q8_K, .vec_dot = dot_q5_K, .gemm = gemm_q5_K};
     if (vnni) {
+        ops->type[GGUF_T_Q4_0].gemv_x16 = gemv_x16_q4_0;
+        ops->type[GGUF_T_Q4_0].x16_panel16 = x16_panel16_q4_0;
+        ops->type[GGUF_T_Q4_K].gemv_x16 = gemv_x16_q4_K;
+        ops->type[GGUF_T_Q4_K].x16_panel16 = x16_panel16_q4_K;
         ops->type[GGUF_T_Q4_K].pack16 = pack16_q4_K;
         ops->type[GGUF_T_Q4_K].panel16 = panel16_kx;
         ops->type[GGUF_T_Q5_K].pack16 = pack16_q5_K;
