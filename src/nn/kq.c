@@ -561,7 +561,7 @@ struct kq_packed {
 
 int kq__x16_type(enum gguf_ttype t)
 {
-    return t == GGUF_T_Q4_0 || t == GGUF_T_Q4_K;
+    return t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 || t == GGUF_T_Q4_K;
 }
 
 /* The pieces of a block: 'count' runs of 'size' bytes from src_off in the GGUF block go to
@@ -570,6 +570,7 @@ struct x16_piece {
     unsigned char src_off, size, count;
     unsigned short dst_off;
 };
+static const struct x16_piece x16_q8_0[] = {{0, 2, 1, 0}, {2, 4, 8, 32}};
 static const struct x16_piece x16_q4_0[] = {{0, 2, 1, 0}, {2, 4, 4, 32}};
 static const struct x16_piece x16_q4_K[] = {{0, 2, 1, 0}, {2, 2, 1, 32}, {4, 4, 3, 64},
                                             {16, 4, 32, 256}};
@@ -580,8 +581,10 @@ static void x16_copy(enum gguf_ttype t, int64_t n, unsigned char *g, unsigned ch
     TW_ASSERT(kq__x16_type(t));
     const size_t bb = kq__block_bytes(t);
     const int64_t nb = n / kq__block_size(t);
-    const struct x16_piece *pc = t == GGUF_T_Q4_0 ? x16_q4_0 : x16_q4_K;
-    const int np = t == GGUF_T_Q4_0 ? 2 : 4;
+    const struct x16_piece *pc = t == GGUF_T_Q8_0   ? x16_q8_0
+                                 : t == GGUF_T_Q4_0 ? x16_q4_0
+                                                    : x16_q4_K;
+    const int np = t == GGUF_T_Q4_K ? 4 : 2;
     for (int r = 0; r < KQ_PANEL_R; r++)
         for (int64_t b = 0; b < nb; b++) {
             unsigned char *src = w + (size_t)r * w_stride + (size_t)b * bb;

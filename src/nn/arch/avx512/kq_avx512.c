@@ -1283,6 +1283,82 @@ VNNI_TARGET static void gemv_x16_q4_0(int64_t n, const void *g, const void *x, s
     }
 }
 
+/* Q8_0: the quants as unsigned (q + 128, one xor), the 128 * sum(y) comes off per block. */
+#define X16_Q8_0_BLOCK (16 * 34)
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_q8_0_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+                float *y, int64_t y_stride)
+{
+    const int64_t nb = n / KQ_QK;
+    const __m512i flip = _mm512_set1_epi8((char)0x80), z = _mm512_setzero_si512();
+    const float *xd[KQ_X16_TOK];
+    const int8_t *xq[KQ_X16_TOK];
+    const int32_t *xs[KQ_X16_TOK];
+    __m512 f[KQ_X16_TOK];
+    for (int k = 0; k < T; k++) {
+        const char *xr = (const char *)x + (size_t)k * x_stride;
+        xd[k] = kq__q8x_d(xr);
+        xq[k] = kq__q8x_qs(xr, n);
+        xs[k] = kq__q8x_s(xr, n);
+        f[k] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++, G += X16_Q8_0_BLOCK) {
+        __m512i u[8];
+        for (int j = 0; j < 8; j++)
+            u[j] = _mm512_xor_si512(_mm512_loadu_si512(G + 32 + 64 * j), flip);
+        const __m512 d = x16_d(G);
+        for (int k = 0; k < T; k++) {
+            const int8_t *q = xq[k] + b * KQ_QK;
+            __m512i a0 = z, a1 = z;
+            for (int j = 0; j < 8; j += 2) {
+                a0 = _mm512_dpbusd_epi32(a0, u[j], bcast32(q + 4 * j));
+                a1 = _mm512_dpbusd_epi32(a1, u[j + 1], bcast32(q + 4 * j + 4));
+            }
+            const __m512i S = _mm512_sub_epi32(_mm512_add_epi32(a0, a1),
+                                               _mm512_set1_epi32(xs[k][b] * 128));
+            f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xd[k][b])),
+                                   _mm512_cvtepi32_ps(S), f[k]);
+        }
+    }
+    for (int k = 0; k < T; k++)
+        _mm512_storeu_ps(y + k * y_stride, f[k]);
+}
+
+VNNI_TARGET static void gemv_x16_q8_0(int64_t n, const void *g, const void *x, size_t x_stride,
+                                      int n_tok, float *y, int64_t y_stride)
+{
+    switch (n_tok) {
+    case 1:
+        gemv_x16_q8_0_t(n, g, x, x_stride, 1, y, y_stride);
+        break;
+    case 2:
+        gemv_x16_q8_0_t(n, g, x, x_stride, 2, y, y_stride);
+        break;
+    case 3:
+        gemv_x16_q8_0_t(n, g, x, x_stride, 3, y, y_stride);
+        break;
+    default:
+        gemv_x16_q8_0_t(n, g, x, x_stride, 4, y, y_stride);
+        break;
+    }
+}
+
+static void x16_panel16_q8_0(int64_t n, const void *g, void *panel)
+{
+    const int64_t nb = n / KQ_QK;
+    const uint8_t *G = g;
+    uint8_t *P = panel;
+    float *dw = (float *)(void *)(P + (size_t)nb * 512);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < nb; b++, G += X16_Q8_0_BLOCK) {
+        _mm512_storeu_ps(dw + b * KQ_PANEL_R, x16_d(G));
+        for (int j = 0; j < 8; j++)
+            _mm512_storeu_si512(P + b * 512 + j * 64,
+                                _mm512_xor_si512(_mm512_loadu_si512(G + 32 + 64 * j), flip));
+    }
+}
+
 /* The 8 scales and mins of 16 rows (x16 Q4_K block at G): sc[0] holds sub-blocks 0-3 (a byte
  * each) of every row, sc[1] 4-7; mn likewise. */
 static inline __attribute__((always_inline)) void x16_scales_k4(const uint8_t *G, __m512i sc[2],
@@ -1466,6 +1542,8 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
     ops->type[GGUF_T_Q5_K] =
         (struct kq_type_ops){.from_float = from_f32_q8_K, .vec_dot = dot_q5_K, .gemm = gemm_q5_K};
     if (vnni) {
+        ops->type[GGUF_T_Q8_0].gemv_x16 = gemv_x16_q8_0;
+        ops->type[GGUF_T_Q8_0].x16_panel16 = x16_panel16_q8_0;
         ops->type[GGUF_T_Q4_0].gemv_x16 = gemv_x16_q4_0;
         ops->type[GGUF_T_Q4_0].x16_panel16 = x16_panel16_q4_0;
         ops->type[GGUF_T_Q4_K].gemv_x16 = gemv_x16_q4_K;
