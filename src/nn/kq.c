@@ -561,7 +561,7 @@ struct kq_packed {
 
 int kq__x16_type(enum gguf_ttype t)
 {
-    return t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 || t == GGUF_T_Q4_K;
+    return t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 || t == GGUF_T_Q4_K || t == GGUF_T_Q6_K;
 }
 
 /* The pieces of a block: 'count' runs of 'size' bytes from src_off in the GGUF block go to
@@ -574,6 +574,8 @@ static const struct x16_piece x16_q8_0[] = {{0, 2, 1, 0}, {2, 4, 8, 32}};
 static const struct x16_piece x16_q4_0[] = {{0, 2, 1, 0}, {2, 4, 4, 32}};
 static const struct x16_piece x16_q4_K[] = {{0, 2, 1, 0}, {2, 2, 1, 32}, {4, 4, 3, 64},
                                             {16, 4, 32, 256}};
+static const struct x16_piece x16_q6_K[] = {{208, 2, 1, 0}, {192, 4, 4, 32}, {0, 4, 32, 288},
+                                            {128, 4, 16, 2336}};
 
 static void x16_copy(enum gguf_ttype t, int64_t n, unsigned char *g, unsigned char *w,
                      size_t w_stride, int to_group)
@@ -583,8 +585,9 @@ static void x16_copy(enum gguf_ttype t, int64_t n, unsigned char *g, unsigned ch
     const int64_t nb = n / kq__block_size(t);
     const struct x16_piece *pc = t == GGUF_T_Q8_0   ? x16_q8_0
                                  : t == GGUF_T_Q4_0 ? x16_q4_0
-                                                    : x16_q4_K;
-    const int np = t == GGUF_T_Q4_K ? 4 : 2;
+                                 : t == GGUF_T_Q4_K ? x16_q4_K
+                                                    : x16_q6_K;
+    const int np = t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 ? 2 : 4;
     for (int r = 0; r < KQ_PANEL_R; r++)
         for (int64_t b = 0; b < nb; b++) {
             unsigned char *src = w + (size_t)r * w_stride + (size_t)b * bb;

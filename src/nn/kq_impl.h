@@ -110,7 +110,7 @@ struct kq_type_ops {
     void (*x16_panel16)(int64_t n, const void *g, void *panel);
 };
 
-/* The x16 layout: the bytes of 16 GGUF rows of a Q8_0, Q4_0 or Q4_K weight, reordered so that one
+/* The x16 layout: the bytes of 16 GGUF rows of a Q8_0, Q4_0, Q4_K or Q6_K weight, reordered so that one
  * 64-byte load holds 4 quant bytes of each of the 16 rows and the rows' scales are vectors.
  * Same size as the rows. Block by block (b = block index, r = row 0..15, j = 0..3):
  *
@@ -121,6 +121,10 @@ struct kq_type_ops {
  *   Q4_K (2304 bytes per block): [0, 32)         d of row r at 2r, [32, 64) dmin
  *                                64 + 64m + 4r + j   scales[4m + j] of row r    m = 0..2
  *                                256 + 64k + 4r + j  qs[4k + j] of row r        k = 0..31
+ *   Q6_K (3360 bytes per block): [0, 32)         d of row r at 2r (f16)
+ *                                32 + 64m + 4r + j   scales[4m + j] of row r    m = 0..3
+ *                                288 + 64k + 4r + j  ql[4k + j] of row r        k = 0..31
+ *                                2336 + 64k + 4r + j qh[4k + j] of row r        k = 0..15
  *
  * so a Q8_0 vector holds weights 4k..4k+3 of 16 rows, a Q4 vector's low nibbles weights 4k'..4k'+3 of a sub-block (Q4_0: k' = k; Q4_K: sub-block
  * 2(k/8), k' = k%8) and its high nibbles the same weights of the next half (Q4_0: +16; Q4_K:

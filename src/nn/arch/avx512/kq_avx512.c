@@ -1469,6 +1469,131 @@ VNNI_TARGET static void gemv_x16_q4_K(int64_t n, const void *g, const void *x, s
     }
 }
 
+/* Q6_K (3360 bytes per block): d at 0, scales at 32 (4 vectors of 4 bytes x 16 rows), ql at 288
+ * (32 vectors), qh at 2336 (16 vectors). Weights l..l+3 of the four quarters of half h come
+ * out of two ql vectors and one qh vector as 6-bit values in bytes; -32 goes through the
+ * activation group sums; one vpmulld per 16-weight sub-block applies the 16 rows' scales. */
+#define X16_Q6_K_BLOCK (16 * 210)
+
+/* The four quarters' values of half h, l = 4j..4j+3: weights 128h + 32q + l, q = 0..3. */
+static inline __attribute__((always_inline)) void x16_q6_quarters(const uint8_t *G, int h, int j,
+                                                                  __m512i q[4])
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i la = _mm512_loadu_si512(G + 288 + 64 * (16 * h + j));
+    const __m512i lb = _mm512_loadu_si512(G + 288 + 64 * (16 * h + 8 + j));
+    const __m512i qh = _mm512_loadu_si512(G + 2336 + 64 * (8 * h + j));
+    q[0] = _mm512_or_si512(_mm512_and_si512(la, m4),
+                           _mm512_and_si512(_mm512_slli_epi16(qh, 4), m30));
+    q[1] = _mm512_or_si512(_mm512_and_si512(lb, m4),
+                           _mm512_and_si512(_mm512_slli_epi16(qh, 2), m30));
+    q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(la, 4), m4),
+                           _mm512_and_si512(qh, m30));
+    q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lb, 4), m4),
+                           _mm512_and_si512(_mm512_srli_epi16(qh, 2), m30));
+}
+
+/* Sub-block s's signed scale in the 16 lanes (byte s%4 of vector s/4). */
+static inline __attribute__((always_inline)) __m512i x16_q6_scale(const __m512i *sv, int s)
+{
+    return _mm512_srai_epi32(_mm512_slli_epi32(sv[s >> 2], 24 - 8 * (s & 3)), 24);
+}
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_q6_K_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+                float *y, int64_t y_stride)
+{
+    const int64_t nb = n / KQ_QK_K;
+    const __m512i z = _mm512_setzero_si512();
+    const struct kq_block_q8_K *yb[KQ_X16_TOK];
+    __m512 f[KQ_X16_TOK];
+    for (int k = 0; k < T; k++) {
+        yb[k] = (const struct kq_block_q8_K *)((const char *)x + (size_t)k * x_stride);
+        f[k] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++, G += X16_Q6_K_BLOCK) {
+        __m512i sv[4], s[KQ_X16_TOK];
+        for (int m = 0; m < 4; m++)
+            sv[m] = _mm512_loadu_si512(G + 32 + 64 * m);
+        for (int k = 0; k < T; k++)
+            s[k] = z;
+        for (int h = 0; h < 2; h++)
+            for (int jj = 0; jj < 2; jj++) { // sub-blocks 8h + 2q + jj, q = 0..3
+                __m512i acc[KQ_X16_TOK][4];
+                for (int k = 0; k < T; k++)
+                    for (int q = 0; q < 4; q++)
+                        acc[k][q] = z;
+                for (int j = 4 * jj; j < 4 * jj + 4; j++) {
+                    __m512i qv[4];
+                    x16_q6_quarters(G, h, j, qv);
+                    for (int k = 0; k < T; k++) {
+                        const int8_t *yq = yb[k][i].qs + 128 * h + 4 * j;
+                        for (int q = 0; q < 4; q++)
+                            acc[k][q] = _mm512_dpbusd_epi32(acc[k][q], qv[q], bcast32(yq + 32 * q));
+                    }
+                }
+                for (int q = 0; q < 4; q++) {
+                    const int sb = 8 * h + 2 * q + jj;
+                    const __m512i sc = x16_q6_scale(sv, sb);
+                    for (int k = 0; k < T; k++) {
+                        const __m512i S = _mm512_sub_epi32(
+                            acc[k][q], _mm512_set1_epi32(32 * yb[k][i].bsums[sb]));
+                        s[k] = _mm512_add_epi32(s[k], _mm512_mullo_epi32(S, sc));
+                    }
+                }
+            }
+        const __m512 d = x16_d(G);
+        for (int k = 0; k < T; k++)
+            f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[k][i].d)),
+                                   _mm512_cvtepi32_ps(s[k]), f[k]);
+    }
+    for (int k = 0; k < T; k++)
+        _mm512_storeu_ps(y + k * y_stride, f[k]);
+}
+
+VNNI_TARGET static void gemv_x16_q6_K(int64_t n, const void *g, const void *x, size_t x_stride,
+                                      int n_tok, float *y, int64_t y_stride)
+{
+    switch (n_tok) {
+    case 1:
+        gemv_x16_q6_K_t(n, g, x, x_stride, 1, y, y_stride);
+        break;
+    case 2:
+        gemv_x16_q6_K_t(n, g, x, x_stride, 2, y, y_stride);
+        break;
+    case 3:
+        gemv_x16_q6_K_t(n, g, x, x_stride, 3, y, y_stride);
+        break;
+    default:
+        gemv_x16_q6_K_t(n, g, x, x_stride, 4, y, y_stride);
+        break;
+    }
+}
+
+static void x16_panel16_q6_K(int64_t n, const void *g, void *panel)
+{
+    const int64_t nb = n / KQ_QK_K;
+    const uint8_t *G = g;
+    for (int64_t i = 0; i < nb; i++, G += X16_Q6_K_BLOCK) {
+        uint8_t *P = (uint8_t *)panel + i * Q6_PANEL_BLOCK;
+        int32_t *SC = (int32_t *)(void *)(P + 64 * 64);
+        float *D = (float *)(void *)(SC + 16 * 16);
+        __m512i sv[4];
+        for (int m = 0; m < 4; m++)
+            sv[m] = _mm512_loadu_si512(G + 32 + 64 * m);
+        for (int sb = 0; sb < 16; sb++)
+            _mm512_storeu_si512(SC + 16 * sb, x16_q6_scale(sv, sb));
+        _mm512_storeu_ps(D, x16_d(G));
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 8; j++) {
+                __m512i qv[4];
+                x16_q6_quarters(G, h, j, qv);
+                for (int q = 0; q < 4; q++)
+                    _mm512_storeu_si512(P + (32 * h + 8 * q + j) * 64, qv[q]);
+            }
+    }
+}
+
 /* x16 group -> the pack16 panels above (prompt processing). */
 static void x16_panel16_q4_0(int64_t n, const void *g, void *panel)
 {
@@ -1558,6 +1683,8 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
     if (vnni) {
         ops->type[GGUF_T_Q6_K].pack16 = pack16_q6_K;
         ops->type[GGUF_T_Q6_K].panel16 = panel16_q6_K;
+        ops->type[GGUF_T_Q6_K].gemv_x16 = gemv_x16_q6_K;
+        ops->type[GGUF_T_Q6_K].x16_panel16 = x16_panel16_q6_K;
     }
 }
 
