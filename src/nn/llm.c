@@ -295,8 +295,11 @@ static void pack_one(struct llm_model *m, const struct gguf_tensor *t)
         if (m->packed[i].t == t)
             return;
     struct kq_packed *p = kq_pack(t->type, t->data, t->ne[0], t->ne[1], NULL, NULL);
-    if (p)
-        m->packed[m->n_packed++] = (struct llm_packed){t, p};
+    if (!p)
+        return;
+    m->packed[m->n_packed++] = (struct llm_packed){t, p};
+    if (t != m->tok_embd) // embeddings still read rows from the file
+        gguf_drop_pages(m->f, t->data, t->nbytes);
 }
 
 /* Repacks every matrix the kernels have a faster layout for (kq_pack), unless TWIN_REPACK=0.
