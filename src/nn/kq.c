@@ -565,17 +565,21 @@ int kq__x16_type(enum gguf_ttype t)
 }
 
 /* The pieces of a block: 'count' runs of 'size' bytes from src_off in the GGUF block go to
- * dst_off + (i * 16 + r) * size in the group's block (i < count, r = the row). */
+ * dst_off + i * dst_step + r * size in the group's block (i < count, r = the row). */
 struct x16_piece {
-    unsigned char src_off, size, count;
-    unsigned short dst_off;
+    unsigned short src_off, size, count, dst_off, dst_step;
 };
-static const struct x16_piece x16_q8_0[] = {{0, 2, 1, 0}, {2, 4, 8, 32}};
-static const struct x16_piece x16_q4_0[] = {{0, 2, 1, 0}, {2, 4, 4, 32}};
-static const struct x16_piece x16_q4_K[] = {{0, 2, 1, 0}, {2, 2, 1, 32}, {4, 4, 3, 64},
-                                            {16, 4, 32, 256}};
-static const struct x16_piece x16_q6_K[] = {{208, 2, 1, 0}, {192, 4, 4, 32}, {0, 4, 32, 288},
-                                            {128, 4, 16, 2336}};
+static const struct x16_piece x16_q8_0[] = {{0, 2, 1, 0, 0}, {2, 4, 8, 32, 64}};
+static const struct x16_piece x16_q4_0[] = {{0, 2, 1, 0, 0}, {2, 4, 4, 32, 64}};
+static const struct x16_piece x16_q4_K[] = {{0, 2, 1, 0, 0}, {2, 2, 1, 32, 0}, {4, 4, 3, 64, 64},
+                                            {16, 4, 32, 256, 64}};
+/* Q6_K: after d and the scales, 16 triples of 192 bytes in the order the kernel reads them:
+ * (ql[64h + 4j], ql[64h + 32 + 4j], qh[32h + 4j]) for h = 0..1, j = 0..7. */
+static const struct x16_piece x16_q6_K[] = {
+    {208, 2, 1, 0, 0},        {192, 4, 4, 32, 64},       {0, 4, 8, 288, 192},
+    {32, 4, 8, 352, 192},     {64, 4, 8, 1824, 192},     {96, 4, 8, 1888, 192},
+    {128, 4, 16, 416, 192},
+};
 
 static void x16_copy(enum gguf_ttype t, int64_t n, unsigned char *g, unsigned char *w,
                      size_t w_stride, int to_group)
@@ -587,7 +591,7 @@ static void x16_copy(enum gguf_ttype t, int64_t n, unsigned char *g, unsigned ch
                                  : t == GGUF_T_Q4_0 ? x16_q4_0
                                  : t == GGUF_T_Q4_K ? x16_q4_K
                                                     : x16_q6_K;
-    const int np = t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 ? 2 : 4;
+    const int np = t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 ? 2 : t == GGUF_T_Q4_K ? 4 : 7;
     for (int r = 0; r < KQ_PANEL_R; r++)
         for (int64_t b = 0; b < nb; b++) {
             unsigned char *src = w + (size_t)r * w_stride + (size_t)b * bb;
@@ -595,7 +599,8 @@ static void x16_copy(enum gguf_ttype t, int64_t n, unsigned char *g, unsigned ch
             for (int k = 0; k < np; k++)
                 for (int i = 0; i < pc[k].count; i++) {
                     unsigned char *a = src + pc[k].src_off + (size_t)i * pc[k].size;
-                    unsigned char *z = dst + pc[k].dst_off + ((size_t)i * 16 + r) * pc[k].size;
+                    unsigned char *z = dst + pc[k].dst_off + (size_t)i * pc[k].dst_step +
+                                       (size_t)r * pc[k].size;
                     if (to_group)
                         memcpy(z, a, pc[k].size);
                     else

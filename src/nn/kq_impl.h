@@ -123,8 +123,9 @@ struct kq_type_ops {
  *                                256 + 64k + 4r + j  qs[4k + j] of row r        k = 0..31
  *   Q6_K (3360 bytes per block): [0, 32)         d of row r at 2r (f16)
  *                                32 + 64m + 4r + j   scales[4m + j] of row r    m = 0..3
- *                                288 + 64k + 4r + j  ql[4k + j] of row r        k = 0..31
- *                                2336 + 64k + 4r + j qh[4k + j] of row r        k = 0..15
+ *                                288 + 192(8h + k) + 64s + 4r + j, h = 0..1, k = 0..7:
+ *                                  s = 0: ql[64h + 4k + j], 1: ql[64h + 32 + 4k + j],
+ *                                  2: qh[32h + 4k + j] of row r (read in this order)
  *
  * so a Q8_0 vector holds weights 4k..4k+3 of 16 rows, a Q4 vector's low nibbles weights 4k'..4k'+3 of a sub-block (Q4_0: k' = k; Q4_K: sub-block
  * 2(k/8), k' = k%8) and its high nibbles the same weights of the next half (Q4_0: +16; Q4_K:

@@ -1469,8 +1469,9 @@ VNNI_TARGET static void gemv_x16_q4_K(int64_t n, const void *g, const void *x, s
     }
 }
 
-/* Q6_K (3360 bytes per block): d at 0, scales at 32 (4 vectors of 4 bytes x 16 rows), ql at 288
- * (32 vectors), qh at 2336 (16 vectors). Weights l..l+3 of the four quarters of half h come
+/* Q6_K (3360 bytes per block): d at 0, scales at 32 (4 vectors of 4 bytes x 16 rows), then 16
+ * triples of vectors (two of ql, one of qh) in reading order. Weights l..l+3 of the four
+ * quarters of half h come
  * out of two ql vectors and one qh vector as 6-bit values in bytes; -32 goes through the
  * activation group sums; one vpmulld per 16-weight sub-block applies the 16 rows' scales. */
 #define X16_Q6_K_BLOCK (16 * 210)
@@ -1480,9 +1481,9 @@ static inline __attribute__((always_inline)) void x16_q6_quarters(const uint8_t 
                                                                   __m512i q[4])
 {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    const __m512i la = _mm512_loadu_si512(G + 288 + 64 * (16 * h + j));
-    const __m512i lb = _mm512_loadu_si512(G + 288 + 64 * (16 * h + 8 + j));
-    const __m512i qh = _mm512_loadu_si512(G + 2336 + 64 * (8 * h + j));
+    const uint8_t *P = G + 288 + 192 * (8 * h + j);
+    const __m512i la = _mm512_loadu_si512(P), lb = _mm512_loadu_si512(P + 64);
+    const __m512i qh = _mm512_loadu_si512(P + 128);
     q[0] = _mm512_or_si512(_mm512_and_si512(la, m4),
                            _mm512_and_si512(_mm512_slli_epi16(qh, 4), m30));
     q[1] = _mm512_or_si512(_mm512_and_si512(lb, m4),
@@ -1517,21 +1518,26 @@ gemv_x16_q6_K_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, con
             sv[m] = _mm512_loadu_si512(G + 32 + 64 * m);
         for (int k = 0; k < T; k++)
             s[k] = z;
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++)
+#pragma GCC unroll 2
             for (int jj = 0; jj < 2; jj++) { // sub-blocks 8h + 2q + jj, q = 0..3
                 __m512i acc[KQ_X16_TOK][4];
                 for (int k = 0; k < T; k++)
                     for (int q = 0; q < 4; q++)
                         acc[k][q] = z;
+#pragma GCC unroll 4
                 for (int j = 4 * jj; j < 4 * jj + 4; j++) {
                     __m512i qv[4];
                     x16_q6_quarters(G, h, j, qv);
                     for (int k = 0; k < T; k++) {
                         const int8_t *yq = yb[k][i].qs + 128 * h + 4 * j;
+#pragma GCC unroll 4
                         for (int q = 0; q < 4; q++)
                             acc[k][q] = _mm512_dpbusd_epi32(acc[k][q], qv[q], bcast32(yq + 32 * q));
                     }
                 }
+#pragma GCC unroll 4
                 for (int q = 0; q < 4; q++) {
                     const int sb = 8 * h + 2 * q + jj;
                     const __m512i sc = x16_q6_scale(sv, sb);
