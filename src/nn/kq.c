@@ -561,7 +561,8 @@ struct kq_packed {
 
 int kq__x16_type(enum gguf_ttype t)
 {
-    return t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 || t == GGUF_T_Q4_K || t == GGUF_T_Q6_K;
+    return t == GGUF_T_F32 || t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 || t == GGUF_T_Q4_K ||
+           t == GGUF_T_Q6_K;
 }
 
 /* The pieces of a block: 'count' runs of 'size' bytes from src_off in the GGUF block go to
@@ -581,10 +582,28 @@ static const struct x16_piece x16_q6_K[] = {
     {128, 4, 16, 416, 192},
 };
 
+/* F32: a transpose of 16 rows x n columns. */
+static void x16_copy_f32(int64_t n, float *g, float *w, size_t w_stride, int to_group)
+{
+    for (int r = 0; r < KQ_PANEL_R; r++) {
+        float *row = (float *)(void *)((unsigned char *)w + (size_t)r * w_stride);
+        for (int64_t i = 0; i < n; i++) {
+            if (to_group)
+                g[i * KQ_PANEL_R + r] = row[i];
+            else
+                row[i] = g[i * KQ_PANEL_R + r];
+        }
+    }
+}
+
 static void x16_copy(enum gguf_ttype t, int64_t n, unsigned char *g, unsigned char *w,
                      size_t w_stride, int to_group)
 {
     TW_ASSERT(kq__x16_type(t));
+    if (t == GGUF_T_F32) {
+        x16_copy_f32(n, (float *)(void *)g, (float *)(void *)w, w_stride, to_group);
+        return;
+    }
     const size_t bb = kq__block_bytes(t);
     const int64_t nb = n / kq__block_size(t);
     const struct x16_piece *pc = t == GGUF_T_Q8_0   ? x16_q8_0

@@ -110,10 +110,12 @@ struct kq_type_ops {
     void (*x16_panel16)(int64_t n, const void *g, void *panel);
 };
 
-/* The x16 layout: the bytes of 16 GGUF rows of a Q8_0, Q4_0, Q4_K or Q6_K weight, reordered so that one
+/* The x16 layout: the bytes of 16 GGUF rows of an F32, Q8_0, Q4_0, Q4_K or Q6_K weight, reordered so that one
  * 64-byte load holds 4 quant bytes of each of the 16 rows and the rows' scales are vectors.
  * Same size as the rows. Block by block (b = block index, r = row 0..15, j = 0..3):
  *
+ *   F32 (64 bytes per column):   4r              column i of row r (16 rows' values of a column
+ *                                                    form a vector)
  *   Q8_0 (544 bytes per block):  [0, 32)         d of row r at 2r (f16)
  *                                32 + 64k + 4r + j   qs[4k + j] of row r        k = 0..7
  *   Q4_0 (288 bytes per block):  [0, 32)         d of row r at 2r (f16)

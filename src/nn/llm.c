@@ -298,8 +298,9 @@ static void pack_one(struct llm_model *m, const struct gguf_tensor *t)
     if (!p)
         return;
     m->packed[m->n_packed++] = (struct llm_packed){t, p};
-    if (t != m->tok_embd) // embeddings still read rows from the file
-        gguf_drop_pages(m->f, t->data, t->nbytes);
+    /* a tied token_embd still gives rows to the embedding lookup: they come back from the
+     * page cache when read */
+    gguf_drop_pages(m->f, t->data, t->nbytes);
 }
 
 /* Repacks every matrix the kernels have a faster layout for (kq_pack), unless TWIN_REPACK=0.

@@ -371,16 +371,19 @@ TEST(kq_packed_matches_ref)
     struct tw_err err = TW_ERR_INIT;
     struct tw_pool *pool = NULL;
     CHECK_OK(tw_pool_new(3, &pool, &err), &err);
-    static const enum gguf_ttype types[] = {GGUF_T_Q8_0, GGUF_T_Q4_0, GGUF_T_Q4_K, GGUF_T_Q6_K};
+    static const enum gguf_ttype types[] = {GGUF_T_F32,  GGUF_T_Q8_0, GGUF_T_Q4_0, GGUF_T_Q4_K,
+                                            GGUF_T_Q6_K};
     /* n_out, n_tok: whole groups, groups + tail rows, 1..5 tokens, panel sizes */
     const int64_t shapes[][2] = {{16, 1}, {37, 1}, {48, 2}, {37, 3}, {64, 4},
                                  {53, 5}, {16, 16}, {37, 21}, {70, 33}};
     int packed_any = 0;
-    for (size_t k = 0; k < 4; k++) {
+    for (size_t k = 0; k < 5; k++) {
         enum gguf_ttype t = types[k];
         for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
             int64_t n_out = shapes[sh][0], n_tok = shapes[sh][1];
-            int64_t n_in = kq__block_size(t) == KQ_QK_K ? 768 : 800; // 3 super-blocks; 25
+            int64_t n_in = kq__block_size(t) == KQ_QK_K ? 768   // 3 super-blocks
+                           : kq__block_size(t) == KQ_QK ? 800    // 25 blocks
+                                                        : 803;   // 4 columns per step, 3 left
             size_t rb = kq__row_bytes(t, n_in);
             float *w = gauss_vec(n_in * n_out, 0.05f), *x = gauss_vec(n_in * n_tok, 1.0f);
             void *wq = quantized(t, w, n_in * n_out);
@@ -429,7 +432,7 @@ TEST(kq_packed_matches_ref)
     void *q8 = quantized(GGUF_T_Q5_K, w, 256 * 16), *q4 = quantized(GGUF_T_Q4_0, w, 256 * 16);
     CHECK(w && q8 && q4);
     CHECK(kq_pack(GGUF_T_Q5_K, q8, 256, 16, NULL, NULL) == NULL);
-    CHECK(kq_pack(GGUF_T_F32, w, 256, 16, NULL, NULL) == NULL);
+    CHECK(kq_pack(GGUF_T_F16, q4, 256, 16, NULL, NULL) == NULL);
     CHECK(kq_pack(GGUF_T_Q4_0, q4, 256, 15, NULL, NULL) == NULL);
     tw_free(w), tw_free(q8), tw_free(q4);
     tw_pool_free(pool);
