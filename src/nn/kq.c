@@ -562,7 +562,7 @@ struct kq_packed {
 int kq__x16_type(enum gguf_ttype t)
 {
     return t == GGUF_T_F32 || t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 || t == GGUF_T_Q4_K ||
-           t == GGUF_T_Q6_K;
+           t == GGUF_T_Q5_K || t == GGUF_T_Q6_K;
 }
 
 /* The pieces of a block: 'count' runs of 'size' bytes from src_off in the GGUF block go to
@@ -574,6 +574,9 @@ static const struct x16_piece x16_q8_0[] = {{0, 2, 1, 0, 0}, {2, 4, 8, 32, 64}};
 static const struct x16_piece x16_q4_0[] = {{0, 2, 1, 0, 0}, {2, 4, 4, 32, 64}};
 static const struct x16_piece x16_q4_K[] = {{0, 2, 1, 0, 0}, {2, 2, 1, 32, 0}, {4, 4, 3, 64, 64},
                                             {16, 4, 32, 256, 64}};
+static const struct x16_piece x16_q5_K[] = {{0, 2, 1, 0, 0},     {2, 2, 1, 32, 0},
+                                            {4, 4, 3, 64, 64},   {16, 4, 8, 256, 64},
+                                            {48, 4, 32, 768, 64}};
 /* Q6_K: after d and the scales, 16 triples of 192 bytes in the order the kernel reads them:
  * (ql[64h + 4j], ql[64h + 32 + 4j], qh[32h + 4j]) for h = 0..1, j = 0..7. */
 static const struct x16_piece x16_q6_K[] = {
@@ -609,8 +612,12 @@ static void x16_copy(enum gguf_ttype t, int64_t n, unsigned char *g, unsigned ch
     const struct x16_piece *pc = t == GGUF_T_Q8_0   ? x16_q8_0
                                  : t == GGUF_T_Q4_0 ? x16_q4_0
                                  : t == GGUF_T_Q4_K ? x16_q4_K
+                                 : t == GGUF_T_Q5_K ? x16_q5_K
                                                     : x16_q6_K;
-    const int np = t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 ? 2 : t == GGUF_T_Q4_K ? 4 : 7;
+    const int np = t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 ? 2
+                   : t == GGUF_T_Q4_K                  ? 4
+                   : t == GGUF_T_Q5_K                  ? 5
+                                                       : 7;
     for (int r = 0; r < KQ_PANEL_R; r++)
         for (int64_t b = 0; b < nb; b++) {
             unsigned char *src = w + (size_t)r * w_stride + (size_t)b * bb;

@@ -110,7 +110,7 @@ struct kq_type_ops {
     void (*x16_panel16)(int64_t n, const void *g, void *panel);
 };
 
-/* The x16 layout: the bytes of 16 GGUF rows of an F32, Q8_0, Q4_0, Q4_K or Q6_K weight, reordered so that one
+/* The x16 layout: the bytes of 16 GGUF rows of an F32, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K weight, reordered so that one
  * 64-byte load holds 4 quant bytes of each of the 16 rows and the rows' scales are vectors.
  * Same size as the rows. Block by block (b = block index, r = row 0..15, j = 0..3):
  *
@@ -123,6 +123,9 @@ struct kq_type_ops {
  *   Q4_K (2304 bytes per block): [0, 32)         d of row r at 2r, [32, 64) dmin
  *                                64 + 64m + 4r + j   scales[4m + j] of row r    m = 0..2
  *                                256 + 64k + 4r + j  qs[4k + j] of row r        k = 0..31
+ *   Q5_K (2816 bytes per block): [0, 256)        as Q4_K
+ *                                256 + 64k + 4r + j  qh[4k + j] of row r        k = 0..7
+ *                                768 + 64k + 4r + j  qs[4k + j] of row r        k = 0..31
  *   Q6_K (3360 bytes per block): [0, 32)         d of row r at 2r (f16)
  *                                32 + 64m + 4r + j   scales[4m + j] of row r    m = 0..3
  *                                288 + 192(8h + k) + 64s + 4r + j, h = 0..1, k = 0..7:

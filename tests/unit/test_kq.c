@@ -371,13 +371,13 @@ TEST(kq_packed_matches_ref)
     struct tw_err err = TW_ERR_INIT;
     struct tw_pool *pool = NULL;
     CHECK_OK(tw_pool_new(3, &pool, &err), &err);
-    static const enum gguf_ttype types[] = {GGUF_T_F32,  GGUF_T_Q8_0, GGUF_T_Q4_0, GGUF_T_Q4_K,
-                                            GGUF_T_Q6_K};
+    static const enum gguf_ttype types[] = {GGUF_T_F32,  GGUF_T_Q8_0, GGUF_T_Q4_0,
+                                            GGUF_T_Q4_K, GGUF_T_Q5_K, GGUF_T_Q6_K};
     /* n_out, n_tok: whole groups, groups + tail rows, 1..5 tokens, panel sizes */
     const int64_t shapes[][2] = {{16, 1}, {37, 1}, {48, 2}, {37, 3}, {64, 4},
                                  {53, 5}, {16, 16}, {37, 21}, {70, 33}};
     int packed_any = 0;
-    for (size_t k = 0; k < 5; k++) {
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
         enum gguf_ttype t = types[k];
         for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
             int64_t n_out = shapes[sh][0], n_tok = shapes[sh][1];
@@ -429,9 +429,9 @@ TEST(kq_packed_matches_ref)
         CHECK(packed_any);
     /* no packed layout: other types, fewer than 16 rows */
     float *w = gauss_vec(256 * 16, 0.05f);
-    void *q8 = quantized(GGUF_T_Q5_K, w, 256 * 16), *q4 = quantized(GGUF_T_Q4_0, w, 256 * 16);
+    void *q8 = quantized(GGUF_T_BF16, w, 256 * 16), *q4 = quantized(GGUF_T_Q4_0, w, 256 * 16);
     CHECK(w && q8 && q4);
-    CHECK(kq_pack(GGUF_T_Q5_K, q8, 256, 16, NULL, NULL) == NULL);
+    CHECK(kq_pack(GGUF_T_BF16, q8, 256, 16, NULL, NULL) == NULL);
     CHECK(kq_pack(GGUF_T_F16, q4, 256, 16, NULL, NULL) == NULL);
     CHECK(kq_pack(GGUF_T_Q4_0, q4, 256, 15, NULL, NULL) == NULL);
     tw_free(w), tw_free(q8), tw_free(q4);

@@ -1654,6 +1654,137 @@ static void x16_panel16_q6_K(int64_t n, const void *g, void *panel)
     }
 }
 
+/* Q5_K (2816 bytes per block): the Q4_K header, then qh as 8 vectors (bytes 4j..4j+3 of 16
+ * rows; bit 2c / 2c+1 of a byte is the 5th bit of that weight in sub-block 2c / 2c+1), then qs
+ * as Q4_K. Values 0..31 for vpdpbusd, built with shifts and masks. */
+#define X16_Q5_K_BLOCK (16 * 176)
+
+static inline __attribute__((always_inline)) void x16_q5_pair(const uint8_t *G, int c, int j,
+                                                              __m512i *lo, __m512i *hi)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    const __m512i v = _mm512_loadu_si512(G + 768 + 64 * (8 * c + j));
+    const __m512i h = _mm512_loadu_si512(G + 256 + 64 * j);
+    const __m512i bl = _mm512_and_si512(_mm512_srl_epi16(h, _mm_cvtsi32_si128(2 * c)), one);
+    const __m512i bh = _mm512_and_si512(_mm512_srl_epi16(h, _mm_cvtsi32_si128(2 * c + 1)), one);
+    *lo = _mm512_or_si512(_mm512_and_si512(v, m4), _mm512_slli_epi16(bl, 4));
+    *hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
+                          _mm512_slli_epi16(bh, 4));
+}
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_q5_K_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+                float *y, int64_t y_stride)
+{
+    const int64_t nb = n / KQ_QK_K;
+    const __m512i z = _mm512_setzero_si512(), ff = _mm512_set1_epi32(0xFF);
+    const __m512i w16 = _mm512_set1_epi32(0x00FF00FF);
+    const struct kq_block_q8_K *yb[KQ_X16_TOK];
+    __m512 f[KQ_X16_TOK];
+    for (int k = 0; k < T; k++) {
+        yb[k] = (const struct kq_block_q8_K *)((const char *)x + (size_t)k * x_stride);
+        f[k] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++, G += X16_Q5_K_BLOCK) {
+        __m512i sc[2], mn[2], s[KQ_X16_TOK];
+        x16_scales_k4(G, sc, mn);
+        for (int k = 0; k < T; k++)
+            s[k] = z;
+        for (int c = 0; c < 4; c++) {
+            const __m512i sa = _mm512_and_si512(_mm512_srli_epi32(sc[c >> 1], 16 * (c & 1)), ff);
+            const __m512i sb =
+                _mm512_and_si512(_mm512_srli_epi32(sc[c >> 1], 16 * (c & 1) + 8), ff);
+            __m512i a0[KQ_X16_TOK], a1[KQ_X16_TOK], h0[KQ_X16_TOK], h1[KQ_X16_TOK];
+            for (int k = 0; k < T; k++)
+                a0[k] = a1[k] = h0[k] = h1[k] = z;
+            for (int j = 0; j < 8; j += 2) {
+                __m512i l0, g0, l1, g1;
+                x16_q5_pair(G, c, j, &l0, &g0);
+                x16_q5_pair(G, c, j + 1, &l1, &g1);
+                for (int k = 0; k < T; k++) {
+                    const int8_t *q = yb[k][i].qs + 64 * c + 4 * j;
+                    a0[k] = _mm512_dpbusd_epi32(a0[k], l0, bcast32(q));
+                    a1[k] = _mm512_dpbusd_epi32(a1[k], l1, bcast32(q + 4));
+                    h0[k] = _mm512_dpbusd_epi32(h0[k], g0, bcast32(q + 32));
+                    h1[k] = _mm512_dpbusd_epi32(h1[k], g1, bcast32(q + 36));
+                }
+            }
+            for (int k = 0; k < T; k++)
+                s[k] = _mm512_add_epi32(
+                    s[k], _mm512_add_epi32(_mm512_mullo_epi32(_mm512_add_epi32(a0[k], a1[k]), sa),
+                                           _mm512_mullo_epi32(_mm512_add_epi32(h0[k], h1[k]), sb)));
+        }
+        const __m512i e0 = _mm512_and_si512(mn[0], w16), o0 = _mm512_and_si512(
+                                                             _mm512_srli_epi32(mn[0], 8), w16);
+        const __m512i e1 = _mm512_and_si512(mn[1], w16), o1 = _mm512_and_si512(
+                                                             _mm512_srli_epi32(mn[1], 8), w16);
+        const __m512 d = x16_d(G), dm = x16_d(G + 32);
+        for (int k = 0; k < T; k++) {
+            const int16_t *bs = yb[k][i].bsums;
+            int t[8];
+            for (int j = 0; j < 8; j++)
+                t[j] = bs[2 * j] + bs[2 * j + 1];
+            __m512i M = _mm512_madd_epi16(e0, _mm512_set1_epi32(pair16(t[0], t[2])));
+            M = _mm512_add_epi32(M, _mm512_madd_epi16(o0, _mm512_set1_epi32(pair16(t[1], t[3]))));
+            M = _mm512_add_epi32(M, _mm512_madd_epi16(e1, _mm512_set1_epi32(pair16(t[4], t[6]))));
+            M = _mm512_add_epi32(M, _mm512_madd_epi16(o1, _mm512_set1_epi32(pair16(t[5], t[7]))));
+            const __m512 dy = _mm512_set1_ps(yb[k][i].d);
+            f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(s[k]), f[k]);
+            f[k] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dy), _mm512_cvtepi32_ps(M), f[k]);
+        }
+    }
+    for (int k = 0; k < T; k++)
+        _mm512_storeu_ps(y + k * y_stride, f[k]);
+}
+
+VNNI_TARGET static void gemv_x16_q5_K(int64_t n, const void *g, const void *x, size_t x_stride,
+                                      int n_tok, float *y, int64_t y_stride)
+{
+    switch (n_tok) {
+    case 1:
+        gemv_x16_q5_K_t(n, g, x, x_stride, 1, y, y_stride);
+        break;
+    case 2:
+        gemv_x16_q5_K_t(n, g, x, x_stride, 2, y, y_stride);
+        break;
+    case 3:
+        gemv_x16_q5_K_t(n, g, x, x_stride, 3, y, y_stride);
+        break;
+    default:
+        gemv_x16_q5_K_t(n, g, x, x_stride, 4, y, y_stride);
+        break;
+    }
+}
+
+static void x16_panel16_q5_K(int64_t n, const void *g, void *panel)
+{
+    const int64_t nb = n / KQ_QK_K;
+    const uint8_t *G = g;
+    const __m512i ff = _mm512_set1_epi32(0xFF);
+    for (int64_t i = 0; i < nb; i++, G += X16_Q5_K_BLOCK) {
+        uint8_t *P = (uint8_t *)panel + i * KX_PANEL_BLOCK;
+        int32_t *SC = (int32_t *)(void *)(P + 64 * 64), *MN = SC + 8 * 16;
+        float *D = (float *)(void *)(MN + 8 * 16), *DM = D + 16;
+        __m512i sc[2], mn[2];
+        x16_scales_k4(G, sc, mn);
+        for (int j = 0; j < 8; j++) {
+            _mm512_storeu_si512(SC + 16 * j,
+                                _mm512_and_si512(_mm512_srli_epi32(sc[j >> 2], 8 * (j & 3)), ff));
+            _mm512_storeu_si512(MN + 16 * j,
+                                _mm512_and_si512(_mm512_srli_epi32(mn[j >> 2], 8 * (j & 3)), ff));
+        }
+        _mm512_storeu_ps(D, x16_d(G));
+        _mm512_storeu_ps(DM, x16_d(G + 32));
+        for (int c = 0; c < 4; c++)
+            for (int j = 0; j < 8; j++) {
+                __m512i lo, hi;
+                x16_q5_pair(G, c, j, &lo, &hi);
+                _mm512_storeu_si512(P + (16 * c + j) * 64, lo);
+                _mm512_storeu_si512(P + (16 * c + 8 + j) * 64, hi);
+            }
+    }
+}
+
 /* x16 group -> the pack16 panels above (prompt processing). */
 static void x16_panel16_q4_0(int64_t n, const void *g, void *panel)
 {
@@ -1738,6 +1869,8 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
         ops->type[GGUF_T_Q4_K].panel16 = panel16_kx;
         ops->type[GGUF_T_Q5_K].pack16 = pack16_q5_K;
         ops->type[GGUF_T_Q5_K].panel16 = panel16_kx;
+        ops->type[GGUF_T_Q5_K].gemv_x16 = gemv_x16_q5_K;
+        ops->type[GGUF_T_Q5_K].x16_panel16 = x16_panel16_q5_K;
     }
     ops->type[GGUF_T_Q6_K] =
         (struct kq_type_ops){.from_float = from_f32_q8_K, .vec_dot = dot_q6_K, .gemm = gemm_q6_K};
