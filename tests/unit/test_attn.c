@@ -40,9 +40,9 @@ static void run_fast(const struct attn_dims *a, const float *kr, const float *vr
     tw_free(scratch);
 }
 
-/* One case: the tiled result within 2e-5 of attn_ref, the same bits on 3 workers as on 1, and
+/* One case: the tiled result within 2e-6 of attn_ref, the same bits on 3 workers as on 1, and
  * the same bits when the chunk's last token comes as a second call (decode after prefill). */
-static void check_case(const struct case_ *cs, uint64_t seed)
+static void check_case(const struct case_ *cs, uint64_t seed, double *worst_all)
 {
     struct attn_dims a;
     uint64_t s[4];
@@ -90,6 +90,7 @@ static void check_case(const struct case_ *cs, uint64_t seed)
         double dd = fabs((double)got[i] - want[i]);
         worst = dd > worst ? dd : worst;
     }
+    *worst_all = worst > *worst_all ? worst : *worst_all;
     bool same3 = !memcmp(got, got3, (size_t)cs->T * qd * sizeof(float));
     bool same_split = !memcmp(got, got_split, (size_t)cs->T * qd * sizeof(float));
     tw_free(kr);
@@ -99,7 +100,7 @@ static void check_case(const struct case_ *cs, uint64_t seed)
     tw_free(got);
     tw_free(got3);
     tw_free(got_split);
-    CHECK_MSG(worst <= 2e-5, "%s H %d KV %d d %d pos0 %d T %d %s: max |diff| %.3g", kq_isa(),
+    CHECK_MSG(worst <= 2e-6, "%s H %d KV %d d %d pos0 %d T %d %s: max |diff| %.3g", kq_isa(),
               cs->H, cs->KV, cs->d, cs->pos0, cs->T, cs->f16 ? "f16" : "f32", worst);
     CHECK_MSG(same3, "%s H %d d %d T %d: 3 workers differ from 1", kq_isa(), cs->H, cs->d, cs->T);
     CHECK_MSG(same_split, "%s H %d d %d T %d: the last token alone differs", kq_isa(), cs->H,
@@ -109,30 +110,33 @@ static void check_case(const struct case_ *cs, uint64_t seed)
 TEST(tiled_attention_matches_reference)
 {
     /* GQA groups of 3, 2, 1 and 8; head sizes 64, 8 (stories260K), 24, 80 (not multiples of
-     * 16) and 128; T not a multiple of the tile; pos0 inside and at the edge of key blocks */
+     * 16) and 128; T not a multiple of the tile; pos0 inside and at the edge of key blocks;
+     * up to 340 positions (11 key blocks) */
     static const struct case_ cases[] = {
         {12, 4, 64, 0, 70, false},  {12, 4, 64, 33, 22, true},  {8, 4, 8, 0, 37, false},
         {8, 4, 8, 31, 1, true},     {4, 4, 24, 5, 19, false},   {6, 2, 80, 64, 9, true},
         {8, 1, 16, 0, 65, false},   {2, 1, 128, 100, 3, false}, {12, 4, 64, 95, 1, false},
-        {12, 4, 64, 40, 90, true},
+        {12, 4, 64, 40, 90, true},  {12, 4, 64, 300, 40, true}, {8, 2, 64, 0, 200, false},
     };
     const char *orig = kq_isa();
     int n_isa = 0;
     for (size_t i = 0; i < sizeof(isas) / sizeof(isas[0]); i++) {
         if (kq_set_isa(isas[i]) < 0)
             continue;
+        double worst = 0;
         n_isa++;
         for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-            check_case(&cases[c], 1000 + c);
+            check_case(&cases[c], 1000 + c, &worst);
             if (test__failed)
                 break;
         }
+        fprintf(stderr, "  %s: max |tiled - reference| %.3g over %zu cases\n", isas[i], worst,
+                sizeof(cases) / sizeof(cases[0]));
         if (test__failed)
             break;
     }
     kq_set_isa(orig);
     CHECK(n_isa >= 1);
-    fprintf(stderr, "  %d kernel sets checked\n", n_isa);
 }
 
 /* The F16 cache holds exactly kq_f32_to_f16's bits (the kernels convert with vcvtps2ph): ties,

@@ -13,6 +13,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
+#include "base/rng.h"
 #include "nn/gguf.h"
 #include "nn/llm.h"
 #include "nn/sample.h"
@@ -266,6 +267,60 @@ TEST(context_limit_and_bad_ids_are_errors)
     for (int i = 0; i < 512; i++)
         CHECK_NEAR(r.logits[i], first[i], 1e-6);
     run_close(&r);
+}
+
+/* Logits of every position of ids[0..n) fed in pieces of 'chunk' (the last 'steps' tokens one
+ * at a time) on a fresh context; out: (n, V). */
+static void long_prompt_logits(enum llm_kv_type kv, int threads, int chunk, int steps,
+                               const int32_t *ids, int n, float *out)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct run r;
+    CHECK_OK(run_open(&r, "data/models/stories260K.gguf", 640, kv, threads, &err), &err);
+    for (int done = 0; done < n;) {
+        int k = done >= n - steps ? 1 : (n - steps - done < chunk ? n - steps - done : chunk);
+        CHECK_OK(llm_decode(r.c, ids + done, k, out + (size_t)done * r.V, LLM_LOGITS_ALL, &err),
+                 &err);
+        done += k;
+    }
+    CHECK_EQ_INT(llm_ctx_n_past(r.c), n);
+    run_close(&r);
+}
+
+/* A 600-token prompt (past the 512-token batch, across 19 blocks of the K cache) gives the same
+ * logits at every position fed at once, in chunks of 37 on 2 threads, and with its last 24
+ * tokens one at a time, for F32 and F16 caches: only the matmuls' order of sums differs. */
+TEST(long_prompt_chunked_and_stepwise_agree)
+{
+    enum { N = 600, V = 512 };
+    int32_t ids[N];
+    uint64_t s[4];
+    float *a = tw_mallocarray((size_t)N * V, sizeof(float));
+    float *b = tw_mallocarray((size_t)N * V, sizeof(float));
+    float *c = tw_mallocarray((size_t)N * V, sizeof(float));
+    tw_rng_seed(s, 3);
+    ids[0] = 1;
+    for (int i = 1; i < N; i++)
+        ids[i] = 3 + (int32_t)(tw_rng_next(s) % (V - 3));
+    for (int kv = 0; kv < 2 && !test__failed; kv++) {
+        enum llm_kv_type type = kv ? LLM_KV_F16 : LLM_KV_F32;
+        double worst_b = 0, worst_c = 0;
+        long_prompt_logits(type, 1, N, 0, ids, N, a);
+        long_prompt_logits(type, 2, 37, 0, ids, N, b);
+        long_prompt_logits(type, 1, N, 24, ids, N, c);
+        for (size_t i = 0; i < (size_t)N * V; i++) {
+            double db = fabs(a[i] - b[i]), dc = fabs(a[i] - c[i]);
+            worst_b = db > worst_b ? db : worst_b;
+            worst_c = dc > worst_c ? dc : worst_c;
+        }
+        fprintf(stderr, "  kv %s: chunks of 37 %.3g, last 24 one by one %.3g\n",
+                kv ? "f16" : "f32", worst_b, worst_c);
+        CHECK_MSG(worst_b <= 2e-5 && worst_c <= 2e-5, "kv %s: %.3g %.3g", kv ? "f16" : "f32",
+                  worst_b, worst_c);
+    }
+    tw_free(a);
+    tw_free(b);
+    tw_free(c);
 }
 
 TEST(unsupported_architecture_is_refused)
