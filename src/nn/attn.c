@@ -431,7 +431,7 @@ void attn_store(const struct attn_dims *a, void *k, void *v, int pos0, int T, co
             const float *kr = kc + (size_t)t * kvd + (size_t)h * d;
             const float *vr = vc + (size_t)t * kvd + (size_t)h * d;
             size_t ko = ((size_t)h * a->n_blk + (size_t)(p / ATTN_BK)) * d * ATTN_BK + p % ATTN_BK;
-            size_t vo = ((size_t)p * n_kv + h) * a->dp;
+            size_t vo = ((size_t)h * a->n_blk * ATTN_BK + (size_t)p) * a->dp;
             if (!a->f16) {
                 for (int i = 0; i < d; i++)
                     ((float *)k)[ko + (size_t)i * ATTN_BK] = kr[i];

@@ -4,7 +4,7 @@
  * Cache layout, per layer (d = head_dim, dp = d rounded up to 16, BK = ATTN_BK):
  *
  *     k[kv_head][pos / BK][i < d][pos % BK]    keys transposed in blocks of BK positions
- *     v[pos][kv_head][j < dp]                  values, rows padded with zeros to dp
+ *     v[kv_head][pos][j < dp]                  values, rows padded with zeros to dp
  *
  * in F32 or F16. Keys are stored transposed so that the scores of a block of query rows against
  * a block of BK keys are broadcast-multiply-adds over whole vectors (no horizontal sums), for the

@@ -18,7 +18,7 @@
  * KV cache (per context, one per conversation), F32 or F16, in nn/attn.h's layout:
  *
  *     k[layer][kv_head][pos / 32][head_dim][pos % 32]   keys transposed in blocks of 32
- *     v[layer][pos][kv_head][head_dim rounded up to 16]
+ *     v[layer][kv_head][pos][head_dim rounded up to 16]
  *
  * Attention is tiled (flash-attention style, nn/attn.h): a row's result depends on its own
  * query and the cache only, so it is the same whatever the chunking or the thread count.

@@ -171,7 +171,7 @@ TEST(f16_store_matches_kq_f32_to_f16)
                     size_t x = ((size_t)t * H + h) * D + i;
                     size_t ko = ((size_t)h * a.n_blk + p / ATTN_BK) * D * ATTN_BK +
                                 (size_t)i * ATTN_BK + p % ATTN_BK;
-                    size_t vo = ((size_t)p * H + h) * a.dp + i;
+                    size_t vo = ((size_t)h * a.n_blk * ATTN_BK + p) * a.dp + i;
                     bad += kh[ko] != kq_f32_to_f16(kc[x]);
                     bad += vh[vo] != kq_f32_to_f16(vc[x]);
                 }
