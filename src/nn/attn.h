@@ -55,7 +55,7 @@ void attn_dims_init(struct attn_dims *a, int n_head, int n_kv, int d, int n_ctx,
  * the padding lanes are read (multiplied by zero weights) and must hold finite values. */
 size_t attn_k_elems(const struct attn_dims *a);
 size_t attn_v_elems(const struct attn_dims *a);
-/* Bytes of scratch attn_run needs for each worker (64-byte multiple). */
+/* Bytes of scratch attn_run needs for each worker (a multiple of 64). */
 size_t attn_scratch_size(const struct attn_dims *a);
 
 /* Writes the keys and values of T tokens at positions pos0.. (kc, vc: (T, n_kv*d) f32 rows)
@@ -71,7 +71,7 @@ struct attn_job {
     float *out;            // (T, n_head*d)
     int T, pos0;
     float scale;           // usually 1/sqrt(d)
-    unsigned char *scratch; // nth * attn_scratch_size(a) bytes, 64-byte aligned
+    unsigned char *scratch; // nth * attn_scratch_size(a) bytes, as aligned as malloc gives
 };
 
 /* Worker ith of nth (tw_pool_run's signature; arg is a struct attn_job): computes its share of
