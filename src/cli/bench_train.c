@@ -23,7 +23,8 @@
 #include <unistd.h>
 
 struct tb_opts {
-    int dim, layers, heads, kv_heads, ff, vocab, ctx, steps, threads, rank;
+    int dim, layers, heads, kv_heads, ff, vocab, ctx, steps, threads, rank, batch;
+    unsigned modes; // bit per enum tb_mode to run
 };
 
 struct tb_result {
@@ -124,7 +125,8 @@ static void run_one(const struct tb_opts *o, enum tb_mode mode, struct tb_result
     struct rusage ru;
     void **bufs = NULL;
     int n_bufs = 0, n, T = o->ctx;
-    int32_t *tok = tw_mallocarray((size_t)T + 1, sizeof(int32_t));
+    int B = o->batch;
+    int32_t *tok = tw_mallocarray((size_t)B * T + 1, sizeof(int32_t));
     double t0 = 0;
     float loss;
     memset(res, 0, sizeof(*res));
@@ -134,7 +136,7 @@ static void run_one(const struct tb_opts *o, enum tb_mode mode, struct tb_result
     if (mode == TB_FULL_F32 ? train_llama_new(&cfg, 1, &m, &err) < 0
                             : train_llama_new_frozen(&cfg, &m, &err) < 0)
         goto out;
-    for (int i = 0; i <= T; i++)
+    for (int i = 0; i <= B * T; i++)
         tok[i] = (int32_t)(train_rng_next(&rng) % (uint64_t)o->vocab);
     train_llama_set_pool(m, pool);
     if (mode != TB_FULL_F32 &&
@@ -155,14 +157,14 @@ static void run_one(const struct tb_opts *o, enum tb_mode mode, struct tb_result
     for (int s = 0; s <= o->steps; s++) {
         if (s == 1)
             t0 = tw_time_mono_s(); // step 0 warms up (allocations, page faults)
-        train_grad_zero(p, n);
-        if (train_llama_forward(m, tok, tok + 1, NULL, 1, T, NULL, &loss, &err) < 0 ||
+        train_grad_zero(p, n, pool);
+        if (train_llama_forward(m, tok, tok + 1, NULL, B, T, NULL, &loss, &err) < 0 ||
             train_llama_backward(m, 1.0f, &err) < 0)
             goto out;
-        train_clip_grad_norm(p, n, 1.0);
-        train_adamw_step(&opt, 1e-4f, s + 1, p, n);
+        train_clip_grad_norm(p, n, 1.0, pool);
+        train_adamw_step(&opt, 1e-4f, s + 1, p, n, pool);
     }
-    res->tok_s = (double)o->steps * T / (tw_time_mono_s() - t0);
+    res->tok_s = (double)o->steps * B * T / (tw_time_mono_s() - t0);
     getrusage(RUSAGE_SELF, &ru);
     res->maxrss_mb = (double)ru.ru_maxrss / 1024.0;
     res->ok = 1;
@@ -222,7 +224,7 @@ static int tb_int(const char *opt, const char *s, int lo, int hi, int *out)
 
 TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and full, ~100M model")
 {
-    struct tb_opts o = {768, 16, 12, 4, 2048, 512, 128, 2, 2, 16};
+    struct tb_opts o = {768, 16, 12, 4, 2048, 512, 128, 2, 2, 16, 1, (1u << TB_N) - 1};
     struct {
         const char *name;
         int *v;
@@ -231,15 +233,29 @@ TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and fu
                  {"--heads", &o.heads, 1, 256},  {"--kv-heads", &o.kv_heads, 1, 256},
                  {"--ff", &o.ff, 32, 65536},     {"--ctx", &o.ctx, 8, 4096},
                  {"--steps", &o.steps, 1, 1000}, {"--threads", &o.threads, 1, 256},
-                 {"--rank", &o.rank, 1, 256}};
+                 {"--rank", &o.rank, 1, 256},    {"--batch", &o.batch, 1, 64}};
     double peak;
     if (cli_wants_help(argc, argv)) {
         printf("usage: twin bench train [--dim 768 --layers 16 --heads 12 --kv-heads 4 --ff 2048]\n"
-               "                        [--ctx 128] [--steps 2] [--threads 2] [--rank 16]\n");
+               "                        [--ctx 128] [--batch 1] [--steps 2] [--threads 2] [--rank 16]\n"
+               "                        [--mode all|lora|qlora|full]\n");
         return 0;
     }
     for (int i = 1; i < argc; i++) {
         size_t k;
+        if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
+            static const char *mode_names[] = {"lora", "qlora", "full"};
+            const char *v = argv[++i];
+            o.modes = 0;
+            for (int mo = 0; mo < TB_N; mo++)
+                if (!strcmp(v, "all") || !strcmp(v, mode_names[mo]))
+                    o.modes = 1u << mo;
+            if (!strcmp(v, "all"))
+                o.modes = (1u << TB_N) - 1;
+            if (!o.modes)
+                return cli_fail("bench train: --mode '%s' must be all, lora, qlora or full", v);
+            continue;
+        }
         for (k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
             if (!strcmp(argv[i], flags[k].name))
                 break;
@@ -253,15 +269,17 @@ TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and fu
         return cli_fail("bench train: --dim must be a multiple of 32 and of --heads, --heads of "
                         "--kv-heads, with an even head size");
     peak = peak_gflops(o.threads);
-    printf("train: dim %d, %d layers, %d/%d heads, ff %d, vocab %d; ctx %d, batch 1, %d timed "
+    printf("train: dim %d, %d layers, %d/%d heads, ff %d, vocab %d; ctx %d, batch %d, %d timed "
            "steps, %d threads\n",
-           o.dim, o.layers, o.heads, o.kv_heads, o.ff, o.vocab, o.ctx, o.steps, o.threads);
+           o.dim, o.layers, o.heads, o.kv_heads, o.ff, o.vocab, o.ctx, o.batch, o.steps, o.threads);
     printf("f32 matmul peak (kq_matmul 1024x1024 x 256 tokens): %.1f GFLOP/s\n", peak);
     printf("%-16s %10s %12s %10s %10s %8s\n", "mode", "params", "trainable", "tokens/s", "peak MB",
            "MFU");
     for (int mode = 0; mode < TB_N; mode++) {
         struct tb_result r;
         double flops_tok, mfu;
+        if (!(o.modes & (1u << mode)))
+            continue;
         if (run_child(&o, (enum tb_mode)mode, &r) < 0 || !r.ok) {
             printf("%-16s failed: %s\n", tb_names[mode], r.msg);
             continue;

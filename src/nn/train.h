@@ -237,15 +237,20 @@ struct train_adamw {
 
 /* One AdamW update of every param with a gradient, at 1-based step t (bias correction
  * 1 - beta^t), PyTorch's order: w -= lr * wd * w; m, v updated; w -= lr * mhat / (sqrt(vhat) +
- * eps). Moments start at zero (the model allocates them zeroed). */
+ * eps). Moments start at zero (the model allocates them zeroed).
+ *
+ * These four pass over every gradient element by element, split across 'pool' (NULL: the calling
+ * thread) in pieces of a fixed size; the results do not depend on the thread count. */
 void train_adamw_step(const struct train_adamw *opt, float lr, long t, struct train_param *p,
-                      int n_params);
-/* Global L2 norm of all gradients (accumulated in double). If max_norm > 0 and the norm exceeds
- * it, scales every gradient by max_norm / norm. Returns the norm before clipping. */
-double train_clip_grad_norm(struct train_param *p, int n_params, double max_norm);
+                      int n_params, struct tw_pool *pool);
+/* Global L2 norm of all gradients (accumulated in double, in a fixed order). If max_norm > 0 and
+ * the norm exceeds it, scales every gradient by max_norm / norm. Returns the norm before
+ * clipping. */
+double train_clip_grad_norm(struct train_param *p, int n_params, double max_norm,
+                            struct tw_pool *pool);
 /* Multiplies every gradient by s (e.g. 1/n after summing n micro-batches). */
-void train_grad_scale(struct train_param *p, int n_params, float s);
-void train_grad_zero(struct train_param *p, int n_params);
+void train_grad_scale(struct train_param *p, int n_params, float s, struct tw_pool *pool);
+void train_grad_zero(struct train_param *p, int n_params, struct tw_pool *pool);
 
 enum train_decay { TRAIN_DECAY_CONSTANT = 0, TRAIN_DECAY_LINEAR, TRAIN_DECAY_COSINE };
 

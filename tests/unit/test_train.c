@@ -562,7 +562,7 @@ TEST(train_adamw_matches_the_reference_update)
         g[0] = (float)gg[0];
         g[1] = (float)gg[1];
         ng = (float)gn;
-        train_adamw_step(&opt, 0.1f, t, p, 2);
+        train_adamw_step(&opt, 0.1f, t, p, 2, NULL);
         for (int i = 0; i < 2; i++) {
             rw[i] -= 0.1 * 0.1 * rw[i];
             rm[i] = b1 * rm[i] + (1 - b1) * gg[i];
@@ -586,14 +586,74 @@ TEST(train_clip_scales_to_the_global_norm)
     struct train_param p[3] = {{.name = "a", .w = w, .g = g1, .n = 2},
                                {.name = "frozen", .w = w, .n = 1},
                                {.name = "b", .w = w, .g = g2, .n = 1}};
-    CHECK_NEAR(train_clip_grad_norm(p, 3, 10.0), 5.0, 1e-12);
+    CHECK_NEAR(train_clip_grad_norm(p, 3, 10.0, NULL), 5.0, 1e-12);
     CHECK(g1[0] == 3 && g2[0] == 4); // under the limit: untouched
-    CHECK_NEAR(train_clip_grad_norm(p, 3, 1.0), 5.0, 1e-12);
+    CHECK_NEAR(train_clip_grad_norm(p, 3, 1.0, NULL), 5.0, 1e-12);
     CHECK_NEAR(g1[0], 0.6, 1e-6);
     CHECK_NEAR(g2[0], 0.8, 1e-6);
-    CHECK_NEAR(train_clip_grad_norm(p, 3, 0), 1.0, 1e-6);
-    train_grad_zero(p, 3);
+    CHECK_NEAR(train_clip_grad_norm(p, 3, 0, NULL), 1.0, 1e-6);
+    train_grad_zero(p, 3, NULL);
     CHECK(g1[0] == 0 && g1[1] == 0 && g2[0] == 0);
+}
+
+/* The optimizer passes split tensors into fixed pieces across the pool: tensors of several
+ * pieces (one of them frozen, one tiny) give the same norm, clipped gradients and AdamW update,
+ * bit for bit, on 1 and 3 threads; the norm is the double sum of squares. */
+TEST(train_optimizer_threaded_equal_single_thread)
+{
+    enum { NA = 100003, NB = 7, NC = 40000 };
+    static const size_t len[3] = {NA, NB, NC};
+    struct tw_pool *pool = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng rng;
+    struct train_adamw opt = {0.9f, 0.999f, 1e-8f, 0.1f};
+    struct train_param p[2][4];
+    float *buf[2];
+    size_t total = NA + NB + NC;
+    double ss = 0, n1, n3;
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    train_rng_seed(&rng, 12);
+    for (int r = 0; r < 2; r++) {
+        float *b = buf[r] = tw_mallocarray(total * 4, sizeof(float));
+        size_t off = 0;
+        CHECK(b != NULL);
+        if (!b)
+            return;
+        for (int k = 0; k < 3; k++) {
+            p[r][k] = (struct train_param){.name = "t", .w = b + off, .g = b + total + off,
+                                           .m = b + 2 * total + off, .v = b + 3 * total + off,
+                                           .n = len[k], .decay = k != 1};
+            off += len[k];
+        }
+        p[r][3] = (struct train_param){.name = "frozen", .w = b, .n = 5};
+    }
+    for (size_t i = 0; i < total; i++) {
+        buf[0][i] = train_rng_float(&rng) - 0.5f;                 // w
+        buf[0][total + i] = 0.01f * (train_rng_float(&rng) - 0.5f); // g
+        buf[0][2 * total + i] = buf[0][3 * total + i] = 0;
+        ss += (double)buf[0][total + i] * buf[0][total + i];
+    }
+    memcpy(buf[1], buf[0], total * 4 * sizeof(float));
+    n1 = train_clip_grad_norm(p[0], 4, 0.5, NULL);
+    n3 = train_clip_grad_norm(p[1], 4, 0.5, pool);
+    CHECK(n1 == n3);
+    CHECK_NEAR(n1, sqrt(ss), 1e-9 * sqrt(ss));
+    CHECK(n1 > 0.5); // so the gradients were scaled
+    for (long t = 1; t <= 3; t++) {
+        train_adamw_step(&opt, 1e-2f, t, p[0], 4, NULL);
+        train_adamw_step(&opt, 1e-2f, t, p[1], 4, pool);
+    }
+    CHECK(memcmp(buf[0], buf[1], total * 4 * sizeof(float)) == 0);
+    CHECK(buf[0][2 * total] != 0 && buf[0][2 * total + total - 1] != 0);
+    train_grad_zero(p[1], 4, pool);
+    for (size_t i = 0; i < total; i++)
+        if (buf[1][total + i] != 0) {
+            CHECK(!"gradient left after train_grad_zero");
+            break;
+        }
+    tw_free(buf[0]);
+    tw_free(buf[1]);
+    tw_pool_free(pool);
 }
 
 TEST(train_schedule_warms_up_then_decays)

@@ -222,12 +222,12 @@ TEST(train_model_gradient_accumulation_equals_full_batch)
         total += p[i].n;
     full = tw_mallocarray(total, sizeof(float));
     CHECK(full != NULL);
-    train_grad_zero(p, n);
+    train_grad_zero(p, n, NULL);
     CHECK_OK(train_llama_forward(m, tok2, tgt2, NULL, 2, SEQ, NULL, &loss_full, &err), &err);
     CHECK_OK(train_llama_backward(m, 1.0f, &err), &err);
     for (int i = 0; i < n; i++, off += p[i - 1].n)
         memcpy(full + off, p[i].g, p[i].n * sizeof(float));
-    train_grad_zero(p, n);
+    train_grad_zero(p, n, NULL);
     CHECK_OK(train_llama_forward(m, tok2, tgt2, NULL, 1, SEQ, NULL, &l0, &err), &err);
     CHECK_OK(train_llama_backward(m, 0.5f, &err), &err);
     CHECK_OK(train_llama_forward(m, tok2 + SEQ, tgt2 + SEQ, NULL, 1, SEQ, NULL, &l1, &err), &err);
@@ -269,12 +269,12 @@ TEST(train_model_accumulation_with_masks_weights_by_token_share)
         total += p[i].n;
     full = tw_mallocarray(total, sizeof(float));
     CHECK(full != NULL);
-    train_grad_zero(p, n);
+    train_grad_zero(p, n, NULL);
     CHECK_OK(train_llama_forward(m, tok2, tgt2, mask3, 2, SEQ, NULL, &loss_full, &err), &err);
     CHECK_OK(train_llama_backward(m, 1.0f, &err), &err);
     for (int i = 0; i < n; off += p[i].n, i++)
         memcpy(full + off, p[i].g, p[i].n * sizeof(float));
-    train_grad_zero(p, n);
+    train_grad_zero(p, n, NULL);
     CHECK_OK(train_llama_forward(m, tok2, tgt2, mask3, 1, SEQ, NULL, &l0, &err), &err);
     CHECK_OK(train_llama_backward(m, 7.0f / 12, &err), &err);
     CHECK_OK(train_llama_forward(m, tok2 + SEQ, tgt2 + SEQ, mask3 + SEQ, 1, SEQ, NULL, &l1, &err),
@@ -309,7 +309,7 @@ static int overfit(struct train_llama *m, int max_steps, float lr, float *first,
     opt.weight_decay = 0.01f;
     for (int step = 0; step < max_steps; step++) {
         float loss;
-        train_grad_zero(p, n);
+        train_grad_zero(p, n, NULL);
         if (train_llama_forward(m, tok2, tgt2, NULL, 1, SEQ, &rng, &loss, &err) < 0 ||
             train_llama_backward(m, 1.0f, &err) < 0)
             return -1;
@@ -318,8 +318,8 @@ static int overfit(struct train_llama *m, int max_steps, float lr, float *first,
         *last = loss;
         if (loss < 0.05f)
             return step;
-        train_clip_grad_norm(p, n, 1.0);
-        train_adamw_step(&opt, train_sched_lr(&sched, step), step + 1, p, n);
+        train_clip_grad_norm(p, n, 1.0, NULL);
+        train_adamw_step(&opt, train_sched_lr(&sched, step), step + 1, p, n, NULL);
     }
     return -1;
 }
@@ -497,11 +497,11 @@ static int train_steps(struct train_llama *m, struct train_rng *rng, int from, i
     float loss;
     p = train_llama_params(m, &n);
     for (int s = from; s < from + steps; s++) {
-        train_grad_zero(p, n);
+        train_grad_zero(p, n, NULL);
         if (train_llama_forward(m, tok2, tgt2, mask2, 2, SEQ, rng, &loss, &err) < 0 ||
             train_llama_backward(m, 1.0f, &err) < 0)
             return -1;
-        train_adamw_step(&opt, 1e-2f, s + 1, p, n);
+        train_adamw_step(&opt, 1e-2f, s + 1, p, n, NULL);
     }
     return 0;
 }
