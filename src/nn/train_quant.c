@@ -62,30 +62,129 @@ void train_qmatmul_bwd_x(enum gguf_ttype t, const void *w, int n_in, int n_out, 
     tw_pool_run(pool, qbwd_worker, &c);
 }
 
+/* ---- outer-product accumulation: the matmul backward without transposes ----
+ *
+ * Both gradients of y = x W^T are sums of outer products, Y[r][c] += sum_k A(r, k) B[k][c]:
+ *   dx = dy W:     Y = dx [n_tok][n_in],  A(t, o) = dy[t][o],  B = W [n_out][n_in]
+ *   dW = dy^T x:   Y = dW [n_out][n_in],  A(o, t) = dy[t][o],  B = x [n_tok][n_in]
+ * B's rows are read as they lie and A's values are broadcast, so no operand is transposed. The
+ * kernel is plain C on GCC/clang vector types, compiled for AVX-512, AVX2 and baseline x86-64
+ * (target_clones picks one at load time). Every element is summed over k in increasing order,
+ * each term a multiply then an add (never fused), whatever the ISA, the tile it falls in or the
+ * thread that owns its column: results are the same on every machine and thread count. */
+
+typedef float oa_v16 __attribute__((vector_size(64)));
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define OA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define OA_CLONES
+#endif
+
+struct oa_ctx {
+    int R, K, n_col;   // Y is R x n_col, summed over k < K
+    const float *a;    // A(r, k) = a[r * a_r + k * a_k]
+    size_t a_r, a_k;
+    const float *b;    // B[k][c] = b[k * ldb + c]
+    size_t ldb;
+    float *y;          // Y[r][c] = y[r * ldy + c]
+    size_t ldy;
+};
+
+#define OA_KB 128 // k per pass over a tile: B's panel (OA_KB x 64 floats, 32 KiB) stays in L1/L2
+#define OA_LOAD(v, p)  memcpy(&(v), (p), sizeof(v))
+#define OA_STORE(p, v) memcpy((p), &(v), sizeof(v))
+
+/* Rows [r, r + NR) x columns [c, c + 16 NV) over k in [k0, k1), in registers. */
+#define OA_TILE(NR, NV)                                                                            \
+    do {                                                                                           \
+        oa_v16 acc[NR][NV], bv[NV];                                                                \
+        for (int j = 0; j < NR; j++)                                                               \
+            for (int v = 0; v < NV; v++)                                                           \
+                OA_LOAD(acc[j][v], o->y + (size_t)(r + j) * o->ldy + c + 16 * v);                  \
+        for (int k = k0; k < k1; k++) {                                                            \
+            const float *bk = o->b + (size_t)k * o->ldb + c;                                       \
+            const float *ak = o->a + (size_t)k * o->a_k + (size_t)r * o->a_r;                      \
+            for (int v = 0; v < NV; v++)                                                           \
+                OA_LOAD(bv[v], bk + 16 * v);                                                       \
+            for (int j = 0; j < NR; j++) {                                                         \
+                const float s = ak[(size_t)j * o->a_r];                                            \
+                for (int v = 0; v < NV; v++) {                                                     \
+                    oa_v16 prod = bv[v] * s; /* a separate statement: never contracted to FMA */  \
+                    acc[j][v] += prod;                                                             \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int j = 0; j < NR; j++)                                                               \
+            for (int v = 0; v < NV; v++)                                                           \
+                OA_STORE(o->y + (size_t)(r + j) * o->ldy + c + 16 * v, acc[j][v]);                 \
+    } while (0)
+
+/* Columns [c0, c1) of Y, c0 a multiple of 16: tiles of 4 rows x 64 columns, narrower at the
+ * edges, the last c1 % 16 columns one value at a time (the same operations in the same order). */
+OA_CLONES static void oa_cols(const struct oa_ctx *o, int c0, int c1)
+{
+    int cv = c0 + (c1 - c0) / 16 * 16;
+    for (int c = c0; c < cv;) {
+        int nv = cv - c >= 64 ? 4 : 1;
+        for (int k0 = 0; k0 < o->K; k0 += OA_KB) {
+            int k1 = o->K - k0 < OA_KB ? o->K : k0 + OA_KB, r = 0;
+            if (nv == 4) {
+                for (; r + 4 <= o->R; r += 4)
+                    OA_TILE(4, 4);
+                for (; r < o->R; r++)
+                    OA_TILE(1, 4);
+            } else {
+                for (; r + 4 <= o->R; r += 4)
+                    OA_TILE(4, 1);
+                for (; r < o->R; r++)
+                    OA_TILE(1, 1);
+            }
+        }
+        c += 16 * nv;
+    }
+    for (int r = 0; r < o->R && cv < c1; r++)
+        for (int c = cv; c < c1; c++) {
+            float acc = o->y[(size_t)r * o->ldy + c];
+            for (int k = 0; k < o->K; k++) {
+                float prod = o->b[(size_t)k * o->ldb + c] * o->a[(size_t)r * o->a_r + (size_t)k * o->a_k];
+                acc += prod;
+            }
+            o->y[(size_t)r * o->ldy + c] = acc;
+        }
+}
+
+/* Worker ith takes its slice of 16-column units of each product. */
+static void oa_worker(void *arg, int ith, int nth)
+{
+    const struct oa_ctx *o = arg;
+    for (int i = 0; i < 2; i++) {
+        long u0, u1;
+        if (!o[i].y)
+            continue;
+        tw_pool_slice((o[i].n_col + 15) / 16, ith, nth, &u0, &u1);
+        if (u0 < u1)
+            oa_cols(&o[i], (int)u0 * 16, u1 * 16 < o[i].n_col ? (int)u1 * 16 : o[i].n_col);
+    }
+}
+
 /* ---- matmul backward through the kq kernels ---- */
 
-/* Output rows per block: the transposed block [n_in][MMB] stays small whatever n_out is. */
+/* Output rows dequantized per block (quantized W): the block [MMB][n_in] stays small. */
 #define MMB 256
 
 size_t train_matmul_bwd_kq_scratch(int n_tok, int n_in)
 {
-    return (size_t)n_in * MMB * 3 + (size_t)n_tok * MMB + 2 * (size_t)n_tok * n_in;
+    (void)n_tok;
+    return (size_t)n_in * MMB;
 }
 
 struct mmb_ctx {
     enum gguf_ttype type;
     const unsigned char *w;
     size_t row_bytes;
-    const float *x, *dy;
-    float *dx, *dw;
-    int n_tok, n_in, n_out;
-    int o0, ob;  // the current block of output rows
-    float *rows; // [ob][n_in] dequantized rows (quantized W only)
-    float *wt;   // [n_in][ob] the block transposed
-    float *dyb;  // [n_tok][ob] dy's columns of the block (or [ob][n_tok] for dW)
-    float *tmp;  // [n_tok][n_in] the block's share of dx
-    float *xt;   // [n_in][n_tok] x transposed
-    float *dwb;  // [ob][n_in] the block's share of dW
+    int n_in, o0, ob; // the current block of output rows
+    float *rows;      // [ob][n_in] dequantized rows
 };
 
 static void mmb_dequant(void *arg, int ith, int nth)
@@ -98,100 +197,42 @@ static void mmb_dequant(void *arg, int ith, int nth)
                    c->rows + (size_t)k * c->n_in, c->n_in);
 }
 
-static void mmb_transpose(void *arg, int ith, int nth)
-{
-    const struct mmb_ctx *c = arg;
-    const float *rows =
-        c->type == GGUF_T_F32 ? (const float *)c->w + (size_t)c->o0 * c->n_in : c->rows;
-    long i0, i1;
-    tw_pool_slice(c->n_in, ith, nth, &i0, &i1);
-    for (long i = i0; i < i1; i++)
-        for (int k = 0; k < c->ob; k++)
-            c->wt[(size_t)i * c->ob + k] = rows[(size_t)k * c->n_in + i];
-}
-
-static void mmb_add_dx(void *arg, int ith, int nth)
-{
-    const struct mmb_ctx *c = arg;
-    long i0, i1;
-    tw_pool_slice(c->n_in, ith, nth, &i0, &i1);
-    for (int t = 0; t < c->n_tok; t++)
-        for (long i = i0; i < i1; i++)
-            c->dx[(size_t)t * c->n_in + i] += c->tmp[(size_t)t * c->n_in + i];
-}
-
-static void mmb_transpose_x(void *arg, int ith, int nth)
-{
-    const struct mmb_ctx *c = arg;
-    long i0, i1;
-    tw_pool_slice(c->n_in, ith, nth, &i0, &i1);
-    for (long i = i0; i < i1; i++)
-        for (int t = 0; t < c->n_tok; t++)
-            c->xt[(size_t)i * c->n_tok + t] = c->x[(size_t)t * c->n_in + i];
-}
-
-static void mmb_add_dw(void *arg, int ith, int nth)
-{
-    const struct mmb_ctx *c = arg;
-    long k0, k1;
-    tw_pool_slice(c->ob, ith, nth, &k0, &k1);
-    for (long k = k0; k < k1; k++) {
-        float *restrict d = c->dw + (size_t)(c->o0 + k) * c->n_in;
-        const float *restrict s = c->dwb + (size_t)k * c->n_in;
-        for (int i = 0; i < c->n_in; i++)
-            d[i] += s[i];
-    }
-}
-
-/* dx += dy W as, block by block of MMB output rows, (W_blk^T) dy_blk with the blocks transposed
- * (and dequantized) into scratch; dW += dy^T x as dy_blk^T x^T; both through kq_matmul (F32). */
+/* dx += dy W and dW += dy^T x as outer-product sums (oa_cols), straight from W for F32; a
+ * quantized W is dequantized MMB rows at a time into scratch and summed block after block, so
+ * every element still adds its terms in row order. */
 void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const float *dy,
                          int n_tok, int n_in, int n_out, float *dx, float *dw, float *db,
                          float *scratch, struct tw_pool *pool)
 {
-    struct mmb_ctx c = {.type = t,
-                        .w = w,
-                        .x = x,
-                        .dy = dy,
-                        .dx = dx,
-                        .dw = dw,
-                        .n_tok = n_tok,
-                        .n_in = n_in,
-                        .n_out = n_out};
+    struct oa_ctx o[2];
     TW_ASSERT(kq_type_supported(t) && (!dw || t == GGUF_T_F32));
-    c.row_bytes = gguf_row_size(t, n_in);
-    c.rows = scratch;
-    c.wt = c.rows + (size_t)n_in * MMB;
-    c.dyb = c.wt + (size_t)n_in * MMB;
-    c.tmp = c.dyb + (size_t)n_tok * MMB;
-    c.xt = c.tmp + (size_t)n_tok * n_in;
-    c.dwb = c.xt + (size_t)n_in * n_tok;
-    TW_ASSERT(c.dwb + (size_t)n_in * MMB == scratch + train_matmul_bwd_kq_scratch(n_tok, n_in));
+    memset(o, 0, sizeof(o));
+    if (dx)
+        o[0] = (struct oa_ctx){.R = n_tok, .K = n_out, .n_col = n_in, .a = dy,
+                               .a_r = (size_t)n_out, .a_k = 1, .b = w, .ldb = (size_t)n_in,
+                               .y = dx, .ldy = (size_t)n_in};
     if (dw)
-        tw_pool_run(pool, mmb_transpose_x, &c);
-    for (c.o0 = 0; c.o0 < n_out; c.o0 += MMB) {
-        c.ob = n_out - c.o0 < MMB ? n_out - c.o0 : MMB;
-        if (dx) {
-            if (t != GGUF_T_F32)
-                tw_pool_run(pool, mmb_dequant, &c);
-            tw_pool_run(pool, mmb_transpose, &c);
-            for (int tt = 0; tt < n_tok; tt++)
-                memcpy(c.dyb + (size_t)tt * c.ob, dy + (size_t)tt * n_out + c.o0,
-                       (size_t)c.ob * sizeof(float));
-            kq_matmul(GGUF_T_F32, c.wt, c.ob, n_in, c.dyb, n_tok, c.tmp, pool);
-            tw_pool_run(pool, mmb_add_dx, &c);
-        }
-        if (dw) {
-            for (int k = 0; k < c.ob; k++)
-                for (int tt = 0; tt < n_tok; tt++)
-                    c.dyb[(size_t)k * n_tok + tt] = dy[(size_t)tt * n_out + c.o0 + k];
-            kq_matmul(GGUF_T_F32, c.xt, n_tok, n_in, c.dyb, c.ob, c.dwb, pool);
-            tw_pool_run(pool, mmb_add_dw, &c);
+        o[1] = (struct oa_ctx){.R = n_out, .K = n_tok, .n_col = n_in, .a = dy, .a_r = 1,
+                               .a_k = (size_t)n_out, .b = x, .ldb = (size_t)n_in, .y = dw,
+                               .ldy = (size_t)n_in};
+    if (t == GGUF_T_F32) {
+        if (dx || dw)
+            tw_pool_run(pool, oa_worker, o);
+    } else if (dx) {
+        struct mmb_ctx c = {.type = t, .w = w, .n_in = n_in, .rows = scratch};
+        c.row_bytes = gguf_row_size(t, n_in);
+        o[0].b = scratch;
+        for (c.o0 = 0; c.o0 < n_out; c.o0 += MMB) {
+            c.ob = n_out - c.o0 < MMB ? n_out - c.o0 : MMB;
+            tw_pool_run(pool, mmb_dequant, &c);
+            o[0].a = dy + c.o0;
+            o[0].K = c.ob;
+            tw_pool_run(pool, oa_worker, o);
         }
     }
     for (int tt = 0; db && tt < n_tok; tt++)
-        for (int o = 0; o < n_out; o++)
-            db[o] += dy[(size_t)tt * n_out + o];
+        for (int oo = 0; oo < n_out; oo++)
+            db[oo] += dy[(size_t)tt * n_out + oo];
 }
 
 /* ---- attention through the kq kernels ---- */
