@@ -178,14 +178,16 @@ void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const
                          int n_tok, int n_in, int n_out, float *dx, float *dw, float *db,
                          float *scratch, struct tw_pool *pool);
 
-/* Attention through the kq kernels, one (sequence, head) at a time: scores, outputs and every
- * gradient are matmuls over contiguous copies in 'scratch' (train_attn_kq_scratch(T, hd)
- * floats), each split across the pool. Same results (up to rounding) as train_attn_fwd /
- * train_attn_bwd, the definitions. The forward writes the probabilities to att (as the
- * definition does) and/or each row's log-sum-exp of the scaled scores to lse
- * [n_seq][n_head][T]; either may be NULL. The backward takes att, or, when att is NULL,
- * recomputes the probabilities from q, k and lse: O(T) saved per head instead of O(T^2). */
-size_t train_attn_kq_scratch(int T, int hd);
+/* Attention through the kq kernels: each thread of the pool takes whole heads (forward:
+ * (sequence, head) pairs; backward: (sequence, kv head) pairs) and computes scores, outputs and
+ * gradients as matmuls over contiguous copies in its own part of 'scratch'
+ * (train_attn_kq_scratch(T, hd, n) floats for a pool of n threads, tw_pool_size). Same results
+ * (up to rounding) as train_attn_fwd / train_attn_bwd, the definitions, and the same bits for
+ * any thread count. The forward writes the probabilities to att (as the definition does) and/or
+ * each row's log-sum-exp of the scaled scores to lse [n_seq][n_head][T]; either may be NULL.
+ * The backward takes att, or, when att is NULL, recomputes the probabilities from q, k and lse:
+ * O(T) saved per head instead of O(T^2). */
+size_t train_attn_kq_scratch(int T, int hd, int n_threads);
 void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T, int n_head,
                        int n_head_kv, int hd, float *att, float *lse, float *out, float *scratch,
                        struct tw_pool *pool);

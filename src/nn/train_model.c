@@ -107,6 +107,7 @@ struct LLAMA {
     treal *acts;
     size_t cap_tok, cap_att;
     int cap_T;
+    int cap_nth; // threads the attention scratch is sized for (f32)
     int n_seq, T, have_fwd;
     int32_t *tokens, *targets, *pos;
     uint8_t *mask;
@@ -544,7 +545,8 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
     treal *p;
     char *ip;
 
-    if (n_tok <= m->cap_tok && n_att <= m->cap_att && T <= m->cap_T)
+    int nth = tw_pool_size(m->pool);
+    if (n_tok <= m->cap_tok && n_att <= m->cap_att && T <= m->cap_T && nth <= m->cap_nth)
         return TW_OK;
     for (int l = 0; m->lora && l < c->n_layer; l++)
         for (int k = 0; k < N_TARGET; k++)
@@ -565,7 +567,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
 #ifndef TRAIN_F64
     mm_scratch =
         train_matmul_bwd_kq_scratch((int)n_tok, C > qd ? (C > F ? C : F) : (qd > F ? qd : F));
-    at_scratch = train_attn_kq_scratch(T, m->hd);
+    at_scratch = train_attn_kq_scratch(T, m->hd, nth);
 #endif
     if (tw_size_mul(total, n_tok, &total) < 0 || tw_size_mul(n_att, L, &ints) < 0 ||
         tw_size_add(total, ints, &total) < 0 || tw_size_add(total, mm_scratch, &total) < 0 ||
@@ -644,6 +646,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
     m->cap_tok = n_tok;
     m->cap_att = n_att;
     m->cap_T = T;
+    m->cap_nth = nth;
     return TW_OK;
 }
 
@@ -920,8 +923,10 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         memset(m->dk, 0, (size_t)n_tok * m->kvd * sizeof(treal));
         memset(m->dv, 0, (size_t)n_tok * m->kvd * sizeof(treal));
 #ifndef TRAIN_F64
+        /* a pool larger than the forward's would outgrow the scratch: same bits on one thread */
         train_attn_bwd_kq(m->dao, a->q, a->k, a->v, NULL, a->att, m->n_seq, m->T, c->n_head,
-                          c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->at_scratch, m->pool);
+                          c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->at_scratch,
+                          tw_pool_size(m->pool) <= m->cap_nth ? m->pool : NULL);
 #else
         OP(train_attn_bwd)
         (m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head, c->n_head_kv, m->hd, m->dq,

@@ -235,11 +235,22 @@ void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const
             db[oo] += dy[(size_t)tt * n_out + oo];
 }
 
-/* ---- attention through the kq kernels ---- */
+/* ---- attention through the kq kernels ----
+ *
+ * Each thread takes whole heads (forward: (sequence, head) pairs; backward: (sequence, kv head)
+ * pairs with their query heads, since those share dK and dV) and runs their small matmuls on
+ * its own, in its own slice of the scratch: two pool barriers per call instead of several per
+ * head. A head's arithmetic does not depend on the thread that runs it. */
 
-size_t train_attn_kq_scratch(int T, int hd)
+/* Floats of scratch per thread. */
+static size_t akq_per_thread(int T, int hd)
 {
     return 3 * (size_t)T * T + 8 * (size_t)T * hd;
+}
+
+size_t train_attn_kq_scratch(int T, int hd, int n_threads)
+{
+    return akq_per_thread(T, hd) * (size_t)(n_threads > 1 ? n_threads : 1);
 }
 
 struct akq {
@@ -278,48 +289,6 @@ static void akq_gather(const float *src, size_t stride, int T, int hd, float *ou
     }
 }
 
-void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T, int n_head,
-                       int n_head_kv, int hd, float *att, float *lse, float *out, float *scratch,
-                       struct tw_pool *pool)
-{
-    struct akq s;
-    size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    int group = n_head / n_head_kv;
-    akq_carve(&s, scratch, T, hd);
-    for (int sq = 0; sq < n_seq; sq++)
-        for (int h = 0; h < n_head; h++) {
-            size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
-            float *p = att ? att + (((size_t)sq * n_head + h) * T) * T : s.s2;
-            float *lh = lse ? lse + ((size_t)sq * n_head + h) * T : NULL;
-            akq_gather(q + (size_t)sq * T * qs + (size_t)h * hd, qs, T, hd, s.a, NULL);
-            akq_gather(k + kvo, ks, T, hd, s.b, NULL);
-            akq_gather(v + kvo, ks, T, hd, s.c, s.ct);
-            kq_matmul(GGUF_T_F32, s.b, hd, T, s.a, T, s.s1, pool); // s1[i][j] = q_i . k_j
-            for (int i = 0; i < T; i++) {
-                const float *si = s.s1 + (size_t)i * T;
-                float *pi = p + (size_t)i * T, mx = -INFINITY, sum = 0;
-                for (int j = 0; j <= i; j++)
-                    if (si[j] * scale > mx)
-                        mx = si[j] * scale;
-                for (int j = 0; j <= i; j++) {
-                    pi[j] = expf(si[j] * scale - mx);
-                    sum += pi[j];
-                }
-                for (int j = 0; j <= i; j++)
-                    pi[j] /= sum;
-                for (int j = i + 1; j < T; j++)
-                    pi[j] = 0;
-                if (lh)
-                    lh[i] = mx + logf(sum);
-            }
-            kq_matmul(GGUF_T_F32, s.ct, T, hd, p, T, s.d, pool); // o_i = sum_j p_ij v_j
-            for (int t = 0; t < T; t++)
-                memcpy(out + ((size_t)sq * T + t) * qs + (size_t)h * hd, s.d + (size_t)t * hd,
-                       (size_t)hd * sizeof(float));
-        }
-}
-
 static void akq_scatter_add(float *dst, size_t stride, int T, int hd, const float *src)
 {
     for (int t = 0; t < T; t++)
@@ -334,64 +303,167 @@ static void akq_transpose(const float *src, int rows, int cols, float *dst)
             dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
 }
 
+struct akq_ctx {
+    const float *q, *k, *v, *att_in, *lse_in, *dout;
+    float *att, *lse, *out, *dq, *dk, *dv, *scratch;
+    int n_seq, T, n_head, n_head_kv, hd;
+};
+
+static void akq_fwd_head(const struct akq_ctx *c, struct akq *s, int sq, int h)
+{
+    int T = c->T, hd = c->hd, n_head = c->n_head, group = c->n_head / c->n_head_kv;
+    size_t qs = (size_t)n_head * hd, ks = (size_t)c->n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
+    float *p = c->att ? c->att + (((size_t)sq * n_head + h) * T) * T : s->s2;
+    float *lh = c->lse ? c->lse + ((size_t)sq * n_head + h) * T : NULL;
+    akq_gather(c->q + (size_t)sq * T * qs + (size_t)h * hd, qs, T, hd, s->a, NULL);
+    akq_gather(c->k + kvo, ks, T, hd, s->b, NULL);
+    akq_gather(c->v + kvo, ks, T, hd, s->c, s->ct);
+    kq_matmul(GGUF_T_F32, s->b, hd, T, s->a, T, s->s1, NULL); // s1[i][j] = q_i . k_j
+    for (int i = 0; i < T; i++) {
+        const float *si = s->s1 + (size_t)i * T;
+        float *pi = p + (size_t)i * T, mx = -INFINITY, sum = 0;
+        for (int j = 0; j <= i; j++)
+            if (si[j] * scale > mx)
+                mx = si[j] * scale;
+        for (int j = 0; j <= i; j++) {
+            pi[j] = expf(si[j] * scale - mx);
+            sum += pi[j];
+        }
+        for (int j = 0; j <= i; j++)
+            pi[j] /= sum;
+        for (int j = i + 1; j < T; j++)
+            pi[j] = 0;
+        if (lh)
+            lh[i] = mx + logf(sum);
+    }
+    kq_matmul(GGUF_T_F32, s->ct, T, hd, p, T, s->d, NULL); // o_i = sum_j p_ij v_j
+    for (int t = 0; t < T; t++)
+        memcpy(c->out + ((size_t)sq * T + t) * qs + (size_t)h * hd, s->d + (size_t)t * hd,
+               (size_t)hd * sizeof(float));
+}
+
+static void akq_fwd_worker(void *arg, int ith, int nth)
+{
+    const struct akq_ctx *c = arg;
+    struct akq s;
+    long u0, u1;
+    akq_carve(&s, c->scratch + akq_per_thread(c->T, c->hd) * (size_t)ith, c->T, c->hd);
+    tw_pool_slice((long)c->n_seq * c->n_head, ith, nth, &u0, &u1);
+    for (long u = u0; u < u1; u++)
+        akq_fwd_head(c, &s, (int)(u / c->n_head), (int)(u % c->n_head));
+}
+
+void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T, int n_head,
+                       int n_head_kv, int hd, float *att, float *lse, float *out, float *scratch,
+                       struct tw_pool *pool)
+{
+    struct akq_ctx c = {.q = q,
+                        .k = k,
+                        .v = v,
+                        .att = att,
+                        .lse = lse,
+                        .out = out,
+                        .scratch = scratch,
+                        .n_seq = n_seq,
+                        .T = T,
+                        .n_head = n_head,
+                        .n_head_kv = n_head_kv,
+                        .hd = hd};
+    tw_pool_run(pool, akq_fwd_worker, &c);
+}
+
+static void akq_bwd_head(const struct akq_ctx *c, struct akq *s, int sq, int h)
+{
+    int T = c->T, hd = c->hd, n_head = c->n_head, group = c->n_head / c->n_head_kv;
+    size_t qs = (size_t)n_head * hd, ks = (size_t)c->n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t qo = (size_t)sq * T * qs + (size_t)h * hd;
+    size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
+    const float *p = c->att_in ? c->att_in + (((size_t)sq * n_head + h) * T) * T : s->s3;
+    akq_gather(c->q + qo, qs, T, hd, s->a, s->at);
+    akq_gather(c->k + kvo, ks, T, hd, s->b, s->bt);
+    if (!c->att_in) { // recompute P = exp(q.k scale - lse) instead of keeping T^2 per head
+        const float *lh = c->lse_in + ((size_t)sq * n_head + h) * T;
+        kq_matmul(GGUF_T_F32, s->b, hd, T, s->a, T, s->s3, NULL);
+        for (int i = 0; i < T; i++) {
+            float *pi = s->s3 + (size_t)i * T;
+            for (int j = 0; j <= i; j++)
+                pi[j] = expf(pi[j] * scale - lh[i]);
+            for (int j = i + 1; j < T; j++)
+                pi[j] = 0;
+        }
+    }
+    akq_gather(c->v + kvo, ks, T, hd, s->c, NULL);
+    akq_gather(c->dout + qo, qs, T, hd, s->d, s->dt);
+    /* dP = dO V^T; dS = P (dP - rowsum(P dP)) scale, in s1 */
+    kq_matmul(GGUF_T_F32, s->c, hd, T, s->d, T, s->s1, NULL);
+    for (int i = 0; i < T; i++) {
+        const float *pi = p + (size_t)i * T;
+        float *di = s->s1 + (size_t)i * T, sum = 0;
+        for (int j = 0; j <= i; j++)
+            sum += pi[j] * di[j];
+        for (int j = 0; j <= i; j++)
+            di[j] = pi[j] * (di[j] - sum) * scale;
+        for (int j = i + 1; j < T; j++)
+            di[j] = 0;
+    }
+    if (c->dq) { // dQ = dS K
+        kq_matmul(GGUF_T_F32, s->bt, T, hd, s->s1, T, s->a, NULL);
+        akq_scatter_add(c->dq + qo, qs, T, hd, s->a);
+    }
+    /* s1 holds dS, p (att or s3) P; s2 takes each transpose in turn */
+    if (c->dv) { // dV = P^T dO
+        akq_transpose(p, T, T, s->s2);
+        kq_matmul(GGUF_T_F32, s->dt, T, hd, s->s2, T, s->c, NULL);
+        akq_scatter_add(c->dv + kvo, ks, T, hd, s->c);
+    }
+    if (c->dk) { // dK = dS^T Q
+        akq_transpose(s->s1, T, T, s->s2);
+        kq_matmul(GGUF_T_F32, s->at, T, hd, s->s2, T, s->b, NULL);
+        akq_scatter_add(c->dk + kvo, ks, T, hd, s->b);
+    }
+}
+
+/* A unit is a (sequence, kv head) pair: its query heads go in order, so dK and dV gather their
+ * terms in the same order whatever the split. */
+static void akq_bwd_worker(void *arg, int ith, int nth)
+{
+    const struct akq_ctx *c = arg;
+    struct akq s;
+    int group = c->n_head / c->n_head_kv;
+    long u0, u1;
+    akq_carve(&s, c->scratch + akq_per_thread(c->T, c->hd) * (size_t)ith, c->T, c->hd);
+    tw_pool_slice((long)c->n_seq * c->n_head_kv, ith, nth, &u0, &u1);
+    for (long u = u0; u < u1; u++) {
+        int sq = (int)(u / c->n_head_kv), kv = (int)(u % c->n_head_kv);
+        for (int h = kv * group; h < (kv + 1) * group; h++)
+            akq_bwd_head(c, &s, sq, h);
+    }
+}
+
 void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const float *v,
                        const float *att, const float *lse, int n_seq, int T, int n_head,
                        int n_head_kv, int hd, float *dq, float *dk, float *dv, float *scratch,
                        struct tw_pool *pool)
 {
-    struct akq s;
-    size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    int group = n_head / n_head_kv;
-    akq_carve(&s, scratch, T, hd);
-    for (int sq = 0; sq < n_seq; sq++)
-        for (int h = 0; h < n_head; h++) {
-            size_t qo = (size_t)sq * T * qs + (size_t)h * hd;
-            size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
-            const float *p = att ? att + (((size_t)sq * n_head + h) * T) * T : s.s3;
-            akq_gather(q + qo, qs, T, hd, s.a, s.at);
-            akq_gather(k + kvo, ks, T, hd, s.b, s.bt);
-            if (!att) { // recompute P = exp(q.k scale - lse) instead of keeping T^2 per head
-                const float *lh = lse + ((size_t)sq * n_head + h) * T;
-                kq_matmul(GGUF_T_F32, s.b, hd, T, s.a, T, s.s3, pool);
-                for (int i = 0; i < T; i++) {
-                    float *pi = s.s3 + (size_t)i * T;
-                    for (int j = 0; j <= i; j++)
-                        pi[j] = expf(pi[j] * scale - lh[i]);
-                    for (int j = i + 1; j < T; j++)
-                        pi[j] = 0;
-                }
-            }
-            akq_gather(v + kvo, ks, T, hd, s.c, NULL);
-            akq_gather(dout + qo, qs, T, hd, s.d, s.dt);
-            /* dP = dO V^T; dS = P (dP - rowsum(P dP)) scale, in s1 */
-            kq_matmul(GGUF_T_F32, s.c, hd, T, s.d, T, s.s1, pool);
-            for (int i = 0; i < T; i++) {
-                const float *pi = p + (size_t)i * T;
-                float *di = s.s1 + (size_t)i * T, sum = 0;
-                for (int j = 0; j <= i; j++)
-                    sum += pi[j] * di[j];
-                for (int j = 0; j <= i; j++)
-                    di[j] = pi[j] * (di[j] - sum) * scale;
-                for (int j = i + 1; j < T; j++)
-                    di[j] = 0;
-            }
-            if (dq) { // dQ = dS K
-                kq_matmul(GGUF_T_F32, s.bt, T, hd, s.s1, T, s.a, pool);
-                akq_scatter_add(dq + qo, qs, T, hd, s.a);
-            }
-            /* s1 holds dS, p (att or s3) P; s2 takes each transpose in turn */
-            if (dv) { // dV = P^T dO
-                akq_transpose(p, T, T, s.s2);
-                kq_matmul(GGUF_T_F32, s.dt, T, hd, s.s2, T, s.c, pool);
-                akq_scatter_add(dv + kvo, ks, T, hd, s.c);
-            }
-            if (dk) { // dK = dS^T Q
-                akq_transpose(s.s1, T, T, s.s2);
-                kq_matmul(GGUF_T_F32, s.at, T, hd, s.s2, T, s.b, pool);
-                akq_scatter_add(dk + kvo, ks, T, hd, s.b);
-            }
-        }
+    struct akq_ctx c = {.q = q,
+                        .k = k,
+                        .v = v,
+                        .att_in = att,
+                        .lse_in = lse,
+                        .dout = dout,
+                        .dq = dq,
+                        .dk = dk,
+                        .dv = dv,
+                        .scratch = scratch,
+                        .n_seq = n_seq,
+                        .T = T,
+                        .n_head = n_head,
+                        .n_head_kv = n_head_kv,
+                        .hd = hd};
+    tw_pool_run(pool, akq_bwd_worker, &c);
 }
 
 /* ---- LoRA through the kq kernels ---- */

@@ -885,7 +885,8 @@ TEST(train_matmul_bwd_kq_matches_the_definition)
 }
 
 /* Attention through the kq kernels against the plain definition (GQA, two sequences, odd sizes),
- * keeping the probabilities or only the log-sum-exp, over 1 and 3 threads. */
+ * keeping the probabilities or only the log-sum-exp, over 1 and 3 threads (heads split across
+ * them: the same bits). */
 TEST(train_attention_kq_matches_the_definition)
 {
     enum { S = 2, T = 13, H = 6, KV = 2, HD = 5 };
@@ -896,7 +897,8 @@ TEST(train_attention_kq_matches_the_definition)
     float q[QN], k[KN], v[KN], dout[QN], att0[AN], att1[AN], o0[QN], o1[QN], o3[QN];
     float dq0[QN] = {0}, dk0[KN] = {0}, dv0[KN] = {0}, dq1[QN] = {0}, dk1[KN] = {0};
     float dv1[KN] = {0}, dq3[QN] = {0}, dk3[KN] = {0}, dv3[KN] = {0}, lse[S * H * T];
-    float *scratch = tw_mallocarray(train_attn_kq_scratch(T, HD), sizeof(float));
+    float dq4[QN] = {0}, dk4[KN] = {0}, dv4[KN] = {0};
+    float *scratch = tw_mallocarray(train_attn_kq_scratch(T, HD, 3), sizeof(float));
     double d = 0, d3 = 0, mx = 0;
     CHECK(scratch != NULL);
     CHECK_OK(tw_pool_new(3, &pool, &err), &err);
@@ -912,6 +914,7 @@ TEST(train_attention_kq_matches_the_definition)
     train_attn_bwd_kq(dout, q, k, v, att1, NULL, S, T, H, KV, HD, dq1, dk1, dv1, scratch, NULL);
     /* from the log-sum-exp alone (probabilities recomputed), over 3 threads */
     train_attn_bwd_kq(dout, q, k, v, NULL, lse, S, T, H, KV, HD, dq3, dk3, dv3, scratch, pool);
+    train_attn_bwd_kq(dout, q, k, v, NULL, lse, S, T, H, KV, HD, dq4, dk4, dv4, scratch, NULL);
     for (int i = 0; i < AN; i++)
         d = fmax(d, fabs(att0[i] - att1[i]));
     for (int i = 0; i < QN; i++) {
@@ -931,6 +934,9 @@ TEST(train_attention_kq_matches_the_definition)
     tw_free(scratch);
     CHECK(mx > 0.1 && d <= 1e-5 && d3 <= 1e-5);
     CHECK(!memcmp(o1, o3, sizeof(o1)));
+    /* heads split across threads: the same bits as on one */
+    CHECK(!memcmp(dq3, dq4, sizeof(dq3)) && !memcmp(dk3, dk4, sizeof(dk3)));
+    CHECK(!memcmp(dv3, dv4, sizeof(dv3)));
 }
 
 /* The LoRA layer through the kq kernels against the definition, with dropout, over 1 and 3
