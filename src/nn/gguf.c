@@ -625,6 +625,18 @@ void gguf_close(struct gguf_file *f)
     file_free(f);
 }
 
+void gguf_drop_pages(const struct gguf_file *f, const void *p, size_t n)
+{
+    const uintptr_t base = (uintptr_t)f->data, a = (uintptr_t)p;
+    const long pg = sysconf(_SC_PAGESIZE);
+    if (!f->mapped || pg <= 0 || a < base || n > f->size || a - base > f->size - n)
+        return;
+    const uintptr_t lo = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    const uintptr_t hi = (a + n) & ~((uintptr_t)pg - 1);
+    if (hi > lo) // read-only private file mapping: the pages are re-read from the file if needed
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 uint32_t gguf_version(const struct gguf_file *f)
 {
     return f->version;

@@ -94,6 +94,10 @@ int gguf_open(const char *path, struct gguf_file **out, struct tw_err *err);
 int gguf_open_mem(const void *data, size_t size, const char *name, struct gguf_file **out,
                   struct tw_err *err);
 void gguf_close(struct gguf_file *f);
+/* Hints that the file's bytes [p, p + n) will not be read soon (a tensor copied elsewhere): the
+ * whole pages inside leave the process's resident memory and come back from the file if read
+ * again. Nothing for a file opened from memory. */
+void gguf_drop_pages(const struct gguf_file *f, const void *p, size_t n);
 
 uint32_t gguf_version(const struct gguf_file *f);
 size_t gguf_alignment(const struct gguf_file *f);

@@ -188,9 +188,12 @@ static void ops_inherit(struct kq_ops *ops, const struct kq_ops *lower)
             o->vec_dot = l->vec_dot;
         if (!o->gemm)
             o->gemm = l->gemm;
-        if (!o->pack16 || !o->panel16) {
+        if (!o->gemv_x16)
+            o->gemv_x16 = l->gemv_x16;
+        if (!o->pack16 || !o->panel16) { // the panel format is the table's own: all three go
             o->pack16 = l->pack16;
             o->panel16 = l->panel16;
+            o->x16_panel16 = l->x16_panel16;
         }
     }
 }
@@ -373,6 +376,7 @@ struct mm_ctx {
     float *y;          // n_tok rows of n_out
     char *panels;      // NULL, or one panel of panel_bytes per thread (pack16/panel16)
     size_t panel_bytes;
+    const struct kq_packed *pk; // set: the weights are these groups (w, w_stride: its tail rows)
 };
 
 static void mm_convert(void *arg, int ith, int nth)
@@ -403,12 +407,18 @@ static void mm_dots(const struct mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, 
     }
 }
 
+static void mm_rows_x16(const struct mm_ctx *c, int ith, int nth);
+
 static void mm_rows(void *arg, int ith, int nth)
 {
     const struct mm_ctx *c = arg;
     const struct kq_type_ops *o = c->o;
     long r0, r1;
 
+    if (c->pk) {
+        mm_rows_x16(c, ith, nth);
+        return;
+    }
     /* Slices of whole tiles, so that tiles never straddle threads. */
     long n_tiles = (long)((c->n_out + KQ_TILE_R - 1) / KQ_TILE_R);
     tw_pool_slice(n_tiles, ith, nth, &r0, &r1);
@@ -452,8 +462,20 @@ void kq_matmul(enum gguf_ttype t, const void *w, int64_t n_in, int64_t n_out, co
     kq__matmul(kq__ops(), t, w, n_in, n_out, x, n_tok, y, pool);
 }
 
+static void matmul_impl(const struct kq_ops *ops, enum gguf_ttype t, const void *w, int64_t n_in,
+                        int64_t n_out, const float *x, int64_t n_tok, float *y,
+                        struct tw_pool *pool, const struct kq_packed *pk);
+static void x16_no_memory(const struct mm_ctx *c, unsigned char *buf, size_t cap);
+
 void kq__matmul(const struct kq_ops *ops, enum gguf_ttype t, const void *w, int64_t n_in,
                 int64_t n_out, const float *x, int64_t n_tok, float *y, struct tw_pool *pool)
+{
+    matmul_impl(ops, t, w, n_in, n_out, x, n_tok, y, pool, NULL);
+}
+
+static void matmul_impl(const struct kq_ops *ops, enum gguf_ttype t, const void *w, int64_t n_in,
+                        int64_t n_out, const float *x, int64_t n_tok, float *y,
+                        struct tw_pool *pool, const struct kq_packed *pk)
 {
     TW_ASSERT(kq_type_supported(t) && n_in % kq__block_size(t) == 0);
     TW_ASSERT(n_in >= 0 && n_out >= 0 && n_tok >= 0);
@@ -472,6 +494,7 @@ void kq__matmul(const struct kq_ops *ops, enum gguf_ttype t, const void *w, int6
         .n_out = n_out,
         .n_tok = n_tok,
         .y = y,
+        .pk = pk,
     };
     _Alignas(64) unsigned char stack[MM_STACK];
     void *heap = NULL;
@@ -491,6 +514,10 @@ void kq__matmul(const struct kq_ops *ops, enum gguf_ttype t, const void *w, int6
         else // no memory: go through in pieces that fit on the stack
             step = (int64_t)(sizeof(stack) / c.x_stride);
     }
+    if (step == 0 && pk) {
+        x16_no_memory(&c, stack, sizeof(stack));
+        return;
+    }
     if (step == 0) { // no memory and one converted row is larger than the stack buffer
         for (int64_t tk = 0; tk < n_tok; tk++)
             for (int64_t o = 0; o < n_out; o++)
@@ -499,7 +526,8 @@ void kq__matmul(const struct kq_ops *ops, enum gguf_ttype t, const void *w, int6
     }
     /* Prompt processing with a panel kernel: scratch for one panel per thread. */
     void *panels = NULL;
-    if (c.o->pack16 && step >= KQ_PANEL_MIN_TOK && n_out >= KQ_PANEL_R) {
+    if ((pk ? c.o->x16_panel16 != NULL : c.o->pack16 != NULL) && c.o->panel16 &&
+        step >= KQ_PANEL_MIN_TOK && n_out >= KQ_PANEL_R) {
         c.panel_bytes = (kq__panel_bytes(n_in) + 63) & ~(size_t)63;
         panels = tw_mallocarray((size_t)tw_pool_size(pool), c.panel_bytes);
         c.panels = panels;
@@ -518,4 +546,247 @@ void kq__matmul(const struct kq_ops *ops, enum gguf_ttype t, const void *w, int6
     }
     tw_free(panels);
     tw_free(heap);
+}
+
+/* ---- repacked weights (x16, kq_impl.h) ---- */
+
+struct kq_packed {
+    enum gguf_ttype t;
+    int64_t n_in, n_out;
+    int64_t n_groups;     // whole groups of KQ_PANEL_R rows
+    size_t row_bytes;     // one GGUF row
+    size_t group_bytes;   // KQ_PANEL_R rows
+    unsigned char *data;  // n_groups groups, then the n_out % 16 rows left in the GGUF layout
+};
+
+int kq__x16_type(enum gguf_ttype t)
+{
+    return t == GGUF_T_F32 || t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 || t == GGUF_T_Q4_K ||
+           t == GGUF_T_Q5_K || t == GGUF_T_Q6_K;
+}
+
+/* The pieces of a block: 'count' runs of 'size' bytes from src_off in the GGUF block go to
+ * dst_off + i * dst_step + r * size in the group's block (i < count, r = the row). */
+struct x16_piece {
+    unsigned short src_off, size, count, dst_off, dst_step;
+};
+static const struct x16_piece x16_q8_0[] = {{0, 2, 1, 0, 0}, {2, 4, 8, 32, 64}};
+static const struct x16_piece x16_q4_0[] = {{0, 2, 1, 0, 0}, {2, 4, 4, 32, 64}};
+static const struct x16_piece x16_q4_K[] = {{0, 2, 1, 0, 0}, {2, 2, 1, 32, 0}, {4, 4, 3, 64, 64},
+                                            {16, 4, 32, 256, 64}};
+static const struct x16_piece x16_q5_K[] = {{0, 2, 1, 0, 0},     {2, 2, 1, 32, 0},
+                                            {4, 4, 3, 64, 64},   {16, 4, 8, 256, 64},
+                                            {48, 4, 32, 768, 64}};
+/* Q6_K: after d and the scales, 16 triples of 192 bytes in the order the kernel reads them:
+ * (ql[64h + 4j], ql[64h + 32 + 4j], qh[32h + 4j]) for h = 0..1, j = 0..7. */
+static const struct x16_piece x16_q6_K[] = {
+    {208, 2, 1, 0, 0},        {192, 4, 4, 32, 64},       {0, 4, 8, 288, 192},
+    {32, 4, 8, 352, 192},     {64, 4, 8, 1824, 192},     {96, 4, 8, 1888, 192},
+    {128, 4, 16, 416, 192},
+};
+
+/* F32: a transpose of 16 rows x n columns. */
+static void x16_copy_f32(int64_t n, float *g, float *w, size_t w_stride, int to_group)
+{
+    for (int r = 0; r < KQ_PANEL_R; r++) {
+        float *row = (float *)(void *)((unsigned char *)w + (size_t)r * w_stride);
+        for (int64_t i = 0; i < n; i++) {
+            if (to_group)
+                g[i * KQ_PANEL_R + r] = row[i];
+            else
+                row[i] = g[i * KQ_PANEL_R + r];
+        }
+    }
+}
+
+static void x16_copy(enum gguf_ttype t, int64_t n, unsigned char *g, unsigned char *w,
+                     size_t w_stride, int to_group)
+{
+    TW_ASSERT(kq__x16_type(t));
+    if (t == GGUF_T_F32) {
+        x16_copy_f32(n, (float *)(void *)g, (float *)(void *)w, w_stride, to_group);
+        return;
+    }
+    const size_t bb = kq__block_bytes(t);
+    const int64_t nb = n / kq__block_size(t);
+    const struct x16_piece *pc = t == GGUF_T_Q8_0   ? x16_q8_0
+                                 : t == GGUF_T_Q4_0 ? x16_q4_0
+                                 : t == GGUF_T_Q4_K ? x16_q4_K
+                                 : t == GGUF_T_Q5_K ? x16_q5_K
+                                                    : x16_q6_K;
+    const int np = t == GGUF_T_Q8_0 || t == GGUF_T_Q4_0 ? 2
+                   : t == GGUF_T_Q4_K                  ? 4
+                   : t == GGUF_T_Q5_K                  ? 5
+                                                       : 7;
+    for (int r = 0; r < KQ_PANEL_R; r++)
+        for (int64_t b = 0; b < nb; b++) {
+            unsigned char *src = w + (size_t)r * w_stride + (size_t)b * bb;
+            unsigned char *dst = g + (size_t)b * bb * KQ_PANEL_R;
+            for (int k = 0; k < np; k++)
+                for (int i = 0; i < pc[k].count; i++) {
+                    unsigned char *a = src + pc[k].src_off + (size_t)i * pc[k].size;
+                    unsigned char *z = dst + pc[k].dst_off + (size_t)i * pc[k].dst_step +
+                                       (size_t)r * pc[k].size;
+                    if (to_group)
+                        memcpy(z, a, pc[k].size);
+                    else
+                        memcpy(a, z, pc[k].size);
+                }
+        }
+}
+
+void kq__pack_x16(enum gguf_ttype t, int64_t n, const void *w, size_t w_stride, void *g)
+{
+    x16_copy(t, n, g, (unsigned char *)(uintptr_t)w, w_stride, 1);
+}
+
+void kq__unpack_x16(enum gguf_ttype t, int64_t n, const void *g, void *w, size_t w_stride)
+{
+    x16_copy(t, n, (unsigned char *)(uintptr_t)g, w, w_stride, 0);
+}
+
+struct pack_job {
+    struct kq_packed *p;
+    const unsigned char *w;
+};
+
+static void pack_groups(void *arg, int ith, int nth)
+{
+    const struct pack_job *j = arg;
+    const struct kq_packed *p = j->p;
+    long g0, g1;
+    tw_pool_slice((long)p->n_groups, ith, nth, &g0, &g1);
+    for (long g = g0; g < g1; g++)
+        kq__pack_x16(p->t, p->n_in, j->w + (size_t)g * p->group_bytes, p->row_bytes,
+                     p->data + (size_t)g * p->group_bytes);
+}
+
+struct kq_packed *kq_pack(enum gguf_ttype t, const void *w, int64_t n_in, int64_t n_out,
+                          struct tw_pool *pool, int *nomem)
+{
+    const struct kq_ops *ops = kq__ops();
+    if (nomem)
+        *nomem = 0;
+    if (!kq__x16_type(t) || !ops->type[t].gemv_x16 || n_in <= 0 || n_out < KQ_PANEL_R ||
+        n_in % kq__block_size(t))
+        return NULL;
+    struct kq_packed *p = tw_calloc(1, sizeof(*p));
+    if (!p)
+        goto nomem;
+    p->t = t;
+    p->n_in = n_in;
+    p->n_out = n_out;
+    p->n_groups = n_out / KQ_PANEL_R;
+    p->row_bytes = kq__row_bytes(t, n_in);
+    p->group_bytes = p->row_bytes * KQ_PANEL_R;
+    const size_t tail = (size_t)(n_out % KQ_PANEL_R) * p->row_bytes;
+    p->data = tw_malloc((size_t)p->n_groups * p->group_bytes + tail);
+    if (!p->data) {
+        tw_free(p);
+        goto nomem;
+    }
+    struct pack_job j = {p, w};
+    tw_pool_run(pool, pack_groups, &j);
+    if (tail)
+        memcpy(p->data + (size_t)p->n_groups * p->group_bytes,
+               (const unsigned char *)w + (size_t)p->n_groups * p->group_bytes, tail);
+    return p;
+nomem:
+    if (nomem)
+        *nomem = 1;
+    return NULL;
+}
+
+void kq_packed_free(struct kq_packed *p)
+{
+    if (!p)
+        return;
+    tw_free(p->data);
+    tw_free(p);
+}
+
+size_t kq_packed_bytes(const struct kq_packed *p)
+{
+    return (size_t)p->n_out * p->row_bytes;
+}
+
+void kq_matmul_packed(const struct kq_packed *p, const float *x, int64_t n_tok, float *y,
+                      struct tw_pool *pool)
+{
+    matmul_impl(kq__ops(), p->t, p->data + (size_t)p->n_groups * p->group_bytes, p->n_in,
+                p->n_out, x, n_tok, y, pool, p);
+}
+
+/* The rows after the last group (GGUF layout at c->w) x every token, through vec_dot. */
+static void x16_tail(const struct mm_ctx *c)
+{
+    const int64_t r0 = c->pk->n_groups * KQ_PANEL_R;
+    for (int64_t r = r0; r < c->n_out; r++) {
+        const char *wr = c->w + (r - r0) * c->w_stride;
+        for (int64_t t = 0; t < c->n_tok; t++)
+            c->y[t * c->n_out + r] = c->o->vec_dot(c->n_in, wr, c->xq + t * c->x_stride);
+    }
+}
+
+/* Whole groups per thread, the tail rows as one more unit. Prompts (c->panels) unpack each
+ * group into the panel kernel's layout; fewer tokens go through gemv_x16, 4 at a time. */
+static void mm_rows_x16(const struct mm_ctx *c, int ith, int nth)
+{
+    const struct kq_packed *p = c->pk;
+    const struct kq_type_ops *o = c->o;
+    const long units = (long)p->n_groups + (p->n_out % KQ_PANEL_R ? 1 : 0);
+    long u0, u1;
+    tw_pool_slice(units, ith, nth, &u0, &u1);
+    for (long u = u0; u < u1; u++) {
+        if (u == p->n_groups) {
+            x16_tail(c);
+            continue;
+        }
+        const unsigned char *g = p->data + (size_t)u * p->group_bytes;
+        float *yg = c->y + u * KQ_PANEL_R;
+        if (c->panels) {
+            void *panel = c->panels + (size_t)ith * c->panel_bytes;
+            o->x16_panel16(c->n_in, g, panel);
+            o->panel16(c->n_in, panel, c->xq, c->x_stride, c->n_tok, yg, c->n_out);
+            continue;
+        }
+        for (int64_t t = 0; t < c->n_tok; t += KQ_X16_TOK) {
+            const int nt = c->n_tok - t < KQ_X16_TOK ? (int)(c->n_tok - t) : KQ_X16_TOK;
+            o->gemv_x16(c->n_in, g, c->xq + t * c->x_stride, c->x_stride, nt,
+                        yg + t * c->n_out, c->n_out);
+        }
+    }
+}
+
+/* No memory for the converted activations and one row does not fit the stack buffer: a chunk
+ * of blocks at a time (a group's blocks [b0, b1) are contiguous, and sums add across blocks). */
+static void x16_no_memory(const struct mm_ctx *c, unsigned char *buf, size_t cap)
+{
+    const struct kq_packed *p = c->pk;
+    const enum gguf_ttype vt = kq__vec_type(p->t);
+    const int64_t bs = kq__block_size(p->t);
+    const size_t bb = kq__block_bytes(p->t);
+    int64_t chunk = (int64_t)(cap / kq__block_bytes(vt)) * kq__block_size(vt);
+    chunk -= chunk % bs;
+    TW_ASSERT(chunk > 0);
+    for (int64_t t = 0; t < c->n_tok; t++) {
+        float *yt = c->y + t * c->n_out;
+        for (int64_t r = 0; r < c->n_out; r++)
+            yt[r] = 0;
+        for (int64_t i = 0; i < c->n_in; i += chunk) {
+            const int64_t m = c->n_in - i < chunk ? c->n_in - i : chunk;
+            const size_t off = (size_t)(i / bs) * bb;
+            float part[KQ_PANEL_R];
+            c->o->from_float(c->x + t * c->n_in + i, buf, m);
+            for (int64_t g = 0; g < p->n_groups; g++) {
+                c->o->gemv_x16(m, p->data + (size_t)g * p->group_bytes + off * KQ_PANEL_R, buf,
+                               0, 1, part, 0);
+                for (int r = 0; r < KQ_PANEL_R; r++)
+                    yt[g * KQ_PANEL_R + r] += part[r];
+            }
+            for (int64_t r = p->n_groups * KQ_PANEL_R; r < c->n_out; r++)
+                yt[r] += c->o->vec_dot(m, c->w + (r - p->n_groups * KQ_PANEL_R) * c->w_stride +
+                                              off, buf);
+        }
+    }
 }

@@ -50,6 +50,26 @@ float kq_dot(enum gguf_ttype t, const void *row, const float *x, int64_t n);
 void kq_matmul(enum gguf_ttype t, const void *w, int64_t n_in, int64_t n_out, const float *x,
                int64_t n_tok, float *y, struct tw_pool *pool);
 
+/* ---- repacked weights ----
+ *
+ * A weight matrix copied once into the layout this CPU's fastest kernels read (llama.cpp's
+ * "repack"): groups of 16 rows interleaved block by block, so that token generation runs
+ * without horizontal sums or per-row shuffles and prompt processing unpacks panels from it. The
+ * same bytes in another order, plus the n_out % 16 rows left over in the GGUF layout: no more
+ * memory than the tensor. Results equal kq_matmul's up to the order of float additions. */
+struct kq_packed;
+
+/* A packed copy of 'w' (GGUF rows, type t, n_out rows of n_in), packed across 'pool' (may be
+ * NULL). Returns NULL when t has no packed layout with the kernel set in use (use kq_matmul on
+ * w), or on allocation failure (*nomem set, when not NULL). The copy does not refer to w. */
+struct kq_packed *kq_pack(enum gguf_ttype t, const void *w, int64_t n_in, int64_t n_out,
+                          struct tw_pool *pool, int *nomem);
+void kq_packed_free(struct kq_packed *p);
+size_t kq_packed_bytes(const struct kq_packed *p);
+/* kq_matmul of the matrix p was made from. */
+void kq_matmul_packed(const struct kq_packed *p, const float *x, int64_t n_tok, float *y,
+                      struct tw_pool *pool);
+
 /* ---- whole models (kq_model.c) ---- */
 
 struct kq_quantize_stats {

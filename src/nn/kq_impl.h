@@ -101,7 +101,46 @@ struct kq_type_ops {
     void (*pack16)(int64_t n, const void *w, size_t w_stride, void *panel);
     void (*panel16)(int64_t n, const void *panel, const void *x, size_t x_stride, int64_t n_tok,
                     float *y, int64_t y_stride);
+    /* Optional repacked weights (kq_pack): groups of KQ_PANEL_R rows in the x16 layout below.
+     * gemv_x16 multiplies one group with n_tok (1..KQ_X16_TOK) activation rows,
+     *     y[t*y_stride + r] = vec_dot(n, row r, x + t*x_stride)   r < 16, t < n_tok
+     * and x16_panel16 turns a group into the pack16 panel (prompt processing). */
+    void (*gemv_x16)(int64_t n, const void *g, const void *x, size_t x_stride, int n_tok,
+                     float *y, int64_t y_stride);
+    void (*x16_panel16)(int64_t n, const void *g, void *panel);
 };
+
+/* The x16 layout: the bytes of 16 GGUF rows of an F32, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K weight, reordered so that one
+ * 64-byte load holds 4 quant bytes of each of the 16 rows and the rows' scales are vectors.
+ * Same size as the rows. Block by block (b = block index, r = row 0..15, j = 0..3):
+ *
+ *   F32 (64 bytes per column):   4r              column i of row r (16 rows' values of a column
+ *                                                    form a vector)
+ *   Q8_0 (544 bytes per block):  [0, 32)         d of row r at 2r (f16)
+ *                                32 + 64k + 4r + j   qs[4k + j] of row r        k = 0..7
+ *   Q4_0 (288 bytes per block):  [0, 32)         d of row r at 2r (f16)
+ *                                32 + 64k + 4r + j   qs[4k + j] of row r        k = 0..3
+ *   Q4_K (2304 bytes per block): [0, 32)         d of row r at 2r, [32, 64) dmin
+ *                                64 + 64m + 4r + j   scales[4m + j] of row r    m = 0..2
+ *                                256 + 64k + 4r + j  qs[4k + j] of row r        k = 0..31
+ *   Q5_K (2816 bytes per block): [0, 256)        as Q4_K
+ *                                256 + 64k + 4r + j  qh[4k + j] of row r        k = 0..7
+ *                                768 + 64k + 4r + j  qs[4k + j] of row r        k = 0..31
+ *   Q6_K (3360 bytes per block): [0, 32)         d of row r at 2r (f16)
+ *                                32 + 64m + 4r + j   scales[4m + j] of row r    m = 0..3
+ *                                288 + 192(8h + k) + 64s + 4r + j, h = 0..1, k = 0..7:
+ *                                  s = 0: ql[64h + 4k + j], 1: ql[64h + 32 + 4k + j],
+ *                                  2: qh[32h + 4k + j] of row r (read in this order)
+ *
+ * so a Q8_0 vector holds weights 4k..4k+3 of 16 rows, a Q4 vector's low nibbles weights 4k'..4k'+3 of a sub-block (Q4_0: k' = k; Q4_K: sub-block
+ * 2(k/8), k' = k%8) and its high nibbles the same weights of the next half (Q4_0: +16; Q4_K:
+ * sub-block 2(k/8)+1). llama.cpp repacks Q4_0/Q4_K the same way (8 rows, "q4_0_8x8"). */
+#define KQ_X16_TOK 4
+/* True if t has an x16 layout; kq__pack_x16/unpack convert 16 rows of n weights (stride in
+ * bytes) to one group and back. */
+int kq__x16_type(enum gguf_ttype t);
+void kq__pack_x16(enum gguf_ttype t, int64_t n, const void *w, size_t w_stride, void *g);
+void kq__unpack_x16(enum gguf_ttype t, int64_t n, const void *g, void *w, size_t w_stride);
 
 #define KQ_PANEL_R 16
 #define KQ_PANEL_MIN_TOK 16 // fewer tokens do not pay for packing

@@ -46,6 +46,14 @@ struct llm_model {
     size_t f32_used, f32_cap;
     struct llm_lora_link *lora;            // (n_lora) adapted weights, sorted by w; NULL if none
     int n_lora, n_adapters;
+    struct llm_packed *packed;             // (n_packed) repacked weights, sorted by t
+    int n_packed;
+};
+
+/* A weight matrix copied into the kernels' repacked layout at load (kq_pack). */
+struct llm_packed {
+    const struct gguf_tensor *t;
+    struct kq_packed *p;
 };
 
 /* One weight of one applied LoRA adapter (llm_model_apply_lora). */
@@ -274,6 +282,59 @@ static int load_tensors(struct llm_model *m, struct tw_err *err)
     return TW_OK;
 }
 
+static int packed_cmp(const void *x, const void *y)
+{
+    uintptr_t a = (uintptr_t)((const struct llm_packed *)x)->t;
+    uintptr_t b = (uintptr_t)((const struct llm_packed *)y)->t;
+    return a < b ? -1 : a > b;
+}
+
+static void pack_one(struct llm_model *m, const struct gguf_tensor *t)
+{
+    for (int i = 0; i < m->n_packed; i++)
+        if (m->packed[i].t == t)
+            return;
+    struct kq_packed *p = kq_pack(t->type, t->data, t->ne[0], t->ne[1], NULL, NULL);
+    if (!p)
+        return;
+    m->packed[m->n_packed++] = (struct llm_packed){t, p};
+    /* a tied token_embd still gives rows to the embedding lookup: they come back from the
+     * page cache when read */
+    gguf_drop_pages(m->f, t->data, t->nbytes);
+}
+
+/* Repacks every matrix the kernels have a faster layout for (kq_pack), unless TWIN_REPACK=0.
+ * Out of memory is not an error: the weights are then used in place. */
+static void pack_weights(struct llm_model *m)
+{
+    const char *env = getenv("TWIN_REPACK");
+    const int n = 7 * m->hp.n_layer + 1;
+    if (env && !strcmp(env, "0"))
+        return;
+    m->packed = tw_calloc((size_t)n, sizeof(*m->packed));
+    if (!m->packed)
+        return;
+    pack_one(m, m->output);
+    for (int i = 0; i < m->hp.n_layer; i++) {
+        const struct llm_layer *l = &m->layers[i];
+        const struct gguf_tensor *w[7] = {l->wq, l->wk, l->wv, l->wo, l->w_gate, l->w_up,
+                                          l->w_down};
+        for (int k = 0; k < 7; k++)
+            pack_one(m, w[k]);
+    }
+    qsort(m->packed, (size_t)m->n_packed, sizeof(*m->packed), packed_cmp);
+}
+
+static const struct kq_packed *packed_of(const struct llm_model *m, const struct gguf_tensor *t)
+{
+    if (!m->n_packed)
+        return NULL;
+    const struct llm_packed key = {t, NULL};
+    const struct llm_packed *hit =
+        bsearch(&key, m->packed, (size_t)m->n_packed, sizeof(key), packed_cmp);
+    return hit ? hit->p : NULL;
+}
+
 int llm_model_from_gguf(const struct gguf_file *f, struct llm_model **out, struct tw_err *err)
 {
     struct llm_model *m;
@@ -292,6 +353,7 @@ int llm_model_from_gguf(const struct gguf_file *f, struct llm_model **out, struc
         llm_model_free(m);
         return rc;
     }
+    pack_weights(m);
     *out = m;
     return TW_OK;
 }
@@ -318,6 +380,9 @@ void llm_model_free(struct llm_model *m)
 {
     if (!m)
         return;
+    for (int i = 0; i < m->n_packed; i++)
+        kq_packed_free(m->packed[i].p);
+    tw_free(m->packed);
     tw_free(m->f32);
     tw_free(m->layers);
     tw_free(m->lora);
@@ -635,8 +700,12 @@ static void lora_embd(const struct llm_model *m, int32_t id, float *x)
 static void matmul(struct llm_ctx *c, const struct gguf_tensor *w, const float *x, int T, float *y)
 {
     int64_t work = w->ne[0] * w->ne[1] * T;
-    kq_matmul(w->type, w->data, w->ne[0], w->ne[1], x, T, y,
-              work >= LLM_PAR_MIN_WORK ? c->pool : NULL);
+    const struct kq_packed *p = packed_of(c->m, w);
+    struct tw_pool *pool = work >= LLM_PAR_MIN_WORK ? c->pool : NULL;
+    if (p)
+        kq_matmul_packed(p, x, T, y, pool);
+    else
+        kq_matmul(w->type, w->data, w->ne[0], w->ne[1], x, T, y, pool);
     if (c->m->n_lora)
         lora_matmul(c->m, w, x, T, y, c->pool);
 }

@@ -362,6 +362,117 @@ TEST(kq_matmul_panels)
     tw_pool_free(pool);
 }
 
+/* Repacked weights (kq_pack, the x16 layout): packing is a permutation of the rows' bytes
+ * (unpacking gives them back exactly), and kq_matmul_packed equals the reference matmul to float
+ * rounding for token generation (1 token), small batches (gemv over 2-4 tokens), prompts
+ * (panels) and the rows left over after the groups of 16, on one thread and three. */
+TEST(kq_packed_matches_ref)
+{
+    struct tw_err err = TW_ERR_INIT;
+    struct tw_pool *pool = NULL;
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    static const enum gguf_ttype types[] = {GGUF_T_F32,  GGUF_T_Q8_0, GGUF_T_Q4_0,
+                                            GGUF_T_Q4_K, GGUF_T_Q5_K, GGUF_T_Q6_K};
+    /* n_out, n_tok: whole groups, groups + tail rows, 1..5 tokens, panel sizes */
+    const int64_t shapes[][2] = {{16, 1}, {37, 1}, {48, 2}, {37, 3}, {64, 4},
+                                 {53, 5}, {16, 16}, {37, 21}, {70, 33}};
+    int packed_any = 0;
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+        enum gguf_ttype t = types[k];
+        for (size_t sh = 0; sh < sizeof(shapes) / sizeof(shapes[0]); sh++) {
+            int64_t n_out = shapes[sh][0], n_tok = shapes[sh][1];
+            int64_t n_in = kq__block_size(t) == KQ_QK_K ? 768   // 3 super-blocks
+                           : kq__block_size(t) == KQ_QK ? 800    // 25 blocks
+                                                        : 803;   // 4 columns per step, 3 left
+            size_t rb = kq__row_bytes(t, n_in);
+            float *w = gauss_vec(n_in * n_out, 0.05f), *x = gauss_vec(n_in * n_tok, 1.0f);
+            void *wq = quantized(t, w, n_in * n_out);
+            unsigned char *g = tw_malloc(rb * 16), *back = tw_malloc(rb * 16);
+            float *y0 = tw_calloc((size_t)(n_out * n_tok), sizeof(float));
+            float *y1 = tw_calloc((size_t)(n_out * n_tok), sizeof(float));
+            CHECK(w && x && wq && g && back && y0 && y1);
+            kq__pack_x16(t, n_in, wq, rb, g);
+            kq__unpack_x16(t, n_in, g, back, rb);
+            CHECK(memcmp(back, wq, rb * 16) == 0);
+            CHECK(memcmp(g, wq, rb * 16) != 0);
+            int nomem = 1;
+            struct kq_packed *p = kq_pack(t, wq, n_in, n_out, pool, &nomem);
+            CHECK_EQ_INT(nomem, 0);
+            if (!p) { // no x16 kernels on this CPU: the layout is still checked above
+                CHECK(!kq__ops()->type[t].gemv_x16);
+                tw_free(w), tw_free(x), tw_free(wq), tw_free(g), tw_free(back);
+                tw_free(y0), tw_free(y1);
+                continue;
+            }
+            packed_any = 1;
+            CHECK_EQ_INT(kq_packed_bytes(p), (long long)(rb * (size_t)n_out));
+            matmul_ref(t, wq, n_in, n_out, x, n_tok, y0);
+            for (int pl = 0; pl < 2; pl++) {
+                memset(y1, 0xFF, (size_t)(n_out * n_tok) * sizeof(float));
+                kq_matmul_packed(p, x, n_tok, y1, pl ? pool : NULL);
+                for (int64_t i = 0; i < n_out * n_tok; i++) {
+                    int64_t o = i % n_out, tk = i / n_out;
+                    double tol = 2e-6 * dot_scale(t, (const char *)wq + o * rb, x + tk * n_in,
+                                                  n_in);
+                    CHECK_MSG(fabs((double)y0[i] - y1[i]) <= tol,
+                              "packed %s n_out=%lld n_tok=%lld y[%lld]: %.9g vs %.9g", tname(t),
+                              (long long)n_out, (long long)n_tok, (long long)i, (double)y0[i],
+                              (double)y1[i]);
+                }
+            }
+            kq_packed_free(p);
+            tw_free(w), tw_free(x), tw_free(wq), tw_free(g), tw_free(back);
+            tw_free(y0), tw_free(y1);
+        }
+    }
+    if (!strcmp(kq_isa(), "avx512") && kq__ops_isa("avx512")->type[GGUF_T_Q4_0].gemv_x16)
+        CHECK(packed_any);
+    /* no packed layout: other types, fewer than 16 rows */
+    float *w = gauss_vec(256 * 16, 0.05f);
+    void *q8 = quantized(GGUF_T_BF16, w, 256 * 16), *q4 = quantized(GGUF_T_Q4_0, w, 256 * 16);
+    CHECK(w && q8 && q4);
+    CHECK(kq_pack(GGUF_T_BF16, q8, 256, 16, NULL, NULL) == NULL);
+    CHECK(kq_pack(GGUF_T_F16, q4, 256, 16, NULL, NULL) == NULL);
+    CHECK(kq_pack(GGUF_T_Q4_0, q4, 256, 15, NULL, NULL) == NULL);
+    tw_free(w), tw_free(q8), tw_free(q4);
+    tw_pool_free(pool);
+}
+
+/* Out of memory: kq_pack reports it and leaks nothing; kq_matmul_packed without memory for the
+ * converted activations (a row larger than its stack buffer) still gives the right answer. */
+TEST(kq_packed_out_of_memory)
+{
+    const int64_t n_in = 24576, n_out = 19; // Q8_0X row of 25.3 KB, over the 16 KB stack buffer
+    float *w = gauss_vec(n_in * n_out, 0.05f), *x = gauss_vec(n_in, 1.0f);
+    void *wq = quantized(GGUF_T_Q4_0, w, n_in * n_out);
+    float *y0 = tw_calloc((size_t)n_out, sizeof(float)), *y1 = tw_calloc((size_t)n_out, 4);
+    CHECK(w && x && wq && y0 && y1);
+    for (long k = 0; k < 2; k++) {
+        int nomem = 0;
+        tw_mem_fail_after(k);
+        struct kq_packed *p = kq_pack(GGUF_T_Q4_0, wq, n_in, n_out, NULL, &nomem);
+        tw_mem_fail_after(-1);
+        CHECK(p == NULL);
+        CHECK_EQ_INT(nomem, kq__ops()->type[GGUF_T_Q4_0].gemv_x16 != NULL);
+    }
+    struct kq_packed *p = kq_pack(GGUF_T_Q4_0, wq, n_in, n_out, NULL, NULL);
+    if (p) {
+        matmul_ref(GGUF_T_Q4_0, wq, n_in, n_out, x, 1, y0);
+        tw_mem_fail_after(0);
+        kq_matmul_packed(p, x, 1, y1, NULL);
+        tw_mem_fail_after(-1);
+        for (int64_t o = 0; o < n_out; o++) {
+            double tol = 2e-6 * dot_scale(GGUF_T_Q4_0,
+                                          (const char *)wq + o * kq__row_bytes(GGUF_T_Q4_0, n_in),
+                                          x, n_in);
+            CHECK_MSG(fabs((double)y0[o] - y1[o]) <= tol, "y[%lld]: %.9g vs %.9g", (long long)o,
+                      (double)y0[o], (double)y1[o]);
+        }
+        kq_packed_free(p);
+    }
+    tw_free(w), tw_free(x), tw_free(wq), tw_free(y0), tw_free(y1);
+}
+
 /* Activation quantization costs about 1e-2 relative against a float dot product of the
  * dequantized weights; the float types stay within rounding. */
 TEST(kq_dot_vs_float)

@@ -1200,10 +1200,518 @@ static void from_f32_q8_K(const float *x, void *dst, int64_t n)
     }
 }
 
+/* ---- repacked weights (x16 layout, kq_impl.h): token generation without shuffles ----
+ *
+ * One 64-byte load holds 4 quant bytes of each of 16 rows. Its low nibbles (v & 0x0F) meet 4
+ * broadcast activation bytes in one vpdpbusd, giving 16 rows' partial sums in 16 lanes; its high
+ * nibbles are taken as v & 0xF0, i.e. 16 times the nibble, so the shift comes once per sum
+ * (exact: every product is a multiple of 16). No horizontal sums, no per-row shuffles: the
+ * scales of the 16 rows are vectors too. */
+
+#define X16_Q4_0_BLOCK (16 * 18)
+#define X16_Q8_0_BLOCK (16 * 34)
+#define X16_Q4_K_BLOCK (16 * 144)
+#define X16_Q5_K_BLOCK (16 * 176)
+
+static inline __attribute__((always_inline)) __m512 x16_d(const uint8_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+/* The entry point for n_tok = 1..4 tokens, each a specialization of IMPL. */
+#define DEF_GEMV_X16(name, IMPL, ATTR)                                                             \
+    ATTR static void name(int64_t n, const void *g, const void *x, size_t x_stride, int n_tok,     \
+                          float *y, int64_t y_stride)                                              \
+    {                                                                                              \
+        switch (n_tok) {                                                                           \
+        case 1:                                                                                    \
+            IMPL(n, g, x, x_stride, 1, y, y_stride);                                               \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            IMPL(n, g, x, x_stride, 2, y, y_stride);                                               \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            IMPL(n, g, x, x_stride, 3, y, y_stride);                                               \
+            break;                                                                                 \
+        default:                                                                                   \
+            IMPL(n, g, x, x_stride, 4, y, y_stride);                                               \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+
+
+/* Q4_0 and Q8_0 (q8): the block's 8 value vectors u[j] hold weights 4j..4j+3 of 16 rows. Q8_0:
+ * the quants flipped to unsigned (q + 128, one xor). Q4_0: low nibbles for j < 4, high nibbles
+ * as v & 0xF0 (16 times the value: the sum is shifted back once) for j >= 4. The offset (128 or
+ * 8 times the block's activation sum) comes off per block. */
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_b32_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+               float *y, int64_t y_stride, const int q8)
+{
+    const int64_t nb = n / KQ_QK;
+    const __m512i z = _mm512_setzero_si512();
+    const float *xd[KQ_X16_TOK];
+    const int8_t *xq[KQ_X16_TOK];
+    const int32_t *xs[KQ_X16_TOK];
+    __m512 f[KQ_X16_TOK];
+    for (int k = 0; k < T; k++) {
+        const char *xr = (const char *)x + (size_t)k * x_stride;
+        xd[k] = kq__q8x_d(xr);
+        xq[k] = kq__q8x_qs(xr, n);
+        xs[k] = kq__q8x_s(xr, n);
+        f[k] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++, G += q8 ? X16_Q8_0_BLOCK : X16_Q4_0_BLOCK) {
+        __m512i u[8];
+        for (int j = 0; j < (q8 ? 8 : 4); j++) {
+            const __m512i v = _mm512_loadu_si512(G + 32 + 64 * j);
+            if (q8) {
+                u[j] = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+            } else {
+                u[j] = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+                u[j + 4] = _mm512_and_si512(v, _mm512_set1_epi8((char)0xF0));
+            }
+        }
+        const __m512 d = x16_d(G);
+        for (int k = 0; k < T; k++) {
+            const int8_t *q = xq[k] + b * KQ_QK;
+            __m512i a0 = z, a1 = z, h0 = z, h1 = z;
+            for (int j = 0; j < 4; j += 2) {
+                a0 = _mm512_dpbusd_epi32(a0, u[j], bcast32(q + 4 * j));
+                a1 = _mm512_dpbusd_epi32(a1, u[j + 1], bcast32(q + 4 * j + 4));
+                h0 = _mm512_dpbusd_epi32(h0, u[j + 4], bcast32(q + 16 + 4 * j));
+                h1 = _mm512_dpbusd_epi32(h1, u[j + 5], bcast32(q + 20 + 4 * j));
+            }
+            __m512i H = _mm512_add_epi32(h0, h1);
+            if (!q8)
+                H = _mm512_srai_epi32(H, 4);
+            const __m512i S =
+                _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), H),
+                                 _mm512_set1_epi32(xs[k][b] * (q8 ? 128 : 8)));
+            f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xd[k][b])),
+                                   _mm512_cvtepi32_ps(S), f[k]);
+        }
+    }
+    for (int k = 0; k < T; k++)
+        _mm512_storeu_ps(y + k * y_stride, f[k]);
+}
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_q4_0_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+                float *y, int64_t y_stride)
+{
+    gemv_x16_b32_t(n, G, x, x_stride, T, y, y_stride, 0);
+}
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_q8_0_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+                float *y, int64_t y_stride)
+{
+    gemv_x16_b32_t(n, G, x, x_stride, T, y, y_stride, 1);
+}
+
+DEF_GEMV_X16(gemv_x16_q4_0, gemv_x16_q4_0_t, VNNI_TARGET)
+
+/* F32: column i of the 16 rows is one vector; each meets the broadcast x[i] of up to 4 tokens
+ * in one FMA, 4 columns in flight per token. Prompts go through here too, 4 tokens at a time
+ * (one load, four broadcasts, four FMAs per column: FMA-bound, the group in L2). */
+static inline __attribute__((always_inline)) void gemv_x16_f32_t(int64_t n, const float *G,
+                                                                 const void *x, size_t x_stride,
+                                                                 const int T, float *y,
+                                                                 int64_t y_stride)
+{
+    const float *xr[KQ_X16_TOK];
+    __m512 acc[KQ_X16_TOK][4];
+    for (int k = 0; k < T; k++) {
+        xr[k] = (const float *)(const void *)((const char *)x + (size_t)k * x_stride);
+        for (int u = 0; u < 4; u++)
+            acc[k][u] = _mm512_setzero_ps();
+    }
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            const __m512 w = _mm512_loadu_ps(G + 16 * (i + u));
+            for (int k = 0; k < T; k++)
+                acc[k][u] = _mm512_fmadd_ps(w, _mm512_set1_ps(xr[k][i + u]), acc[k][u]);
+        }
+    }
+    for (; i < n; i++) {
+        const __m512 w = _mm512_loadu_ps(G + 16 * i);
+        for (int k = 0; k < T; k++)
+            acc[k][0] = _mm512_fmadd_ps(w, _mm512_set1_ps(xr[k][i]), acc[k][0]);
+    }
+    for (int k = 0; k < T; k++)
+        _mm512_storeu_ps(y + k * y_stride,
+                         _mm512_add_ps(_mm512_add_ps(acc[k][0], acc[k][1]),
+                                       _mm512_add_ps(acc[k][2], acc[k][3])));
+}
+
+DEF_GEMV_X16(gemv_x16_f32, gemv_x16_f32_t, )
+
+
+DEF_GEMV_X16(gemv_x16_q8_0, gemv_x16_q8_0_t, VNNI_TARGET)
+
+static void x16_panel16_q8_0(int64_t n, const void *g, void *panel)
+{
+    const int64_t nb = n / KQ_QK;
+    const uint8_t *G = g;
+    uint8_t *P = panel;
+    float *dw = (float *)(void *)(P + (size_t)nb * 512);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < nb; b++, G += X16_Q8_0_BLOCK) {
+        _mm512_storeu_ps(dw + b * KQ_PANEL_R, x16_d(G));
+        for (int j = 0; j < 8; j++)
+            _mm512_storeu_si512(P + b * 512 + j * 64,
+                                _mm512_xor_si512(_mm512_loadu_si512(G + 32 + 64 * j), flip));
+    }
+}
+
+/* The 8 scales and mins of 16 rows (x16 Q4_K block at G): sc[0] holds sub-blocks 0-3 (a byte
+ * each) of every row, sc[1] 4-7; mn likewise. */
+static inline __attribute__((always_inline)) void x16_scales_k4(const uint8_t *G, __m512i sc[2],
+                                                                __m512i mn[2])
+{
+    const __m512i u0 = _mm512_loadu_si512(G + 64), u1 = _mm512_loadu_si512(G + 128);
+    const __m512i u2 = _mm512_loadu_si512(G + 192);
+    const __m512i m6 = _mm512_set1_epi32(0x3F3F3F3F), m4 = _mm512_set1_epi32(0x0F0F0F0F);
+    const __m512i m2 = _mm512_set1_epi32(0x03030303);
+    sc[0] = _mm512_and_si512(u0, m6);
+    mn[0] = _mm512_and_si512(u1, m6);
+    sc[1] = _mm512_or_si512(_mm512_and_si512(u2, m4),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), m2), 4));
+    mn[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m4),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), m2), 4));
+}
+
+static inline int32_t pair16(int a, int b)
+{
+    return (int32_t)((uint32_t)(uint16_t)a | (uint32_t)(uint16_t)b << 16);
+}
+
+/* The end of a Q4_K/Q5_K x16 block for T tokens: f += d*dy*s - dmin*dy*M, where M = the sum
+ * over sub-blocks j of m_j * (the token's sum over sub-block j), as int16 pairs (m_j <= 63,
+ * |sum| <= 32 * 128) through vpmaddwd. */
+static inline __attribute__((always_inline)) void
+x16_kx_finish(const uint8_t *G, const __m512i mn[2], const __m512i *s,
+              const struct kq_block_q8_K *const *yb, int64_t i, const int T, __m512 *f)
+{
+    const __m512i w16 = _mm512_set1_epi32(0x00FF00FF);
+    const __m512i e0 = _mm512_and_si512(mn[0], w16);
+    const __m512i o0 = _mm512_and_si512(_mm512_srli_epi32(mn[0], 8), w16);
+    const __m512i e1 = _mm512_and_si512(mn[1], w16);
+    const __m512i o1 = _mm512_and_si512(_mm512_srli_epi32(mn[1], 8), w16);
+    const __m512 d = x16_d(G), dm = x16_d(G + 32);
+    for (int k = 0; k < T; k++) {
+        const int16_t *bs = yb[k][i].bsums;
+        int t[8];
+        for (int j = 0; j < 8; j++)
+            t[j] = bs[2 * j] + bs[2 * j + 1];
+        __m512i M = _mm512_madd_epi16(e0, _mm512_set1_epi32(pair16(t[0], t[2])));
+        M = _mm512_add_epi32(M, _mm512_madd_epi16(o0, _mm512_set1_epi32(pair16(t[1], t[3]))));
+        M = _mm512_add_epi32(M, _mm512_madd_epi16(e1, _mm512_set1_epi32(pair16(t[4], t[6]))));
+        M = _mm512_add_epi32(M, _mm512_madd_epi16(o1, _mm512_set1_epi32(pair16(t[5], t[7]))));
+        const __m512 dy = _mm512_set1_ps(yb[k][i].d);
+        f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(s[k]), f[k]);
+        f[k] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dy), _mm512_cvtepi32_ps(M), f[k]);
+    }
+}
+
+/* The panel header of a Q4_K/Q5_K x16 block (scales and mins as int32, d and dmin as f32). */
+static inline void x16_kx_panel_header(const uint8_t *G, uint8_t *P)
+{
+    const __m512i ff = _mm512_set1_epi32(0xFF);
+    int32_t *SC = (int32_t *)(void *)(P + 64 * 64), *MN = SC + 8 * 16;
+    float *D = (float *)(void *)(MN + 8 * 16), *DM = D + 16;
+    __m512i sc[2], mn[2];
+    x16_scales_k4(G, sc, mn);
+    for (int j = 0; j < 8; j++) {
+        _mm512_storeu_si512(SC + 16 * j,
+                            _mm512_and_si512(_mm512_srli_epi32(sc[j >> 2], 8 * (j & 3)), ff));
+        _mm512_storeu_si512(MN + 16 * j,
+                            _mm512_and_si512(_mm512_srli_epi32(mn[j >> 2], 8 * (j & 3)), ff));
+    }
+    _mm512_storeu_ps(D, x16_d(G));
+    _mm512_storeu_ps(DM, x16_d(G + 32));
+}
+
+/* Values (c, j) of a Q4_K/Q5_K x16 block: weights 4j..4j+3 of sub-blocks 2c (*lo) and 2c+1
+ * (*hi) of 16 rows. Q4_K's *hi is 16 times the value (v & 0xF0, one op less per vector; the
+ * sums are shifted back once); Q5_K's come with their 5th bits. */
+static inline __attribute__((always_inline)) void x16_q5_pair(const uint8_t *G, int c, int j,
+                                                              __m512i *lo, __m512i *hi);
+
+static inline __attribute__((always_inline)) void x16_kx_vals(const uint8_t *G, const int q5,
+                                                              int c, int j, __m512i *lo,
+                                                              __m512i *hi)
+{
+    if (q5) {
+        x16_q5_pair(G, c, j, lo, hi);
+        return;
+    }
+    const __m512i v = _mm512_loadu_si512(G + 256 + 64 * (8 * c + j));
+    *lo = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+    *hi = _mm512_and_si512(v, _mm512_set1_epi8((char)0xF0));
+}
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_kx_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+              float *y, int64_t y_stride, const int q5)
+{
+    const int64_t nb = n / KQ_QK_K;
+    const __m512i z = _mm512_setzero_si512(), ff = _mm512_set1_epi32(0xFF);
+    const struct kq_block_q8_K *yb[KQ_X16_TOK];
+    __m512 f[KQ_X16_TOK];
+    for (int k = 0; k < T; k++) {
+        yb[k] = (const struct kq_block_q8_K *)((const char *)x + (size_t)k * x_stride);
+        f[k] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++, G += q5 ? X16_Q5_K_BLOCK : X16_Q4_K_BLOCK) {
+        __m512i sc[2], mn[2], s[KQ_X16_TOK];
+        x16_scales_k4(G, sc, mn);
+        for (int k = 0; k < T; k++)
+            s[k] = z;
+        for (int c = 0; c < 4; c++) {
+            const __m512i sa = _mm512_and_si512(_mm512_srli_epi32(sc[c >> 1], 16 * (c & 1)), ff);
+            const __m512i sb =
+                _mm512_and_si512(_mm512_srli_epi32(sc[c >> 1], 16 * (c & 1) + 8), ff);
+            __m512i a0[KQ_X16_TOK], a1[KQ_X16_TOK], h0[KQ_X16_TOK], h1[KQ_X16_TOK];
+            for (int k = 0; k < T; k++)
+                a0[k] = a1[k] = h0[k] = h1[k] = z;
+            for (int j = 0; j < 8; j += 2) {
+                __m512i l0, g0, l1, g1;
+                x16_kx_vals(G, q5, c, j, &l0, &g0);
+                x16_kx_vals(G, q5, c, j + 1, &l1, &g1);
+                for (int k = 0; k < T; k++) {
+                    const int8_t *q = yb[k][i].qs + 64 * c + 4 * j;
+                    a0[k] = _mm512_dpbusd_epi32(a0[k], l0, bcast32(q));
+                    a1[k] = _mm512_dpbusd_epi32(a1[k], l1, bcast32(q + 4));
+                    h0[k] = _mm512_dpbusd_epi32(h0[k], g0, bcast32(q + 32));
+                    h1[k] = _mm512_dpbusd_epi32(h1[k], g1, bcast32(q + 36));
+                }
+            }
+            for (int k = 0; k < T; k++) {
+                const __m512i A = _mm512_add_epi32(a0[k], a1[k]);
+                __m512i H = _mm512_add_epi32(h0[k], h1[k]);
+                if (!q5)
+                    H = _mm512_srai_epi32(H, 4);
+                s[k] = _mm512_add_epi32(s[k], _mm512_add_epi32(_mm512_mullo_epi32(A, sa),
+                                                               _mm512_mullo_epi32(H, sb)));
+            }
+        }
+        x16_kx_finish(G, mn, s, yb, i, T, f);
+    }
+    for (int k = 0; k < T; k++)
+        _mm512_storeu_ps(y + k * y_stride, f[k]);
+}
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_q4_K_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+                float *y, int64_t y_stride)
+{
+    gemv_x16_kx_t(n, G, x, x_stride, T, y, y_stride, 0);
+}
+DEF_GEMV_X16(gemv_x16_q4_K, gemv_x16_q4_K_t, VNNI_TARGET)
+
+/* Q6_K (3360 bytes per block): d at 0, scales at 32 (4 vectors of 4 bytes x 16 rows), then 16
+ * triples of vectors (two of ql, one of qh) in reading order. Weights l..l+3 of the four
+ * quarters of half h come
+ * out of two ql vectors and one qh vector as 6-bit values in bytes; -32 goes through the
+ * activation group sums; one vpmulld per 16-weight sub-block applies the 16 rows' scales. */
+#define X16_Q6_K_BLOCK (16 * 210)
+
+/* The four quarters' values of half h, l = 4j..4j+3: weights 128h + 32q + l, q = 0..3. */
+static inline __attribute__((always_inline)) void x16_q6_quarters(const uint8_t *G, int h, int j,
+                                                                  __m512i q[4])
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const uint8_t *P = G + 288 + 192 * (8 * h + j);
+    const __m512i la = _mm512_loadu_si512(P), lb = _mm512_loadu_si512(P + 64);
+    const __m512i qh = _mm512_loadu_si512(P + 128);
+    q[0] = _mm512_or_si512(_mm512_and_si512(la, m4),
+                           _mm512_and_si512(_mm512_slli_epi16(qh, 4), m30));
+    q[1] = _mm512_or_si512(_mm512_and_si512(lb, m4),
+                           _mm512_and_si512(_mm512_slli_epi16(qh, 2), m30));
+    q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(la, 4), m4),
+                           _mm512_and_si512(qh, m30));
+    q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lb, 4), m4),
+                           _mm512_and_si512(_mm512_srli_epi16(qh, 2), m30));
+}
+
+/* Sub-block s's signed scale in the 16 lanes (byte s%4 of vector s/4). */
+static inline __attribute__((always_inline)) __m512i x16_q6_scale(const __m512i *sv, int s)
+{
+    return _mm512_srai_epi32(_mm512_slli_epi32(sv[s >> 2], 24 - 8 * (s & 3)), 24);
+}
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_q6_K_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+                float *y, int64_t y_stride)
+{
+    const int64_t nb = n / KQ_QK_K;
+    const __m512i z = _mm512_setzero_si512();
+    const struct kq_block_q8_K *yb[KQ_X16_TOK];
+    __m512 f[KQ_X16_TOK];
+    for (int k = 0; k < T; k++) {
+        yb[k] = (const struct kq_block_q8_K *)((const char *)x + (size_t)k * x_stride);
+        f[k] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++, G += X16_Q6_K_BLOCK) {
+        __m512i sv[4], s[KQ_X16_TOK];
+        for (int m = 0; m < 4; m++)
+            sv[m] = _mm512_loadu_si512(G + 32 + 64 * m);
+        for (int k = 0; k < T; k++)
+            s[k] = z;
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++)
+#pragma GCC unroll 2
+            for (int jj = 0; jj < 2; jj++) { // sub-blocks 8h + 2q + jj, q = 0..3
+                __m512i acc[KQ_X16_TOK][4];
+                for (int k = 0; k < T; k++)
+                    for (int q = 0; q < 4; q++)
+                        acc[k][q] = z;
+#pragma GCC unroll 4
+                for (int j = 4 * jj; j < 4 * jj + 4; j++) {
+                    __m512i qv[4];
+                    x16_q6_quarters(G, h, j, qv);
+                    for (int k = 0; k < T; k++) {
+                        const int8_t *yq = yb[k][i].qs + 128 * h + 4 * j;
+#pragma GCC unroll 4
+                        for (int q = 0; q < 4; q++)
+                            acc[k][q] = _mm512_dpbusd_epi32(acc[k][q], qv[q], bcast32(yq + 32 * q));
+                    }
+                }
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++) {
+                    const int sb = 8 * h + 2 * q + jj;
+                    const __m512i sc = x16_q6_scale(sv, sb);
+                    for (int k = 0; k < T; k++) {
+                        const __m512i S = _mm512_sub_epi32(
+                            acc[k][q], _mm512_set1_epi32(32 * yb[k][i].bsums[sb]));
+                        s[k] = _mm512_add_epi32(s[k], _mm512_mullo_epi32(S, sc));
+                    }
+                }
+            }
+        const __m512 d = x16_d(G);
+        for (int k = 0; k < T; k++)
+            f[k] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[k][i].d)),
+                                   _mm512_cvtepi32_ps(s[k]), f[k]);
+    }
+    for (int k = 0; k < T; k++)
+        _mm512_storeu_ps(y + k * y_stride, f[k]);
+}
+
+DEF_GEMV_X16(gemv_x16_q6_K, gemv_x16_q6_K_t, VNNI_TARGET)
+
+static void x16_panel16_q6_K(int64_t n, const void *g, void *panel)
+{
+    const int64_t nb = n / KQ_QK_K;
+    const uint8_t *G = g;
+    for (int64_t i = 0; i < nb; i++, G += X16_Q6_K_BLOCK) {
+        uint8_t *P = (uint8_t *)panel + i * Q6_PANEL_BLOCK;
+        int32_t *SC = (int32_t *)(void *)(P + 64 * 64);
+        float *D = (float *)(void *)(SC + 16 * 16);
+        __m512i sv[4];
+        for (int m = 0; m < 4; m++)
+            sv[m] = _mm512_loadu_si512(G + 32 + 64 * m);
+        for (int sb = 0; sb < 16; sb++)
+            _mm512_storeu_si512(SC + 16 * sb, x16_q6_scale(sv, sb));
+        _mm512_storeu_ps(D, x16_d(G));
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 8; j++) {
+                __m512i qv[4];
+                x16_q6_quarters(G, h, j, qv);
+                for (int q = 0; q < 4; q++)
+                    _mm512_storeu_si512(P + (32 * h + 8 * q + j) * 64, qv[q]);
+            }
+    }
+}
+
+/* Q5_K (2816 bytes per block): the Q4_K header, then qh as 8 vectors (bytes 4j..4j+3 of 16
+ * rows; bit 2c / 2c+1 of a byte is the 5th bit of that weight in sub-block 2c / 2c+1), then qs
+ * as Q4_K. Values 0..31 for vpdpbusd, built with shifts and masks. */
+
+static inline __attribute__((always_inline)) void x16_q5_pair(const uint8_t *G, int c, int j,
+                                                              __m512i *lo, __m512i *hi)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    const __m512i v = _mm512_loadu_si512(G + 768 + 64 * (8 * c + j));
+    const __m512i h = _mm512_loadu_si512(G + 256 + 64 * j);
+    const __m512i bl = _mm512_and_si512(_mm512_srl_epi16(h, _mm_cvtsi32_si128(2 * c)), one);
+    const __m512i bh = _mm512_and_si512(_mm512_srl_epi16(h, _mm_cvtsi32_si128(2 * c + 1)), one);
+    *lo = _mm512_or_si512(_mm512_and_si512(v, m4), _mm512_slli_epi16(bl, 4));
+    *hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
+                          _mm512_slli_epi16(bh, 4));
+}
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+gemv_x16_q5_K_t(int64_t n, const uint8_t *G, const void *x, size_t x_stride, const int T,
+                float *y, int64_t y_stride)
+{
+    gemv_x16_kx_t(n, G, x, x_stride, T, y, y_stride, 1);
+}
+
+DEF_GEMV_X16(gemv_x16_q5_K, gemv_x16_q5_K_t, VNNI_TARGET)
+
+static void x16_panel16_q5_K(int64_t n, const void *g, void *panel)
+{
+    const int64_t nb = n / KQ_QK_K;
+    const uint8_t *G = g;
+    for (int64_t i = 0; i < nb; i++, G += X16_Q5_K_BLOCK) {
+        uint8_t *P = (uint8_t *)panel + i * KX_PANEL_BLOCK;
+        x16_kx_panel_header(G, P);
+        for (int c = 0; c < 4; c++)
+            for (int j = 0; j < 8; j++) {
+                __m512i lo, hi;
+                x16_q5_pair(G, c, j, &lo, &hi);
+                _mm512_storeu_si512(P + (16 * c + j) * 64, lo);
+                _mm512_storeu_si512(P + (16 * c + 8 + j) * 64, hi);
+            }
+    }
+}
+
+/* x16 group -> the pack16 panels above (prompt processing). */
+static void x16_panel16_q4_0(int64_t n, const void *g, void *panel)
+{
+    const int64_t nb = n / KQ_QK;
+    const uint8_t *G = g;
+    uint8_t *P = panel;
+    float *dw = (float *)(void *)(P + (size_t)nb * 512);
+    const __m512i lo = _mm512_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; b++, G += X16_Q4_0_BLOCK) {
+        _mm512_storeu_ps(dw + b * KQ_PANEL_R, x16_d(G));
+        for (int j = 0; j < 4; j++) {
+            const __m512i v = _mm512_loadu_si512(G + 32 + 64 * j);
+            _mm512_storeu_si512(P + b * 512 + j * 64, _mm512_and_si512(v, lo));
+            _mm512_storeu_si512(P + b * 512 + (j + 4) * 64,
+                                _mm512_and_si512(_mm512_srli_epi16(v, 4), lo));
+        }
+    }
+}
+
+static void x16_panel16_q4_K(int64_t n, const void *g, void *panel)
+{
+    const int64_t nb = n / KQ_QK_K;
+    const uint8_t *G = g;
+    const __m512i lo = _mm512_set1_epi8(0x0F);
+    for (int64_t i = 0; i < nb; i++, G += X16_Q4_K_BLOCK) {
+        uint8_t *P = (uint8_t *)panel + i * KX_PANEL_BLOCK;
+        x16_kx_panel_header(G, P);
+        for (int c = 0; c < 4; c++)
+            for (int j = 0; j < 8; j++) {
+                const __m512i v = _mm512_loadu_si512(G + 256 + 64 * (8 * c + j));
+                _mm512_storeu_si512(P + (16 * c + j) * 64, _mm512_and_si512(v, lo));
+                _mm512_storeu_si512(P + (16 * c + 8 + j) * 64,
+                                    _mm512_and_si512(_mm512_srli_epi16(v, 4), lo));
+            }
+    }
+}
+
 void kq_avx512_table(struct kq_ops *ops, int vnni)
 {
     memset(ops, 0, sizeof(*ops));
-    ops->type[GGUF_T_F32] = (struct kq_type_ops){.vec_dot = dot_f32, .gemm = gemm_f32};
+    ops->type[GGUF_T_F32] =
+        (struct kq_type_ops){.vec_dot = dot_f32, .gemm = gemm_f32, .gemv_x16 = gemv_x16_f32};
     /* dot_f16 stays AVX2: 512-bit vcvtph2ps made it slower on Zen 4 (35 vs 55 GB/s from L2) */
     ops->type[GGUF_T_F16] = (struct kq_type_ops){.gemm = gemm_f16};
     ops->type[GGUF_T_BF16] = (struct kq_type_ops){.vec_dot = dot_bf16, .gemm = gemm_bf16};
@@ -1225,16 +1733,26 @@ void kq_avx512_table(struct kq_ops *ops, int vnni)
     ops->type[GGUF_T_Q5_K] =
         (struct kq_type_ops){.from_float = from_f32_q8_K, .vec_dot = dot_q5_K, .gemm = gemm_q5_K};
     if (vnni) {
+        ops->type[GGUF_T_Q8_0].gemv_x16 = gemv_x16_q8_0;
+        ops->type[GGUF_T_Q8_0].x16_panel16 = x16_panel16_q8_0;
+        ops->type[GGUF_T_Q4_0].gemv_x16 = gemv_x16_q4_0;
+        ops->type[GGUF_T_Q4_0].x16_panel16 = x16_panel16_q4_0;
+        ops->type[GGUF_T_Q4_K].gemv_x16 = gemv_x16_q4_K;
+        ops->type[GGUF_T_Q4_K].x16_panel16 = x16_panel16_q4_K;
         ops->type[GGUF_T_Q4_K].pack16 = pack16_q4_K;
         ops->type[GGUF_T_Q4_K].panel16 = panel16_kx;
         ops->type[GGUF_T_Q5_K].pack16 = pack16_q5_K;
         ops->type[GGUF_T_Q5_K].panel16 = panel16_kx;
+        ops->type[GGUF_T_Q5_K].gemv_x16 = gemv_x16_q5_K;
+        ops->type[GGUF_T_Q5_K].x16_panel16 = x16_panel16_q5_K;
     }
     ops->type[GGUF_T_Q6_K] =
         (struct kq_type_ops){.from_float = from_f32_q8_K, .vec_dot = dot_q6_K, .gemm = gemm_q6_K};
     if (vnni) {
         ops->type[GGUF_T_Q6_K].pack16 = pack16_q6_K;
         ops->type[GGUF_T_Q6_K].panel16 = panel16_q6_K;
+        ops->type[GGUF_T_Q6_K].gemv_x16 = gemv_x16_q6_K;
+        ops->type[GGUF_T_Q6_K].x16_panel16 = x16_panel16_q6_K;
     }
 }
 
