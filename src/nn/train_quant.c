@@ -83,6 +83,7 @@ typedef float oa_v16 __attribute__((vector_size(64)));
 
 struct oa_ctx {
     int R, K, n_col;   // Y is R x n_col, summed over k < K
+    int kb;            // k per pass over a tile (OA_KB_DX, OA_KB_DW)
     const float *a;    // A(r, k) = a[r * a_r + k * a_k]
     size_t a_r, a_k;
     const float *b;    // B[k][c] = b[k * ldb + c]
@@ -91,7 +92,11 @@ struct oa_ctx {
     size_t ldy;
 };
 
-#define OA_KB 128 // k per pass over a tile: B's panel (OA_KB x 64 floats, 32 KiB) stays in L1/L2
+/* k per pass over a tile. dx: W's panel of 128 x 64 floats (32 KiB) stays in L1 while every
+ * token tile passes, and dx itself is small. dW: each pass reads and writes the dW tile from
+ * memory, so x's panel (up to 1024 x 64 floats, in L2) is taken whole. */
+#define OA_KB_DX 128
+#define OA_KB_DW 1024
 #define OA_LOAD(v, p)  memcpy(&(v), (p), sizeof(v))
 #define OA_STORE(p, v) memcpy((p), &(v), sizeof(v))
 
@@ -127,11 +132,16 @@ OA_CLONES static void oa_cols(const struct oa_ctx *o, int c0, int c1)
     int cv = c0 + (c1 - c0) / 16 * 16;
     for (int c = c0; c < cv;) {
         int nv = cv - c >= 64 ? 4 : 1;
-        for (int k0 = 0; k0 < o->K; k0 += OA_KB) {
-            int k1 = o->K - k0 < OA_KB ? o->K : k0 + OA_KB, r = 0;
+        for (int k0 = 0; k0 < o->K; k0 += o->kb) {
+            int k1 = o->K - k0 < o->kb ? o->K : k0 + o->kb, r = 0;
             if (nv == 4) {
-                for (; r + 4 <= o->R; r += 4)
+                for (; r + 4 <= o->R; r += 4) {
+                    /* the next tile's rows of Y: dW comes from memory, one tile at a time */
+                    for (int j = 4; j < 8 && k0 == 0 && r + j < o->R; j++)
+                        for (int v = 0; v < 4; v++)
+                            __builtin_prefetch(o->y + (size_t)(r + j) * o->ldy + c + 16 * v, 1);
                     OA_TILE(4, 4);
+                }
                 for (; r < o->R; r++)
                     OA_TILE(1, 4);
             } else {
@@ -208,11 +218,12 @@ void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const
     TW_ASSERT(kq_type_supported(t) && (!dw || t == GGUF_T_F32));
     memset(o, 0, sizeof(o));
     if (dx)
-        o[0] = (struct oa_ctx){.R = n_tok, .K = n_out, .n_col = n_in, .a = dy,
+        o[0] = (struct oa_ctx){.R = n_tok, .K = n_out, .n_col = n_in, .kb = OA_KB_DX, .a = dy,
                                .a_r = (size_t)n_out, .a_k = 1, .b = w, .ldb = (size_t)n_in,
                                .y = dx, .ldy = (size_t)n_in};
     if (dw)
-        o[1] = (struct oa_ctx){.R = n_out, .K = n_tok, .n_col = n_in, .a = dy, .a_r = 1,
+        o[1] = (struct oa_ctx){.R = n_out, .K = n_tok, .n_col = n_in, .kb = OA_KB_DW, .a = dy,
+                               .a_r = 1,
                                .a_k = (size_t)n_out, .b = x, .ldb = (size_t)n_in, .y = dw,
                                .ldy = (size_t)n_in};
     if (t == GGUF_T_F32) {
