@@ -157,12 +157,12 @@ static void run_one(const struct tb_opts *o, enum tb_mode mode, struct tb_result
     for (int s = 0; s <= o->steps; s++) {
         if (s == 1)
             t0 = tw_time_mono_s(); // step 0 warms up (allocations, page faults)
-        train_grad_zero(p, n, pool);
+        /* as twin train runs a step: gradients start at zero, train_optim_step clips, updates
+         * and zeroes them again */
         if (train_llama_forward(m, tok, tok + 1, NULL, B, T, NULL, &loss, &err) < 0 ||
             train_llama_backward(m, 1.0f, &err) < 0)
             goto out;
-        train_clip_grad_norm(p, n, 1.0, pool);
-        train_adamw_step(&opt, 1e-4f, s + 1, p, n, pool);
+        train_optim_step(&opt, 1e-4f, s + 1, p, n, 1.0, pool);
     }
     res->tok_s = (double)o->steps * B * T / (tw_time_mono_s() - t0);
     getrusage(RUSAGE_SELF, &ru);

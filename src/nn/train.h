@@ -250,6 +250,13 @@ void train_adamw_step(const struct train_adamw *opt, float lr, long t, struct tr
  * clipping. */
 double train_clip_grad_norm(struct train_param *p, int n_params, double max_norm,
                             struct tw_pool *pool);
+/* A whole optimizer step in two passes over the parameters instead of four: the norm (returned),
+ * then AdamW on the gradients scaled as clipping to max_norm would scale them (max_norm <= 0:
+ * no clipping), zeroing each gradient once used. The same bits as train_clip_grad_norm,
+ * train_adamw_step and train_grad_zero in turn; gradients are zero afterwards, ready for the
+ * next step's backward. */
+double train_optim_step(const struct train_adamw *opt, float lr, long t, struct train_param *p,
+                        int n_params, double max_norm, struct tw_pool *pool);
 /* Multiplies every gradient by s (e.g. 1/n after summing n micro-batches). */
 void train_grad_scale(struct train_param *p, int n_params, float s, struct tw_pool *pool);
 void train_grad_zero(struct train_param *p, int n_params, struct tw_pool *pool);

@@ -75,9 +75,10 @@ struct opt_ctx {
     int n_params;
     long n_units;
     double *part; // OPT_NORM: [n_units] sums of squares
-    float s;      // OPT_SCALE: the factor
+    float s;      // OPT_SCALE: the factor; OPT_ADAMW: the gradients' factor if 'scaled'
     const struct train_adamw *opt;
     float lr, bc1, bc2; // OPT_ADAMW
+    int scaled, zero;   // OPT_ADAMW: scale g by s first (clipping); zero g after
 };
 
 static long opt_units(const struct train_param *p, int n_params)
@@ -101,21 +102,24 @@ static double opt_sumsq(const float *restrict g, size_t n)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+/* g * s is what clipping would have stored in g: the same float product, then the same update. */
 static void opt_adamw(const struct opt_ctx *c, const struct train_param *p, size_t i0, size_t i1)
 {
     float *restrict w = p->w + i0, *restrict m = p->m + i0, *restrict v = p->v + i0;
-    const float *restrict g = p->g + i0;
+    float *restrict g = p->g + i0;
     float b1 = c->opt->beta1, b2 = c->opt->beta2, bc1 = c->bc1, bc2 = c->bc2, lr = c->lr;
-    float eps = c->opt->eps, decay = p->decay ? c->lr * c->opt->weight_decay : 0.0f;
+    float eps = c->opt->eps, decay = p->decay ? c->lr * c->opt->weight_decay : 0.0f, s = c->s;
     size_t n = i1 - i0;
     for (size_t i = 0; i < n; i++) {
-        float mh, vh, wi = w[i] - decay * w[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        float mh, vh, wi = w[i] - decay * w[i], gi = c->scaled ? g[i] * s : g[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         mh = m[i] / bc1;
         vh = v[i] / bc2;
         w[i] = wi - lr * mh / (sqrtf(vh) + eps);
     }
+    if (c->zero)
+        memset(g, 0, n * sizeof(float));
 }
 
 static void opt_unit(const struct opt_ctx *c, struct train_param *p, long u, size_t i0, size_t i1)
@@ -172,11 +176,11 @@ void train_adamw_step(const struct train_adamw *opt, float lr, long t, struct tr
     opt_run(&c, pool);
 }
 
-double train_clip_grad_norm(struct train_param *p, int n_params, double max_norm,
-                            struct tw_pool *pool)
+/* The global norm: squares summed per unit, unit sums added in unit order. */
+static double opt_norm(struct train_param *p, int n_params, struct tw_pool *pool)
 {
     struct opt_ctx c = {.kind = OPT_NORM, .p = p, .n_params = n_params};
-    double ss = 0, norm, one;
+    double ss = 0, one;
     c.n_units = opt_units(p, n_params);
     c.part = c.n_units > 1 ? tw_mallocarray((size_t)c.n_units, sizeof(double)) : NULL;
     if (c.part) {
@@ -192,9 +196,29 @@ double train_clip_grad_norm(struct train_param *p, int n_params, double max_norm
                 ss += one;
             }
     }
-    norm = sqrt(ss);
+    return sqrt(ss);
+}
+
+double train_clip_grad_norm(struct train_param *p, int n_params, double max_norm,
+                            struct tw_pool *pool)
+{
+    double norm = opt_norm(p, n_params, pool);
     if (max_norm > 0 && norm > max_norm)
         train_grad_scale(p, n_params, (float)(max_norm / norm), pool);
+    return norm;
+}
+
+double train_optim_step(const struct train_adamw *opt, float lr, long t, struct train_param *p,
+                        int n_params, double max_norm, struct tw_pool *pool)
+{
+    struct opt_ctx c = {
+        .kind = OPT_ADAMW, .p = p, .n_params = n_params, .opt = opt, .lr = lr, .zero = 1};
+    double norm = opt_norm(p, n_params, pool);
+    c.scaled = max_norm > 0 && norm > max_norm;
+    c.s = c.scaled ? (float)(max_norm / norm) : 1.0f;
+    c.bc1 = 1.0f - (float)pow(opt->beta1, (double)t);
+    c.bc2 = 1.0f - (float)pow(opt->beta2, (double)t);
+    opt_run(&c, pool);
     return norm;
 }
 
