@@ -239,8 +239,8 @@ TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and fu
     memset(res, 0, sizeof(res));
     if (cli_wants_help(argc, argv)) {
         printf("usage: twin bench train [--dim 768 --layers 16 --heads 12 --kv-heads 4 --ff 2048]\n"
-               "                        [--ctx 128] [--batch 1] [--steps 2] [--threads 2] [--rank 16]\n"
-               "                        [--mode all|lora|qlora|full]\n");
+               "                        [--ctx 128] [--batch 1] [--steps 2] [--threads 2]\n"
+               "                        [--rank 16] [--mode all|lora|qlora|full]\n");
         return 0;
     }
     for (int i = 1; i < argc; i++) {

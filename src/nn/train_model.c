@@ -676,14 +676,15 @@ static void ew_worker(void *arg, int ith, int nth)
     case EW_NORM_FWD: // x, w -> y, rstd
         tw_pool_slice(e->n_tok, ith, nth, &a, &b);
         if (a < b)
-            OP(train_rmsnorm_fwd)(e->in0 + a * C, e->in1, (int)(b - a), e->C, e->eps,
-                                  e->out0 + a * C, e->out1 + a);
+            OP(train_rmsnorm_fwd)
+            (e->in0 + a * C, e->in1, (int)(b - a), e->C, e->eps, e->out0 + a * C, e->out1 + a);
         break;
     case EW_NORM_BWD: // dy, x, w, rstd -> dx, dw
         tw_pool_slice(e->n_tok, ith, nth, &a, &b);
         if (a < b && e->out0)
-            OP(train_rmsnorm_bwd)(e->in0 + a * C, e->in1 + a * C, e->in2, e->in3 + a, (int)(b - a),
-                                  e->C, e->out0 + a * C, NULL);
+            OP(train_rmsnorm_bwd)
+            (e->in0 + a * C, e->in1 + a * C, e->in2, e->in3 + a, (int)(b - a), e->C,
+             e->out0 + a * C, NULL);
         tw_pool_slice(e->C, ith, nth, &a, &b);
         for (int t = 0; e->out1 && t < e->n_tok; t++) {
             const treal *restrict dyt = e->in0 + (size_t)t * C, *restrict xt = e->in1 + t * C;
@@ -700,8 +701,9 @@ static void ew_worker(void *arg, int ith, int nth)
     case EW_SWIGLU_BWD: // dh, g, u -> dg, du
         tw_pool_slice((long)e->n, ith, nth, &a, &b);
         if (a < b)
-            OP(train_swiglu_bwd)(e->in0 + a, e->in1 + a, e->in2 + a, (size_t)(b - a),
-                                 e->out0 ? e->out0 + a : NULL, e->out1 ? e->out1 + a : NULL);
+            OP(train_swiglu_bwd)
+            (e->in0 + a, e->in1 + a, e->in2 + a, (size_t)(b - a), e->out0 ? e->out0 + a : NULL,
+             e->out1 ? e->out1 + a : NULL);
         break;
     }
 }
@@ -709,16 +711,29 @@ static void ew_worker(void *arg, int ith, int nth)
 static void norm_fwd(struct LLAMA *m, const treal *x, const treal *w, int n_tok, treal *y,
                      treal *rstd)
 {
-    struct ew_ctx e = {.kind = EW_NORM_FWD, .in0 = x, .in1 = w, .out0 = y, .out1 = rstd,
-                       .n_tok = n_tok, .C = m->cfg.n_embd, .eps = m->cfg.norm_eps};
+    struct ew_ctx e = {.kind = EW_NORM_FWD,
+                       .in0 = x,
+                       .in1 = w,
+                       .out0 = y,
+                       .out1 = rstd,
+                       .n_tok = n_tok,
+                       .C = m->cfg.n_embd,
+                       .eps = m->cfg.norm_eps};
     tw_pool_run(m->pool, ew_worker, &e);
 }
 
 static void norm_bwd(struct LLAMA *m, const treal *dy, const treal *x, const treal *w,
                      const treal *rstd, int n_tok, treal *dx, treal *dw)
 {
-    struct ew_ctx e = {.kind = EW_NORM_BWD, .in0 = dy, .in1 = x, .in2 = w, .in3 = rstd,
-                       .out0 = dx, .out1 = dw, .n_tok = n_tok, .C = m->cfg.n_embd};
+    struct ew_ctx e = {.kind = EW_NORM_BWD,
+                       .in0 = dy,
+                       .in1 = x,
+                       .in2 = w,
+                       .in3 = rstd,
+                       .out0 = dx,
+                       .out1 = dw,
+                       .n_tok = n_tok,
+                       .C = m->cfg.n_embd};
     tw_pool_run(m->pool, ew_worker, &e);
 }
 
@@ -999,8 +1014,7 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         proj_bwd(m, l, 6, m->dg, a->xn2, n_tok, m->dxn);
         proj_bwd(m, l, 7, m->du, a->xn2, n_tok, m->dxn);
         memcpy(m->dhmid, m->dres, nC * sizeof(treal));
-        norm_bwd(m, m->dxn, a->hmid, layer_w(m, l, 5), a->rstd2, n_tok, m->dhmid,
-                 layer_g(m, l, 5));
+        norm_bwd(m, m->dxn, a->hmid, layer_w(m, l, 5), a->rstd2, n_tok, m->dhmid, layer_g(m, l, 5));
         /* hmid = x + Wo attn(rope(Wq xn1), rope(Wk xn1), Wv xn1), xn1 = norm(x) */
         memset(m->dao, 0, (size_t)n_tok * m->qd * sizeof(treal));
         proj_bwd(m, l, 4, m->dhmid, a->ao, n_tok, m->dao);

@@ -82,21 +82,21 @@ typedef float oa_v16 __attribute__((vector_size(64)));
 #endif
 
 struct oa_ctx {
-    int R, K, n_col;   // Y is R x n_col, summed over k < K
-    int kb;            // k per pass over a tile (OA_KB_DX, OA_KB_DW)
-    const float *a;    // A(r, k) = a[r * a_r + k * a_k]
+    int R, K, n_col; // Y is R x n_col, summed over k < K
+    int kb;          // k per pass over a tile (OA_KB_DX, OA_KB_DW)
+    const float *a;  // A(r, k) = a[r * a_r + k * a_k]
     size_t a_r, a_k;
-    const float *b;    // B[k][c] = b[k * ldb + c]
+    const float *b; // B[k][c] = b[k * ldb + c]
     size_t ldb;
-    float *y;          // Y[r][c] = y[r * ldy + c]
+    float *y; // Y[r][c] = y[r * ldy + c]
     size_t ldy;
 };
 
 /* k per pass over a tile. dx: W's panel of 128 x 64 floats (32 KiB) stays in L1 while every
  * token tile passes, and dx itself is small. dW: each pass reads and writes the dW tile from
  * memory, so x's panel (up to 1024 x 64 floats, in L2) is taken whole. */
-#define OA_KB_DX 128
-#define OA_KB_DW 1024
+#define OA_KB_DX       128
+#define OA_KB_DW       1024
 #define OA_LOAD(v, p)  memcpy(&(v), (p), sizeof(v))
 #define OA_STORE(p, v) memcpy((p), &(v), sizeof(v))
 
@@ -115,7 +115,7 @@ struct oa_ctx {
             for (int j = 0; j < NR; j++) {                                                         \
                 const float s = ak[(size_t)j * o->a_r];                                            \
                 for (int v = 0; v < NV; v++) {                                                     \
-                    oa_v16 prod = bv[v] * s; /* a separate statement: never contracted to FMA */  \
+                    oa_v16 prod = bv[v] * s; /* a separate statement: never contracted to FMA */   \
                     acc[j][v] += prod;                                                             \
                 }                                                                                  \
             }                                                                                      \
@@ -157,7 +157,8 @@ OA_CLONES static void oa_cols(const struct oa_ctx *o, int c0, int c1)
         for (int c = cv; c < c1; c++) {
             float acc = o->y[(size_t)r * o->ldy + c];
             for (int k = 0; k < o->K; k++) {
-                float prod = o->b[(size_t)k * o->ldb + c] * o->a[(size_t)r * o->a_r + (size_t)k * o->a_k];
+                float prod =
+                    o->b[(size_t)k * o->ldb + c] * o->a[(size_t)r * o->a_r + (size_t)k * o->a_k];
                 acc += prod;
             }
             o->y[(size_t)r * o->ldy + c] = acc;
@@ -218,13 +219,28 @@ void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const
     TW_ASSERT(kq_type_supported(t) && (!dw || t == GGUF_T_F32));
     memset(o, 0, sizeof(o));
     if (dx)
-        o[0] = (struct oa_ctx){.R = n_tok, .K = n_out, .n_col = n_in, .kb = OA_KB_DX, .a = dy,
-                               .a_r = (size_t)n_out, .a_k = 1, .b = w, .ldb = (size_t)n_in,
-                               .y = dx, .ldy = (size_t)n_in};
+        o[0] = (struct oa_ctx){.R = n_tok,
+                               .K = n_out,
+                               .n_col = n_in,
+                               .kb = OA_KB_DX,
+                               .a = dy,
+                               .a_r = (size_t)n_out,
+                               .a_k = 1,
+                               .b = w,
+                               .ldb = (size_t)n_in,
+                               .y = dx,
+                               .ldy = (size_t)n_in};
     if (dw)
-        o[1] = (struct oa_ctx){.R = n_out, .K = n_tok, .n_col = n_in, .kb = OA_KB_DW, .a = dy,
+        o[1] = (struct oa_ctx){.R = n_out,
+                               .K = n_tok,
+                               .n_col = n_in,
+                               .kb = OA_KB_DW,
+                               .a = dy,
                                .a_r = 1,
-                               .a_k = (size_t)n_out, .b = x, .ldb = (size_t)n_in, .y = dw,
+                               .a_k = (size_t)n_out,
+                               .b = x,
+                               .ldb = (size_t)n_in,
+                               .y = dw,
                                .ldy = (size_t)n_in};
     if (t == GGUF_T_F32) {
         if (dx || dw)

@@ -622,9 +622,13 @@ TEST(train_optimizer_threaded_equal_single_thread)
         if (!b)
             return;
         for (int k = 0; k < 3; k++) {
-            p[r][k] = (struct train_param){.name = "t", .w = b + off, .g = b + total + off,
-                                           .m = b + 2 * total + off, .v = b + 3 * total + off,
-                                           .n = len[k], .decay = k != 1};
+            p[r][k] = (struct train_param){.name = "t",
+                                           .w = b + off,
+                                           .g = b + total + off,
+                                           .m = b + 2 * total + off,
+                                           .v = b + 3 * total + off,
+                                           .n = len[k],
+                                           .decay = k != 1};
             off += len[k];
         }
         p[r][3] = (struct train_param){.name = "frozen", .w = b, .n = 5};
