@@ -30,6 +30,7 @@ struct tb_opts {
 struct tb_result {
     int ok;
     double tok_s;      // training tokens per second (timed steps)
+    double phase[3];   // seconds per timed step in forward, backward, optimizer
     double maxrss_mb;  // peak resident memory of the run
     double n_base;     // values of the whole model
     double n_train;    // trainable values
@@ -155,14 +156,22 @@ static void run_one(const struct tb_opts *o, enum tb_mode mode, struct tb_result
     if (mode != TB_FULL_F32)
         res->n_base -= res->n_train; // N is the base model's size
     for (int s = 0; s <= o->steps; s++) {
+        double tp[4];
         if (s == 1)
             t0 = tw_time_mono_s(); // step 0 warms up (allocations, page faults)
         /* as twin train runs a step: gradients start at zero, train_optim_step clips, updates
          * and zeroes them again */
-        if (train_llama_forward(m, tok, tok + 1, NULL, B, T, NULL, &loss, &err) < 0 ||
-            train_llama_backward(m, 1.0f, &err) < 0)
+        tp[0] = tw_time_mono_s();
+        if (train_llama_forward(m, tok, tok + 1, NULL, B, T, NULL, &loss, &err) < 0)
             goto out;
+        tp[1] = tw_time_mono_s();
+        if (train_llama_backward(m, 1.0f, &err) < 0)
+            goto out;
+        tp[2] = tw_time_mono_s();
         train_optim_step(&opt, 1e-4f, s + 1, p, n, 1.0, pool);
+        tp[3] = tw_time_mono_s();
+        for (int k = 0; s > 0 && k < 3; k++)
+            res->phase[k] += (tp[k + 1] - tp[k]) / o->steps;
     }
     res->tok_s = (double)o->steps * B * T / (tw_time_mono_s() - t0);
     getrusage(RUSAGE_SELF, &ru);
@@ -300,5 +309,10 @@ TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and fu
         printf("%-16s %9.1fM %11.2fM %10.1f %10.0f %7.1f%%\n", tb_names[mode], r->n_base / 1e6,
                r->n_train / 1e6, r->tok_s, r->maxrss_mb, 100.0 * mfu);
     }
+    printf("seconds per step:  %10s %10s %10s\n", "forward", "backward", "optimizer");
+    for (int mode = 0; mode < TB_N; mode++)
+        if ((o.modes & (1u << mode)) && res[mode].ok)
+            printf("  %-16s %10.3f %10.3f %10.3f\n", tb_names[mode], res[mode].phase[0],
+                   res[mode].phase[1], res[mode].phase[2]);
     return 0;
 }
