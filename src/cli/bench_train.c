@@ -55,7 +55,7 @@ static double peak_gflops(int threads)
             w[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
         for (size_t i = 0; i < (size_t)T * n; i++)
             x[i] = (float)((i * 40503u) % 1000) / 1000.0f - 0.5f;
-        for (int r = 0; r < 10; r++) {
+        for (int r = 0; r < 20; r++) {
             double t0 = tw_time_mono_s(), dt;
             kq_matmul(GGUF_T_F32, w, n, n, x, T, y, pool);
             dt = tw_time_mono_s() - t0;
@@ -279,14 +279,17 @@ TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and fu
     if (o.dim % o.heads || o.heads % o.kv_heads || (o.dim / o.heads) % 2 || o.dim % 32)
         return cli_fail("bench train: --dim must be a multiple of 32 and of --heads, --heads of "
                         "--kv-heads, with an even head size");
-    /* The peak is taken before and after the runs and the higher one kept: a matmul slowed by
-     * another process on the machine would otherwise inflate every MFU. */
+    /* The peak is taken before, between and after the runs and the highest kept: a matmul
+     * slowed by another process on the machine would otherwise inflate every MFU. */
     peak = peak_gflops(o.threads);
-    for (int mode = 0; mode < TB_N; mode++)
-        if ((o.modes & (1u << mode)) && run_child(&o, (enum tb_mode)mode, &res[mode]) < 0)
+    for (int mode = 0; mode < TB_N; mode++) {
+        if (!(o.modes & (1u << mode)))
+            continue;
+        if (run_child(&o, (enum tb_mode)mode, &res[mode]) < 0)
             snprintf(res[mode].msg, sizeof(res[mode].msg), "fork failed");
-    peak2 = peak_gflops(o.threads);
-    peak = peak2 > peak ? peak2 : peak;
+        peak2 = peak_gflops(o.threads);
+        peak = peak2 > peak ? peak2 : peak;
+    }
     printf("train: dim %d, %d layers, %d/%d heads, ff %d, vocab %d; ctx %d, batch %d, %d timed "
            "steps, %d threads\n",
            o.dim, o.layers, o.heads, o.kv_heads, o.ff, o.vocab, o.ctx, o.batch, o.steps, o.threads);
