@@ -169,10 +169,11 @@ void train_qmatmul_bwd_x(enum gguf_ttype t, const void *w, int n_in, int n_out, 
                          int n_tok, float *dx, struct tw_pool *pool);
 
 /* The fast matmul backward, for W of any kq type (dW only for F32): dx += dy W, dW += dy^T x,
- * db += sum_t dy, computed block by block of 256 output rows through kq_matmul, with each block
- * dequantized and transposed into 'scratch' (train_matmul_bwd_kq_scratch(n_tok, n_in) floats,
- * independent of n_out). Equal to train_matmul_bwd / train_qmatmul_bwd_x up to summation order,
- * and the same for any thread count. */
+ * db += sum_t dy, as sums of outer products read straight from W (F32) or from blocks of 256
+ * rows dequantized into 'scratch' (train_matmul_bwd_kq_scratch(n_tok, n_in) floats, independent
+ * of n_out), with no transposed copies. Every element adds its terms in the definition's order
+ * as a multiply then an add (no fused multiply-add): equal to train_matmul_bwd /
+ * train_qmatmul_bwd_x up to rounding, and the same bits for any thread count and ISA. */
 size_t train_matmul_bwd_kq_scratch(int n_tok, int n_in);
 void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const float *dy,
                          int n_tok, int n_in, int n_out, float *dx, float *dw, float *db,
