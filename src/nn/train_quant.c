@@ -125,35 +125,36 @@ struct oa_ctx {
                 OA_STORE(o->y + (size_t)(r + j) * o->ldy + c + 16 * v, acc[j][v]);                 \
     } while (0)
 
-/* Columns [c0, c1) of Y, c0 a multiple of 16: tiles of 4 rows x 64 columns, narrower at the
- * edges, the last c1 % 16 columns one value at a time (the same operations in the same order). */
-OA_CLONES static void oa_cols(const struct oa_ctx *o, int c0, int c1)
+/* Rows [r0, r1) x columns [c0, c1) of Y, c0 a multiple of 16: tiles of 4 rows x 64 columns,
+ * narrower at the edges, the last c1 % 16 columns one value at a time (the same operations in
+ * the same order). */
+OA_CLONES static void oa_cols(const struct oa_ctx *o, int r0, int r1, int c0, int c1)
 {
     int cv = c0 + (c1 - c0) / 16 * 16;
     for (int c = c0; c < cv;) {
         int nv = cv - c >= 64 ? 4 : 1;
         for (int k0 = 0; k0 < o->K; k0 += o->kb) {
-            int k1 = o->K - k0 < o->kb ? o->K : k0 + o->kb, r = 0;
+            int k1 = o->K - k0 < o->kb ? o->K : k0 + o->kb, r = r0;
             if (nv == 4) {
-                for (; r + 4 <= o->R; r += 4) {
+                for (; r + 4 <= r1; r += 4) {
                     /* the next tile's rows of Y: dW comes from memory, one tile at a time */
-                    for (int j = 4; j < 8 && k0 == 0 && r + j < o->R; j++)
+                    for (int j = 4; j < 8 && k0 == 0 && r + j < r1; j++)
                         for (int v = 0; v < 4; v++)
                             __builtin_prefetch(o->y + (size_t)(r + j) * o->ldy + c + 16 * v, 1);
                     OA_TILE(4, 4);
                 }
-                for (; r < o->R; r++)
+                for (; r < r1; r++)
                     OA_TILE(1, 4);
             } else {
-                for (; r + 4 <= o->R; r += 4)
+                for (; r + 4 <= r1; r += 4)
                     OA_TILE(4, 1);
-                for (; r < o->R; r++)
+                for (; r < r1; r++)
                     OA_TILE(1, 1);
             }
         }
         c += 16 * nv;
     }
-    for (int r = 0; r < o->R && cv < c1; r++)
+    for (int r = r0; r < r1 && cv < c1; r++)
         for (int c = cv; c < c1; c++) {
             float acc = o->y[(size_t)r * o->ldy + c];
             for (int k = 0; k < o->K; k++) {
@@ -165,18 +166,35 @@ OA_CLONES static void oa_cols(const struct oa_ctx *o, int c0, int c1)
         }
 }
 
-/* Worker ith takes its slice of 16-column units of each product. */
+/* Up to three independent products in one pool run. Each is split across the threads by
+ * 16-column units or, if it has few columns (LoRA's dB), by 4-row bands. */
+struct oa_job {
+    int n;
+    struct oa_ctx o[3];
+};
+
 static void oa_worker(void *arg, int ith, int nth)
 {
-    const struct oa_ctx *o = arg;
-    for (int i = 0; i < 2; i++) {
+    const struct oa_job *j = arg;
+    for (int i = 0; i < j->n; i++) {
+        const struct oa_ctx *o = &j->o[i];
         long u0, u1;
-        if (!o[i].y)
-            continue;
-        tw_pool_slice((o[i].n_col + 15) / 16, ith, nth, &u0, &u1);
-        if (u0 < u1)
-            oa_cols(&o[i], (int)u0 * 16, u1 * 16 < o[i].n_col ? (int)u1 * 16 : o[i].n_col);
+        if (o->n_col < 64 && o->R >= 64) {
+            tw_pool_slice((o->R + 3) / 4, ith, nth, &u0, &u1);
+            if (u0 < u1)
+                oa_cols(o, (int)u0 * 4, u1 * 4 < o->R ? (int)u1 * 4 : o->R, 0, o->n_col);
+        } else {
+            tw_pool_slice((o->n_col + 15) / 16, ith, nth, &u0, &u1);
+            if (u0 < u1)
+                oa_cols(o, 0, o->R, (int)u0 * 16, u1 * 16 < o->n_col ? (int)u1 * 16 : o->n_col);
+        }
     }
+}
+
+static void oa_run(struct oa_job *j, struct tw_pool *pool)
+{
+    if (j->n)
+        tw_pool_run(pool, oa_worker, j);
 }
 
 /* ---- matmul backward through the kq kernels ---- */
@@ -215,46 +233,44 @@ void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const
                          int n_tok, int n_in, int n_out, float *dx, float *dw, float *db,
                          float *scratch, struct tw_pool *pool)
 {
-    struct oa_ctx o[2];
+    struct oa_job j = {.n = 0};
     TW_ASSERT(kq_type_supported(t) && (!dw || t == GGUF_T_F32));
-    memset(o, 0, sizeof(o));
     if (dx)
-        o[0] = (struct oa_ctx){.R = n_tok,
-                               .K = n_out,
-                               .n_col = n_in,
-                               .kb = OA_KB_DX,
-                               .a = dy,
-                               .a_r = (size_t)n_out,
-                               .a_k = 1,
-                               .b = w,
-                               .ldb = (size_t)n_in,
-                               .y = dx,
-                               .ldy = (size_t)n_in};
+        j.o[j.n++] = (struct oa_ctx){.R = n_tok,
+                                     .K = n_out,
+                                     .n_col = n_in,
+                                     .kb = OA_KB_DX,
+                                     .a = dy,
+                                     .a_r = (size_t)n_out,
+                                     .a_k = 1,
+                                     .b = w,
+                                     .ldb = (size_t)n_in,
+                                     .y = dx,
+                                     .ldy = (size_t)n_in};
     if (dw)
-        o[1] = (struct oa_ctx){.R = n_out,
-                               .K = n_tok,
-                               .n_col = n_in,
-                               .kb = OA_KB_DW,
-                               .a = dy,
-                               .a_r = 1,
-                               .a_k = (size_t)n_out,
-                               .b = x,
-                               .ldb = (size_t)n_in,
-                               .y = dw,
-                               .ldy = (size_t)n_in};
+        j.o[j.n++] = (struct oa_ctx){.R = n_out,
+                                     .K = n_tok,
+                                     .n_col = n_in,
+                                     .kb = OA_KB_DW,
+                                     .a = dy,
+                                     .a_r = 1,
+                                     .a_k = (size_t)n_out,
+                                     .b = x,
+                                     .ldb = (size_t)n_in,
+                                     .y = dw,
+                                     .ldy = (size_t)n_in};
     if (t == GGUF_T_F32) {
-        if (dx || dw)
-            tw_pool_run(pool, oa_worker, o);
+        oa_run(&j, pool);
     } else if (dx) {
         struct mmb_ctx c = {.type = t, .w = w, .n_in = n_in, .rows = scratch};
         c.row_bytes = gguf_row_size(t, n_in);
-        o[0].b = scratch;
+        j.o[0].b = scratch;
         for (c.o0 = 0; c.o0 < n_out; c.o0 += MMB) {
             c.ob = n_out - c.o0 < MMB ? n_out - c.o0 : MMB;
             tw_pool_run(pool, mmb_dequant, &c);
-            o[0].a = dy + c.o0;
-            o[0].K = c.ob;
-            tw_pool_run(pool, oa_worker, o);
+            j.o[0].a = dy + c.o0;
+            j.o[0].K = c.ob;
+            oa_run(&j, pool);
         }
     }
     for (int tt = 0; db && tt < n_tok; tt++)
