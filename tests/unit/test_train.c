@@ -906,6 +906,38 @@ TEST(train_matmul_bwd_kq_matches_the_definition)
     CHECK(same);
 }
 
+/* A weight narrower than 64 columns with many rows (dW split across threads by bands of rows):
+ * the same bits over 1 and 3 threads, and the definition's values. */
+TEST(train_matmul_bwd_kq_narrow_weight)
+{
+    enum { T = 9, NI = 20, NO = 150 };
+    struct tw_pool *pool = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng rng;
+    float x[T * NI], w[NO * NI], dy[T * NO], dx0[T * NI] = {0}, dx1[T * NI] = {0};
+    float dx3[T * NI] = {0}, dw0[NO * NI] = {0}, dw1[NO * NI] = {0}, dw3[NO * NI] = {0};
+    float scratch[NI * 256];
+    double d = 0, mx = 0;
+    CHECK(train_matmul_bwd_kq_scratch(T, NI) <= sizeof(scratch) / sizeof(float));
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    train_rng_seed(&rng, 14);
+    fill(&rng, x, NULL, T * NI, 1);
+    fill(&rng, w, NULL, NO * NI, 1);
+    fill(&rng, dy, NULL, T * NO, 1);
+    train_matmul_bwd(dy, x, w, T, NI, NO, dx0, dw0, NULL, NULL);
+    train_matmul_bwd_kq(GGUF_T_F32, w, x, dy, T, NI, NO, dx1, dw1, NULL, scratch, NULL);
+    train_matmul_bwd_kq(GGUF_T_F32, w, x, dy, T, NI, NO, dx3, dw3, NULL, scratch, pool);
+    tw_pool_free(pool);
+    for (int i = 0; i < NO * NI; i++) {
+        d = fmax(d, fabs(dw0[i] - dw1[i]));
+        mx = fmax(mx, fabs(dw0[i]));
+    }
+    for (int i = 0; i < T * NI; i++)
+        d = fmax(d, fabs(dx0[i] - dx1[i]));
+    CHECK(mx > 0.1 && d <= 1e-5 * mx);
+    CHECK(!memcmp(dw1, dw3, sizeof(dw1)) && !memcmp(dx1, dx3, sizeof(dx1)));
+}
+
 /* Attention through the kq kernels against the plain definition (GQA, two sequences, odd sizes),
  * keeping the probabilities or only the log-sum-exp, over 1 and 3 threads (heads split across
  * them: the same bits). */
