@@ -188,7 +188,9 @@ out:
     tw_free(tok);
 }
 
-/* Runs one configuration in a child process; its result comes back through a pipe. */
+/* Runs one configuration (or, for TB_N, the peak measurement: tok_s is the GFLOP/s) in a child
+ * process, so that nothing it allocates counts in a later child's peak RSS; its result comes
+ * back through a pipe. */
 static int run_child(const struct tb_opts *o, enum tb_mode mode, struct tb_result *res)
 {
     int fd[2], status = 0;
@@ -206,7 +208,13 @@ static int run_child(const struct tb_opts *o, enum tb_mode mode, struct tb_resul
     if (pid == 0) {
         struct tb_result r;
         close(fd[0]);
-        run_one(o, mode, &r);
+        if (mode == TB_N) { // the matmul peak, kept out of the parent's memory too
+            memset(&r, 0, sizeof(r));
+            r.tok_s = peak_gflops(o->threads);
+            r.ok = 1;
+        } else {
+            run_one(o, mode, &r);
+        }
         if (write(fd[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
             _exit(2);
         _exit(0);
@@ -217,6 +225,12 @@ static int run_child(const struct tb_opts *o, enum tb_mode mode, struct tb_resul
     close(fd[0]);
     waitpid(pid, &status, 0);
     return 0;
+}
+
+static double tb_peak(const struct tb_opts *o)
+{
+    struct tb_result r;
+    return run_child(o, TB_N, &r) == 0 && r.ok ? r.tok_s : 0;
 }
 
 static int tb_int(const char *opt, const char *s, int lo, int hi, int *out)
@@ -281,13 +295,13 @@ TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and fu
                         "--kv-heads, with an even head size");
     /* The peak is taken before, between and after the runs and the highest kept: a matmul
      * slowed by another process on the machine would otherwise inflate every MFU. */
-    peak = peak_gflops(o.threads);
+    peak = tb_peak(&o);
     for (int mode = 0; mode < TB_N; mode++) {
         if (!(o.modes & (1u << mode)))
             continue;
         if (run_child(&o, (enum tb_mode)mode, &res[mode]) < 0)
             snprintf(res[mode].msg, sizeof(res[mode].msg), "fork failed");
-        peak2 = peak_gflops(o.threads);
+        peak2 = tb_peak(&o);
         peak = peak2 > peak ? peak2 : peak;
     }
     printf("train: dim %d, %d layers, %d/%d heads, ff %d, vocab %d; ctx %d, batch %d, %d timed "
