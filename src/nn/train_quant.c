@@ -514,12 +514,15 @@ void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const 
 size_t train_lora_kq_scratch(int n_tok, int n_in, int n_out, int r)
 {
     size_t t = (size_t)n_tok, i = (size_t)n_in, o = (size_t)n_out, k = (size_t)r;
-    size_t mx = i > o ? i : o;
-    return t * i + t * mx + i * t + o * t + k * o + 2 * k * t + i * k + t * k + o * k + k * i;
+    return 2 * t * i + k * o + 2 * t * k;
 }
 
 struct lkq {
-    float *xd, *tmp, *xdt, *dyt, *bt, *ut, *dut, *at, *du, *dbt, *dat;
+    float *xd;  // [n_tok][n_in] the dropped-out input
+    float *tmp; // [n_tok][n_in] (du A) before the dropout mask
+    float *bt;  // [r][n_out] B transposed
+    float *us;  // [n_tok][r] scale * u
+    float *du;  // [n_tok][r]
 };
 
 static void lkq_carve(struct lkq *s, float *p, int n_tok, int n_in, int n_out, int r)
@@ -527,15 +530,9 @@ static void lkq_carve(struct lkq *s, float *p, int n_tok, int n_in, int n_out, i
     size_t t = (size_t)n_tok, i = (size_t)n_in, o = (size_t)n_out, k = (size_t)r;
     s->xd = p;
     s->tmp = s->xd + t * i;
-    s->xdt = s->tmp + t * (i > o ? i : o);
-    s->dyt = s->xdt + i * t;
-    s->bt = s->dyt + o * t;
-    s->ut = s->bt + k * o;
-    s->dut = s->ut + k * t;
-    s->at = s->dut + k * t;
-    s->du = s->at + i * k;
-    s->dbt = s->du + t * k;
-    s->dat = s->dbt + o * k;
+    s->bt = s->tmp + t * i;
+    s->us = s->bt + k * o;
+    s->du = s->us + t * k;
 }
 
 /* x * drop (or x) into dst; returns what to use as the adapter's input. */
@@ -548,6 +545,9 @@ static const float *lkq_input(const float *x, const float *drop, size_t n, float
     return dst;
 }
 
+/* u = A xd through kq_matmul (r rows); y += (scale u) B^T and the whole backward as outer-product
+ * sums (train_matmul_bwd_kq, F32): threaded, no transposes but B's, every element's terms in a
+ * fixed order whatever the thread count. */
 void train_lora_fwd_kq(const float *x, const float *drop, int n_tok, int n_in, int n_out, int r,
                        const float *a, const float *b, float scale, float *u, float *y,
                        float *scratch, struct tw_pool *pool)
@@ -556,10 +556,12 @@ void train_lora_fwd_kq(const float *x, const float *drop, int n_tok, int n_in, i
     const float *xd;
     lkq_carve(&s, scratch, n_tok, n_in, n_out, r);
     xd = lkq_input(x, drop, (size_t)n_tok * n_in, s.xd);
-    kq_matmul(GGUF_T_F32, a, n_in, r, xd, n_tok, u, pool);     // u = A xd
-    kq_matmul(GGUF_T_F32, b, r, n_out, u, n_tok, s.tmp, pool); // B u
-    for (size_t e = 0; e < (size_t)n_tok * n_out; e++)
-        y[e] += scale * s.tmp[e];
+    kq_matmul(GGUF_T_F32, a, n_in, r, xd, n_tok, u, pool); // u = A xd
+    akq_transpose(b, n_out, r, s.bt);
+    for (size_t e = 0; e < (size_t)n_tok * r; e++)
+        s.us[e] = scale * u[e];
+    /* y[t][o] += sum_k us[t][k] B[o][k]: "dx += dy W" with W = B^T (r rows of n_out) */
+    train_matmul_bwd_kq(GGUF_T_F32, s.bt, NULL, s.us, n_tok, n_out, r, y, NULL, NULL, NULL, pool);
 }
 
 void train_lora_bwd_kq(const float *dy, const float *x, const float *drop, const float *u,
@@ -571,28 +573,22 @@ void train_lora_bwd_kq(const float *dy, const float *x, const float *drop, const
     const float *xd;
     lkq_carve(&s, scratch, n_tok, n_in, n_out, r);
     xd = lkq_input(x, drop, (size_t)n_tok * n_in, s.xd);
-    akq_transpose(b, n_out, r, s.bt);
-    kq_matmul(GGUF_T_F32, s.bt, n_out, r, dy, n_tok, s.du, pool); // du = scale B^T dy
+    for (size_t e = 0; e < (size_t)n_tok * r; e++) {
+        s.us[e] = scale * u[e];
+        s.du[e] = 0;
+    }
+    /* du = dy B (then scaled), dB += dy^T (scale u): W = B, n_out rows of r */
+    train_matmul_bwd_kq(GGUF_T_F32, b, s.us, dy, n_tok, r, n_out, s.du, db, NULL, NULL, pool);
     for (size_t e = 0; e < (size_t)n_tok * r; e++)
         s.du[e] *= scale;
-    if (db) { // dB += scale dy^T u
-        akq_transpose(dy, n_tok, n_out, s.dyt);
-        akq_transpose(u, n_tok, r, s.ut);
-        kq_matmul(GGUF_T_F32, s.ut, n_tok, r, s.dyt, n_out, s.dbt, pool);
-        for (size_t e = 0; e < (size_t)n_out * r; e++)
-            db[e] += scale * s.dbt[e];
+    /* dx += (du A) * drop, dA += du^T xd: W = A, r rows of n_in */
+    float *dxa = dx;
+    if (dx && drop) {
+        memset(s.tmp, 0, (size_t)n_tok * n_in * sizeof(float));
+        dxa = s.tmp;
     }
-    if (da) { // dA += du^T xd
-        akq_transpose(xd, n_tok, n_in, s.xdt);
-        akq_transpose(s.du, n_tok, r, s.dut);
-        kq_matmul(GGUF_T_F32, s.xdt, n_tok, n_in, s.dut, r, s.dat, pool);
-        for (size_t e = 0; e < (size_t)r * n_in; e++)
-            da[e] += s.dat[e];
-    }
-    if (dx) { // dx += (du A) * drop
-        akq_transpose(a, r, n_in, s.at);
-        kq_matmul(GGUF_T_F32, s.at, r, n_in, s.du, n_tok, s.tmp, pool);
+    train_matmul_bwd_kq(GGUF_T_F32, a, xd, s.du, n_tok, n_in, r, dxa, da, NULL, NULL, pool);
+    if (dx && drop)
         for (size_t e = 0; e < (size_t)n_tok * n_in; e++)
-            dx[e] += drop ? s.tmp[e] * drop[e] : s.tmp[e];
-    }
+            dx[e] += s.tmp[e] * drop[e];
 }
