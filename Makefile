@@ -122,6 +122,10 @@ $(B)/src/nn/%.o: src/nn/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $(NN_OPT) -c -o $@ $<
 
+# The training optimizer's loops take sqrtf of values that are never negative: without errno
+# to set, the compiler may vectorize them (same IEEE results).
+$(B)/src/nn/train_optim.o: NN_OPT += -fno-math-errno
+
 $(B)/src/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $(OPT) -c -o $@ $<

@@ -12,6 +12,7 @@
 #include "base/mem.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -40,11 +41,16 @@ struct tw_pool {
     void *ctx;
 };
 
-static inline void pool_pause(void)
+/* One step of a spin-wait: a pause, and every 1024th step a sched_yield, so that a spinner
+ * gives its core to any other runnable thread (a loaded machine, more threads than cores) and
+ * costs one cheap system call when there is none. */
+static inline void pool_pause(int i)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+    if ((i & 1023) == 1023)
+        sched_yield();
 }
 
 static void *pool_main(void *arg)
@@ -56,7 +62,7 @@ static void *pool_main(void *arg)
     for (;;) {
         unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
         for (int i = 0; g == seen && i < POOL_SPIN; i++) {
-            pool_pause();
+            pool_pause(i);
             g = atomic_load_explicit(&p->gen, memory_order_acquire);
         }
         if (g == seen) {
@@ -172,7 +178,7 @@ void tw_pool_run(struct tw_pool *p, void (*fn)(void *ctx, int ith, int nth), voi
     for (int i = 0; i < POOL_SPIN; i++) {
         if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0)
             return;
-        pool_pause();
+        pool_pause(i);
     }
     pthread_mutex_lock(&p->mu);
     p->driver_sleeping = true;

@@ -23,12 +23,14 @@
 #include <unistd.h>
 
 struct tb_opts {
-    int dim, layers, heads, kv_heads, ff, vocab, ctx, steps, threads, rank;
+    int dim, layers, heads, kv_heads, ff, vocab, ctx, steps, threads, rank, batch;
+    unsigned modes; // bit per enum tb_mode to run
 };
 
 struct tb_result {
     int ok;
     double tok_s;      // training tokens per second (timed steps)
+    double phase[3];   // seconds per timed step in forward, backward, optimizer
     double maxrss_mb;  // peak resident memory of the run
     double n_base;     // values of the whole model
     double n_train;    // trainable values
@@ -53,7 +55,7 @@ static double peak_gflops(int threads)
             w[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
         for (size_t i = 0; i < (size_t)T * n; i++)
             x[i] = (float)((i * 40503u) % 1000) / 1000.0f - 0.5f;
-        for (int r = 0; r < 5; r++) {
+        for (int r = 0; r < 20; r++) {
             double t0 = tw_time_mono_s(), dt;
             kq_matmul(GGUF_T_F32, w, n, n, x, T, y, pool);
             dt = tw_time_mono_s() - t0;
@@ -124,7 +126,8 @@ static void run_one(const struct tb_opts *o, enum tb_mode mode, struct tb_result
     struct rusage ru;
     void **bufs = NULL;
     int n_bufs = 0, n, T = o->ctx;
-    int32_t *tok = tw_mallocarray((size_t)T + 1, sizeof(int32_t));
+    int B = o->batch;
+    int32_t *tok = tw_mallocarray((size_t)B * T + 1, sizeof(int32_t));
     double t0 = 0;
     float loss;
     memset(res, 0, sizeof(*res));
@@ -134,7 +137,7 @@ static void run_one(const struct tb_opts *o, enum tb_mode mode, struct tb_result
     if (mode == TB_FULL_F32 ? train_llama_new(&cfg, 1, &m, &err) < 0
                             : train_llama_new_frozen(&cfg, &m, &err) < 0)
         goto out;
-    for (int i = 0; i <= T; i++)
+    for (int i = 0; i <= B * T; i++)
         tok[i] = (int32_t)(train_rng_next(&rng) % (uint64_t)o->vocab);
     train_llama_set_pool(m, pool);
     if (mode != TB_FULL_F32 &&
@@ -153,16 +156,24 @@ static void run_one(const struct tb_opts *o, enum tb_mode mode, struct tb_result
     if (mode != TB_FULL_F32)
         res->n_base -= res->n_train; // N is the base model's size
     for (int s = 0; s <= o->steps; s++) {
+        double tp[4];
         if (s == 1)
             t0 = tw_time_mono_s(); // step 0 warms up (allocations, page faults)
-        train_grad_zero(p, n);
-        if (train_llama_forward(m, tok, tok + 1, NULL, 1, T, NULL, &loss, &err) < 0 ||
-            train_llama_backward(m, 1.0f, &err) < 0)
+        /* as twin train runs a step: gradients start at zero, train_optim_step clips, updates
+         * and zeroes them again */
+        tp[0] = tw_time_mono_s();
+        if (train_llama_forward(m, tok, tok + 1, NULL, B, T, NULL, &loss, &err) < 0)
             goto out;
-        train_clip_grad_norm(p, n, 1.0);
-        train_adamw_step(&opt, 1e-4f, s + 1, p, n);
+        tp[1] = tw_time_mono_s();
+        if (train_llama_backward(m, 1.0f, &err) < 0)
+            goto out;
+        tp[2] = tw_time_mono_s();
+        train_optim_step(&opt, 1e-4f, s + 1, p, n, 1.0, pool);
+        tp[3] = tw_time_mono_s();
+        for (int k = 0; s > 0 && k < 3; k++)
+            res->phase[k] += (tp[k + 1] - tp[k]) / o->steps;
     }
-    res->tok_s = (double)o->steps * T / (tw_time_mono_s() - t0);
+    res->tok_s = (double)o->steps * B * T / (tw_time_mono_s() - t0);
     getrusage(RUSAGE_SELF, &ru);
     res->maxrss_mb = (double)ru.ru_maxrss / 1024.0;
     res->ok = 1;
@@ -177,7 +188,9 @@ out:
     tw_free(tok);
 }
 
-/* Runs one configuration in a child process; its result comes back through a pipe. */
+/* Runs one configuration (or, for TB_N, the peak measurement: tok_s is the GFLOP/s) in a child
+ * process, so that nothing it allocates counts in a later child's peak RSS; its result comes
+ * back through a pipe. */
 static int run_child(const struct tb_opts *o, enum tb_mode mode, struct tb_result *res)
 {
     int fd[2], status = 0;
@@ -195,7 +208,13 @@ static int run_child(const struct tb_opts *o, enum tb_mode mode, struct tb_resul
     if (pid == 0) {
         struct tb_result r;
         close(fd[0]);
-        run_one(o, mode, &r);
+        if (mode == TB_N) { // the matmul peak, kept out of the parent's memory too
+            memset(&r, 0, sizeof(r));
+            r.tok_s = peak_gflops(o->threads);
+            r.ok = 1;
+        } else {
+            run_one(o, mode, &r);
+        }
         if (write(fd[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
             _exit(2);
         _exit(0);
@@ -206,6 +225,12 @@ static int run_child(const struct tb_opts *o, enum tb_mode mode, struct tb_resul
     close(fd[0]);
     waitpid(pid, &status, 0);
     return 0;
+}
+
+static double tb_peak(const struct tb_opts *o)
+{
+    struct tb_result r;
+    return run_child(o, TB_N, &r) == 0 && r.ok ? r.tok_s : 0;
 }
 
 static int tb_int(const char *opt, const char *s, int lo, int hi, int *out)
@@ -222,7 +247,7 @@ static int tb_int(const char *opt, const char *s, int lo, int hi, int *out)
 
 TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and full, ~100M model")
 {
-    struct tb_opts o = {768, 16, 12, 4, 2048, 512, 128, 2, 2, 16};
+    struct tb_opts o = {768, 16, 12, 4, 2048, 512, 128, 2, 2, 16, 1, (1u << TB_N) - 1};
     struct {
         const char *name;
         int *v;
@@ -231,15 +256,31 @@ TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and fu
                  {"--heads", &o.heads, 1, 256},  {"--kv-heads", &o.kv_heads, 1, 256},
                  {"--ff", &o.ff, 32, 65536},     {"--ctx", &o.ctx, 8, 4096},
                  {"--steps", &o.steps, 1, 1000}, {"--threads", &o.threads, 1, 256},
-                 {"--rank", &o.rank, 1, 256}};
-    double peak;
+                 {"--rank", &o.rank, 1, 256},    {"--batch", &o.batch, 1, 64}};
+    struct tb_result res[TB_N];
+    double peak, peak2;
+    memset(res, 0, sizeof(res));
     if (cli_wants_help(argc, argv)) {
         printf("usage: twin bench train [--dim 768 --layers 16 --heads 12 --kv-heads 4 --ff 2048]\n"
-               "                        [--ctx 128] [--steps 2] [--threads 2] [--rank 16]\n");
+               "                        [--ctx 128] [--batch 1] [--steps 2] [--threads 2]\n"
+               "                        [--rank 16] [--mode all|lora|qlora|full]\n");
         return 0;
     }
     for (int i = 1; i < argc; i++) {
         size_t k;
+        if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
+            static const char *mode_names[] = {"lora", "qlora", "full"};
+            const char *v = argv[++i];
+            o.modes = 0;
+            for (int mo = 0; mo < TB_N; mo++)
+                if (!strcmp(v, "all") || !strcmp(v, mode_names[mo]))
+                    o.modes = 1u << mo;
+            if (!strcmp(v, "all"))
+                o.modes = (1u << TB_N) - 1;
+            if (!o.modes)
+                return cli_fail("bench train: --mode '%s' must be all, lora, qlora or full", v);
+            continue;
+        }
         for (k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
             if (!strcmp(argv[i], flags[k].name))
                 break;
@@ -252,26 +293,43 @@ TW_BENCH(train, "training tokens/s, peak memory and MFU: LoRA (f32, q4_0) and fu
     if (o.dim % o.heads || o.heads % o.kv_heads || (o.dim / o.heads) % 2 || o.dim % 32)
         return cli_fail("bench train: --dim must be a multiple of 32 and of --heads, --heads of "
                         "--kv-heads, with an even head size");
-    peak = peak_gflops(o.threads);
-    printf("train: dim %d, %d layers, %d/%d heads, ff %d, vocab %d; ctx %d, batch 1, %d timed "
+    /* The peak is taken before, between and after the runs and the highest kept: a matmul
+     * slowed by another process on the machine would otherwise inflate every MFU. */
+    peak = tb_peak(&o);
+    for (int mode = 0; mode < TB_N; mode++) {
+        if (!(o.modes & (1u << mode)))
+            continue;
+        if (run_child(&o, (enum tb_mode)mode, &res[mode]) < 0)
+            snprintf(res[mode].msg, sizeof(res[mode].msg), "fork failed");
+        peak2 = tb_peak(&o);
+        peak = peak2 > peak ? peak2 : peak;
+    }
+    printf("train: dim %d, %d layers, %d/%d heads, ff %d, vocab %d; ctx %d, batch %d, %d timed "
            "steps, %d threads\n",
-           o.dim, o.layers, o.heads, o.kv_heads, o.ff, o.vocab, o.ctx, o.steps, o.threads);
+           o.dim, o.layers, o.heads, o.kv_heads, o.ff, o.vocab, o.ctx, o.batch, o.steps, o.threads);
     printf("f32 matmul peak (kq_matmul 1024x1024 x 256 tokens): %.1f GFLOP/s\n", peak);
     printf("%-16s %10s %12s %10s %10s %8s\n", "mode", "params", "trainable", "tokens/s", "peak MB",
            "MFU");
     for (int mode = 0; mode < TB_N; mode++) {
-        struct tb_result r;
+        const struct tb_result *r = &res[mode];
         double flops_tok, mfu;
-        if (run_child(&o, (enum tb_mode)mode, &r) < 0 || !r.ok) {
-            printf("%-16s failed: %s\n", tb_names[mode], r.msg);
+        if (!(o.modes & (1u << mode)))
+            continue;
+        if (!r->ok) {
+            printf("%-16s failed: %s\n", tb_names[mode], r->msg);
             continue;
         }
         /* full: 6N per token (forward 2N, backward 4N); LoRA: the frozen base costs 4N (forward
          * and the input gradient, no weight gradient) plus the adapters' own FLOPs */
-        flops_tok = mode == TB_FULL_F32 ? 6.0 * r.n_base : 4.0 * r.n_base + r.adapter_fl;
-        mfu = peak > 0 ? flops_tok * r.tok_s / (peak * 1e9) : 0;
-        printf("%-16s %9.1fM %11.2fM %10.1f %10.0f %7.1f%%\n", tb_names[mode], r.n_base / 1e6,
-               r.n_train / 1e6, r.tok_s, r.maxrss_mb, 100.0 * mfu);
+        flops_tok = mode == TB_FULL_F32 ? 6.0 * r->n_base : 4.0 * r->n_base + r->adapter_fl;
+        mfu = peak > 0 ? flops_tok * r->tok_s / (peak * 1e9) : 0;
+        printf("%-16s %9.1fM %11.2fM %10.1f %10.0f %7.1f%%\n", tb_names[mode], r->n_base / 1e6,
+               r->n_train / 1e6, r->tok_s, r->maxrss_mb, 100.0 * mfu);
     }
+    printf("seconds per step:  %10s %10s %10s\n", "forward", "backward", "optimizer");
+    for (int mode = 0; mode < TB_N; mode++)
+        if ((o.modes & (1u << mode)) && res[mode].ok)
+            printf("  %-16s %10.3f %10.3f %10.3f\n", tb_names[mode], res[mode].phase[0],
+                   res[mode].phase[1], res[mode].phase[2]);
     return 0;
 }

@@ -169,23 +169,26 @@ void train_qmatmul_bwd_x(enum gguf_ttype t, const void *w, int n_in, int n_out, 
                          int n_tok, float *dx, struct tw_pool *pool);
 
 /* The fast matmul backward, for W of any kq type (dW only for F32): dx += dy W, dW += dy^T x,
- * db += sum_t dy, computed block by block of 256 output rows through kq_matmul, with each block
- * dequantized and transposed into 'scratch' (train_matmul_bwd_kq_scratch(n_tok, n_in) floats,
- * independent of n_out). Equal to train_matmul_bwd / train_qmatmul_bwd_x up to summation order,
- * and the same for any thread count. */
+ * db += sum_t dy, as sums of outer products read straight from W (F32) or from blocks of 256
+ * rows dequantized into 'scratch' (train_matmul_bwd_kq_scratch(n_tok, n_in) floats, independent
+ * of n_out), with no transposed copies. Every element adds its terms in the definition's order
+ * as a multiply then an add (no fused multiply-add): equal to train_matmul_bwd /
+ * train_qmatmul_bwd_x up to rounding, and the same bits for any thread count and ISA. */
 size_t train_matmul_bwd_kq_scratch(int n_tok, int n_in);
 void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const float *dy,
                          int n_tok, int n_in, int n_out, float *dx, float *dw, float *db,
                          float *scratch, struct tw_pool *pool);
 
-/* Attention through the kq kernels, one (sequence, head) at a time: scores, outputs and every
- * gradient are matmuls over contiguous copies in 'scratch' (train_attn_kq_scratch(T, hd)
- * floats), each split across the pool. Same results (up to rounding) as train_attn_fwd /
- * train_attn_bwd, the definitions. The forward writes the probabilities to att (as the
- * definition does) and/or each row's log-sum-exp of the scaled scores to lse
- * [n_seq][n_head][T]; either may be NULL. The backward takes att, or, when att is NULL,
- * recomputes the probabilities from q, k and lse: O(T) saved per head instead of O(T^2). */
-size_t train_attn_kq_scratch(int T, int hd);
+/* Attention through the kq kernels: each thread of the pool takes whole heads (forward:
+ * (sequence, head) pairs; backward: (sequence, kv head) pairs) and computes scores, outputs and
+ * gradients as matmuls over contiguous copies in its own part of 'scratch'
+ * (train_attn_kq_scratch(T, hd, n) floats for a pool of n threads, tw_pool_size). Same results
+ * (up to rounding) as train_attn_fwd / train_attn_bwd, the definitions, and the same bits for
+ * any thread count. The forward writes the probabilities to att (as the definition does) and/or
+ * each row's log-sum-exp of the scaled scores to lse [n_seq][n_head][T]; either may be NULL.
+ * The backward takes att, or, when att is NULL, recomputes the probabilities from q, k and lse:
+ * O(T) saved per head instead of O(T^2). */
+size_t train_attn_kq_scratch(int T, int hd, int n_threads);
 void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T, int n_head,
                        int n_head_kv, int hd, float *att, float *lse, float *out, float *scratch,
                        struct tw_pool *pool);
@@ -237,15 +240,27 @@ struct train_adamw {
 
 /* One AdamW update of every param with a gradient, at 1-based step t (bias correction
  * 1 - beta^t), PyTorch's order: w -= lr * wd * w; m, v updated; w -= lr * mhat / (sqrt(vhat) +
- * eps). Moments start at zero (the model allocates them zeroed). */
+ * eps). Moments start at zero (the model allocates them zeroed).
+ *
+ * These four pass over every gradient element by element, split across 'pool' (NULL: the calling
+ * thread) in pieces of a fixed size; the results do not depend on the thread count. */
 void train_adamw_step(const struct train_adamw *opt, float lr, long t, struct train_param *p,
-                      int n_params);
-/* Global L2 norm of all gradients (accumulated in double). If max_norm > 0 and the norm exceeds
- * it, scales every gradient by max_norm / norm. Returns the norm before clipping. */
-double train_clip_grad_norm(struct train_param *p, int n_params, double max_norm);
+                      int n_params, struct tw_pool *pool);
+/* Global L2 norm of all gradients (accumulated in double, in a fixed order). If max_norm > 0 and
+ * the norm exceeds it, scales every gradient by max_norm / norm. Returns the norm before
+ * clipping. */
+double train_clip_grad_norm(struct train_param *p, int n_params, double max_norm,
+                            struct tw_pool *pool);
+/* A whole optimizer step in two passes over the parameters instead of four: the norm (returned),
+ * then AdamW on the gradients scaled as clipping to max_norm would scale them (max_norm <= 0:
+ * no clipping), zeroing each gradient once used. The same bits as train_clip_grad_norm,
+ * train_adamw_step and train_grad_zero in turn; gradients are zero afterwards, ready for the
+ * next step's backward. */
+double train_optim_step(const struct train_adamw *opt, float lr, long t, struct train_param *p,
+                        int n_params, double max_norm, struct tw_pool *pool);
 /* Multiplies every gradient by s (e.g. 1/n after summing n micro-batches). */
-void train_grad_scale(struct train_param *p, int n_params, float s);
-void train_grad_zero(struct train_param *p, int n_params);
+void train_grad_scale(struct train_param *p, int n_params, float s, struct tw_pool *pool);
+void train_grad_zero(struct train_param *p, int n_params, struct tw_pool *pool);
 
 enum train_decay { TRAIN_DECAY_CONSTANT = 0, TRAIN_DECAY_LINEAR, TRAIN_DECAY_COSINE };
 

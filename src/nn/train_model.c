@@ -107,6 +107,7 @@ struct LLAMA {
     treal *acts;
     size_t cap_tok, cap_att;
     int cap_T;
+    int cap_nth; // threads the attention scratch is sized for (f32)
     int n_seq, T, have_fwd;
     int32_t *tokens, *targets, *pos;
     uint8_t *mask;
@@ -544,7 +545,8 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
     treal *p;
     char *ip;
 
-    if (n_tok <= m->cap_tok && n_att <= m->cap_att && T <= m->cap_T)
+    int nth = tw_pool_size(m->pool);
+    if (n_tok <= m->cap_tok && n_att <= m->cap_att && T <= m->cap_T && nth <= m->cap_nth)
         return TW_OK;
     for (int l = 0; m->lora && l < c->n_layer; l++)
         for (int k = 0; k < N_TARGET; k++)
@@ -565,7 +567,7 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
 #ifndef TRAIN_F64
     mm_scratch =
         train_matmul_bwd_kq_scratch((int)n_tok, C > qd ? (C > F ? C : F) : (qd > F ? qd : F));
-    at_scratch = train_attn_kq_scratch(T, m->hd);
+    at_scratch = train_attn_kq_scratch(T, m->hd, nth);
 #endif
     if (tw_size_mul(total, n_tok, &total) < 0 || tw_size_mul(n_att, L, &ints) < 0 ||
         tw_size_add(total, ints, &total) < 0 || tw_size_add(total, mm_scratch, &total) < 0 ||
@@ -644,7 +646,109 @@ static int acts_reserve(struct LLAMA *m, size_t n_tok, size_t n_att, int T, stru
     m->cap_tok = n_tok;
     m->cap_att = n_att;
     m->cap_T = T;
+    m->cap_nth = nth;
     return TW_OK;
+}
+
+/* ---- per-token and element-wise ops across the pool ----
+ *
+ * Each thread runs the plain op on its slice of tokens (or values), so the results are the op's
+ * own for any thread count. RMSNorm's weight gradient sums over tokens: each thread takes a
+ * slice of its columns and adds every token in order, with the op's expression. */
+
+enum ew_kind { EW_NORM_FWD, EW_NORM_BWD, EW_SWIGLU_FWD, EW_SWIGLU_BWD };
+
+struct ew_ctx {
+    enum ew_kind kind;
+    const treal *in0, *in1, *in2, *in3;
+    treal *out0, *out1;
+    int n_tok, C;
+    size_t n;
+    treal eps;
+};
+
+static void ew_worker(void *arg, int ith, int nth)
+{
+    const struct ew_ctx *e = arg;
+    size_t C = (size_t)e->C;
+    long a, b;
+    switch (e->kind) {
+    case EW_NORM_FWD: // x, w -> y, rstd
+        tw_pool_slice(e->n_tok, ith, nth, &a, &b);
+        if (a < b)
+            OP(train_rmsnorm_fwd)
+            (e->in0 + a * C, e->in1, (int)(b - a), e->C, e->eps, e->out0 + a * C, e->out1 + a);
+        break;
+    case EW_NORM_BWD: // dy, x, w, rstd -> dx, dw
+        tw_pool_slice(e->n_tok, ith, nth, &a, &b);
+        if (a < b && e->out0)
+            OP(train_rmsnorm_bwd)
+            (e->in0 + a * C, e->in1 + a * C, e->in2, e->in3 + a, (int)(b - a), e->C,
+             e->out0 + a * C, NULL);
+        tw_pool_slice(e->C, ith, nth, &a, &b);
+        for (int t = 0; e->out1 && t < e->n_tok; t++) {
+            const treal *restrict dyt = e->in0 + (size_t)t * C, *restrict xt = e->in1 + t * C;
+            treal r = e->in3[t], *restrict dw = e->out1;
+            for (long c = a; c < b; c++)
+                dw[c] += dyt[c] * xt[c] * r;
+        }
+        break;
+    case EW_SWIGLU_FWD: // g, u -> h
+        tw_pool_slice((long)e->n, ith, nth, &a, &b);
+        if (a < b)
+            OP(train_swiglu_fwd)(e->in0 + a, e->in1 + a, (size_t)(b - a), e->out0 + a);
+        break;
+    case EW_SWIGLU_BWD: // dh, g, u -> dg, du
+        tw_pool_slice((long)e->n, ith, nth, &a, &b);
+        if (a < b)
+            OP(train_swiglu_bwd)
+            (e->in0 + a, e->in1 + a, e->in2 + a, (size_t)(b - a), e->out0 ? e->out0 + a : NULL,
+             e->out1 ? e->out1 + a : NULL);
+        break;
+    }
+}
+
+static void norm_fwd(struct LLAMA *m, const treal *x, const treal *w, int n_tok, treal *y,
+                     treal *rstd)
+{
+    struct ew_ctx e = {.kind = EW_NORM_FWD,
+                       .in0 = x,
+                       .in1 = w,
+                       .out0 = y,
+                       .out1 = rstd,
+                       .n_tok = n_tok,
+                       .C = m->cfg.n_embd,
+                       .eps = m->cfg.norm_eps};
+    tw_pool_run(m->pool, ew_worker, &e);
+}
+
+static void norm_bwd(struct LLAMA *m, const treal *dy, const treal *x, const treal *w,
+                     const treal *rstd, int n_tok, treal *dx, treal *dw)
+{
+    struct ew_ctx e = {.kind = EW_NORM_BWD,
+                       .in0 = dy,
+                       .in1 = x,
+                       .in2 = w,
+                       .in3 = rstd,
+                       .out0 = dx,
+                       .out1 = dw,
+                       .n_tok = n_tok,
+                       .C = m->cfg.n_embd};
+    tw_pool_run(m->pool, ew_worker, &e);
+}
+
+static void swiglu_fwd(struct LLAMA *m, const treal *g, const treal *u, size_t n, treal *h)
+{
+    struct ew_ctx e = {.kind = EW_SWIGLU_FWD, .in0 = g, .in1 = u, .out0 = h, .n = n};
+    tw_pool_run(m->pool, ew_worker, &e);
+}
+
+static void swiglu_bwd(struct LLAMA *m, const treal *dh, const treal *g, const treal *u, size_t n,
+                       treal *dg, treal *du)
+{
+    struct ew_ctx e = {
+        .kind = EW_SWIGLU_BWD, .in0 = dh, .in1 = g, .in2 = u, .out0 = dg, .out1 = du, .n = n};
+    tw_pool_run(m->pool, ew_worker, &e);
 }
 
 /* ---- forward ---- */
@@ -827,7 +931,7 @@ static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t 
     for (int l = 0; l < c->n_layer; l++) {
         struct layer_acts *a = &m->la[l];
         treal *x = m->res + (size_t)l * n_tok * C, *y = x + (size_t)n_tok * C;
-        OP(train_rmsnorm_fwd)(x, layer_w(m, l, 0), n_tok, C, c->norm_eps, a->xn1, a->rstd1);
+        norm_fwd(m, x, layer_w(m, l, 0), n_tok, a->xn1, a->rstd1);
         proj_fwd(m, l, 1, a->xn1, n_tok, a->q, rng);
         proj_fwd(m, l, 2, a->xn1, n_tok, a->k, rng);
         proj_fwd(m, l, 3, a->xn1, n_tok, a->v, rng);
@@ -842,15 +946,14 @@ static int forward_logits(struct LLAMA *m, const int32_t *tokens, const int32_t 
 #endif
         proj_fwd(m, l, 4, a->ao, n_tok, a->hmid, rng);
         OP(train_acc)(a->hmid, x, (size_t)n_tok * C);
-        OP(train_rmsnorm_fwd)(a->hmid, layer_w(m, l, 5), n_tok, C, c->norm_eps, a->xn2, a->rstd2);
+        norm_fwd(m, a->hmid, layer_w(m, l, 5), n_tok, a->xn2, a->rstd2);
         proj_fwd(m, l, 6, a->xn2, n_tok, a->g, rng);
         proj_fwd(m, l, 7, a->xn2, n_tok, a->u, rng);
-        OP(train_swiglu_fwd)(a->g, a->u, (size_t)n_tok * F, a->h);
+        swiglu_fwd(m, a->g, a->u, (size_t)n_tok * F, a->h);
         proj_fwd(m, l, 8, a->h, n_tok, y, rng);
         OP(train_acc)(y, a->hmid, (size_t)n_tok * C);
     }
-    OP(train_rmsnorm_fwd)
-    (m->res + (size_t)c->n_layer * n_tok * C, onorm->w, n_tok, C, c->norm_eps, m->xnf, m->rstdf);
+    norm_fwd(m, m->res + (size_t)c->n_layer * n_tok * C, onorm->w, n_tok, m->xnf, m->rstdf);
     mat_fwd(m, outp, NULL, m->xnf, n_tok, C, V, m->probs);
     return TW_OK;
 }
@@ -895,8 +998,8 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
     memset(m->dxn, 0, nC * sizeof(treal));
     mat_bwd(m, outp, NULL, m->dlogits, m->xnf, n_tok, C, V, m->dxn);
     memset(m->dres, 0, nC * sizeof(treal));
-    OP(train_rmsnorm_bwd)
-    (m->dxn, m->res + (size_t)c->n_layer * nC, onorm->w, m->rstdf, n_tok, C, m->dres, onorm->g);
+    norm_bwd(m, m->dxn, m->res + (size_t)c->n_layer * nC, onorm->w, m->rstdf, n_tok, m->dres,
+             onorm->g);
     for (int l = c->n_layer - 1; l >= 0; l--) {
         struct layer_acts *a = &m->la[l];
         const treal *x = m->res + (size_t)l * nC;
@@ -906,13 +1009,12 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         proj_bwd(m, l, 8, m->dres, a->h, n_tok, m->dh);
         memset(m->dg, 0, nF * sizeof(treal));
         memset(m->du, 0, nF * sizeof(treal));
-        OP(train_swiglu_bwd)(m->dh, a->g, a->u, nF, m->dg, m->du);
+        swiglu_bwd(m, m->dh, a->g, a->u, nF, m->dg, m->du);
         memset(m->dxn, 0, nC * sizeof(treal));
         proj_bwd(m, l, 6, m->dg, a->xn2, n_tok, m->dxn);
         proj_bwd(m, l, 7, m->du, a->xn2, n_tok, m->dxn);
         memcpy(m->dhmid, m->dres, nC * sizeof(treal));
-        OP(train_rmsnorm_bwd)
-        (m->dxn, a->hmid, layer_w(m, l, 5), a->rstd2, n_tok, C, m->dhmid, layer_g(m, l, 5));
+        norm_bwd(m, m->dxn, a->hmid, layer_w(m, l, 5), a->rstd2, n_tok, m->dhmid, layer_g(m, l, 5));
         /* hmid = x + Wo attn(rope(Wq xn1), rope(Wk xn1), Wv xn1), xn1 = norm(x) */
         memset(m->dao, 0, (size_t)n_tok * m->qd * sizeof(treal));
         proj_bwd(m, l, 4, m->dhmid, a->ao, n_tok, m->dao);
@@ -920,8 +1022,10 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         memset(m->dk, 0, (size_t)n_tok * m->kvd * sizeof(treal));
         memset(m->dv, 0, (size_t)n_tok * m->kvd * sizeof(treal));
 #ifndef TRAIN_F64
+        /* a pool larger than the forward's would outgrow the scratch: same bits on one thread */
         train_attn_bwd_kq(m->dao, a->q, a->k, a->v, NULL, a->att, m->n_seq, m->T, c->n_head,
-                          c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->at_scratch, m->pool);
+                          c->n_head_kv, m->hd, m->dq, m->dk, m->dv, m->at_scratch,
+                          tw_pool_size(m->pool) <= m->cap_nth ? m->pool : NULL);
 #else
         OP(train_attn_bwd)
         (m->dao, a->q, a->k, a->v, a->att, m->n_seq, m->T, c->n_head, c->n_head_kv, m->hd, m->dq,
@@ -934,8 +1038,7 @@ int LL(backward)(struct LLAMA *m, treal dloss, struct tw_err *err)
         proj_bwd(m, l, 2, m->dk, a->xn1, n_tok, m->dxn);
         proj_bwd(m, l, 3, m->dv, a->xn1, n_tok, m->dxn);
         memcpy(m->dres, m->dhmid, nC * sizeof(treal));
-        OP(train_rmsnorm_bwd)
-        (m->dxn, x, layer_w(m, l, 0), a->rstd1, n_tok, C, m->dres, layer_g(m, l, 0));
+        norm_bwd(m, m->dxn, x, layer_w(m, l, 0), a->rstd1, n_tok, m->dres, layer_g(m, l, 0));
     }
     if (m->params[0].g)
         OP(train_embed_bwd)(m->params[0].g, C, m->tokens, n_tok, m->dres);

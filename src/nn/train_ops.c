@@ -201,19 +201,20 @@ static void rope_apply(treal *x, int n_tok, int n_head, int hd, const int32_t *p
     treal fscale = rc->freq_scale > 0 ? (treal)rc->freq_scale : (treal)1;
     int half = rc->n_rot / 2, neox = rc->mode == TRAIN_ROPE_NEOX;
     for (int t = 0; t < n_tok; t++) {
-        for (int h = 0; h < n_head; h++) {
-            treal *restrict xh = x + ((size_t)t * n_head + h) * hd;
-            treal theta = (treal)pos[t];
-            for (int i = 0; i < half; i++) {
-                treal ff = rc->freq_factors ? (treal)rc->freq_factors[i] : (treal)1;
-                treal a = fscale * (theta / ff);
-                treal c = TR_COS(a), s = dir * TR_SIN(a);
-                int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+        treal *restrict xt = x + (size_t)t * n_head * hd;
+        treal theta = (treal)pos[t];
+        for (int i = 0; i < half; i++) { // pair i turns by the same angle in every head
+            treal ff = rc->freq_factors ? (treal)rc->freq_factors[i] : (treal)1;
+            treal a = fscale * (theta / ff);
+            treal c = TR_COS(a), s = dir * TR_SIN(a);
+            int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            for (int h = 0; h < n_head; h++) {
+                treal *restrict xh = xt + (size_t)h * hd;
                 treal x0 = xh[i0], x1 = xh[i1];
                 xh[i0] = x0 * c - x1 * s;
                 xh[i1] = x0 * s + x1 * c;
-                theta *= theta_scale;
             }
+            theta *= theta_scale;
         }
     }
 }

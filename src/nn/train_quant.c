@@ -62,30 +62,158 @@ void train_qmatmul_bwd_x(enum gguf_ttype t, const void *w, int n_in, int n_out, 
     tw_pool_run(pool, qbwd_worker, &c);
 }
 
+/* ---- outer-product accumulation: the matmul backward without transposes ----
+ *
+ * Both gradients of y = x W^T are sums of outer products, Y[r][c] += sum_k A(r, k) B[k][c]:
+ *   dx = dy W:     Y = dx [n_tok][n_in],  A(t, o) = dy[t][o],  B = W [n_out][n_in]
+ *   dW = dy^T x:   Y = dW [n_out][n_in],  A(o, t) = dy[t][o],  B = x [n_tok][n_in]
+ * B's rows are read as they lie and A's values are broadcast, so no operand is transposed. The
+ * kernel is plain C on GCC/clang vector types, compiled for AVX-512, AVX2 and baseline x86-64
+ * (target_clones picks one at load time). Every element is summed over k in increasing order,
+ * each term a multiply then an add (never fused), whatever the ISA, the tile it falls in or the
+ * thread that owns its column: results are the same on every machine and thread count. */
+
+typedef float oa_v16 __attribute__((vector_size(64)));
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define OA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define OA_CLONES
+#endif
+
+struct oa_ctx {
+    int R, K, n_col; // Y is R x n_col, summed over k < K
+    int kb;          // k per pass over a tile (OA_KB_DX, OA_KB_DW)
+    const float *a;  // A(r, k) = a[r * a_r + k * a_k]
+    size_t a_r, a_k;
+    const float *b; // B[k][c] = b[k * ldb + c]
+    size_t ldb;
+    float *y; // Y[r][c] = y[r * ldy + c]
+    size_t ldy;
+};
+
+/* k per pass over a tile. dx: W's panel of 128 x 64 floats (32 KiB) stays in L1 while every
+ * token tile passes, and dx itself is small. dW: each pass reads and writes the dW tile from
+ * memory, so x's panel (up to 1024 x 64 floats, in L2) is taken whole. */
+#define OA_KB_DX       128
+#define OA_KB_DW       1024
+#define OA_LOAD(v, p)  memcpy(&(v), (p), sizeof(v))
+#define OA_STORE(p, v) memcpy((p), &(v), sizeof(v))
+
+/* Rows [r, r + NR) x columns [c, c + 16 NV) over k in [k0, k1), in registers. */
+#define OA_TILE(NR, NV)                                                                            \
+    do {                                                                                           \
+        oa_v16 acc[NR][NV], bv[NV];                                                                \
+        for (int j = 0; j < NR; j++)                                                               \
+            for (int v = 0; v < NV; v++)                                                           \
+                OA_LOAD(acc[j][v], o->y + (size_t)(r + j) * o->ldy + c + 16 * v);                  \
+        for (int k = k0; k < k1; k++) {                                                            \
+            const float *bk = o->b + (size_t)k * o->ldb + c;                                       \
+            const float *ak = o->a + (size_t)k * o->a_k + (size_t)r * o->a_r;                      \
+            for (int v = 0; v < NV; v++)                                                           \
+                OA_LOAD(bv[v], bk + 16 * v);                                                       \
+            for (int j = 0; j < NR; j++) {                                                         \
+                const float s = ak[(size_t)j * o->a_r];                                            \
+                for (int v = 0; v < NV; v++) {                                                     \
+                    oa_v16 prod = bv[v] * s; /* a separate statement: never contracted to FMA */   \
+                    acc[j][v] += prod;                                                             \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int j = 0; j < NR; j++)                                                               \
+            for (int v = 0; v < NV; v++)                                                           \
+                OA_STORE(o->y + (size_t)(r + j) * o->ldy + c + 16 * v, acc[j][v]);                 \
+    } while (0)
+
+/* Rows [r0, r1) x columns [c0, c1) of Y, c0 a multiple of 16: tiles of 4 rows x 64 columns,
+ * narrower at the edges, the last c1 % 16 columns one value at a time (the same operations in
+ * the same order). */
+OA_CLONES static void oa_cols(const struct oa_ctx *o, int r0, int r1, int c0, int c1)
+{
+    int cv = c0 + (c1 - c0) / 16 * 16;
+    for (int c = c0; c < cv;) {
+        int nv = cv - c >= 64 ? 4 : 1;
+        for (int k0 = 0; k0 < o->K; k0 += o->kb) {
+            int k1 = o->K - k0 < o->kb ? o->K : k0 + o->kb, r = r0;
+            if (nv == 4) {
+                for (; r + 4 <= r1; r += 4) {
+                    /* the next tile's rows of Y: dW comes from memory, one tile at a time */
+                    for (int j = 4; j < 8 && k0 == 0 && r + j < r1; j++)
+                        for (int v = 0; v < 4; v++)
+                            __builtin_prefetch(o->y + (size_t)(r + j) * o->ldy + c + 16 * v, 1);
+                    OA_TILE(4, 4);
+                }
+                for (; r < r1; r++)
+                    OA_TILE(1, 4);
+            } else {
+                for (; r + 4 <= r1; r += 4)
+                    OA_TILE(4, 1);
+                for (; r < r1; r++)
+                    OA_TILE(1, 1);
+            }
+        }
+        c += 16 * nv;
+    }
+    for (int r = r0; r < r1 && cv < c1; r++)
+        for (int c = cv; c < c1; c++) {
+            float acc = o->y[(size_t)r * o->ldy + c];
+            for (int k = 0; k < o->K; k++) {
+                float prod =
+                    o->b[(size_t)k * o->ldb + c] * o->a[(size_t)r * o->a_r + (size_t)k * o->a_k];
+                acc += prod;
+            }
+            o->y[(size_t)r * o->ldy + c] = acc;
+        }
+}
+
+/* Up to three independent products in one pool run. Each is split across the threads by
+ * 16-column units or, if it has few columns (LoRA's dB), by 4-row bands. */
+struct oa_job {
+    int n;
+    struct oa_ctx o[3];
+};
+
+static void oa_worker(void *arg, int ith, int nth)
+{
+    const struct oa_job *j = arg;
+    for (int i = 0; i < j->n; i++) {
+        const struct oa_ctx *o = &j->o[i];
+        long u0, u1;
+        if (o->n_col < 64 && o->R >= 64) {
+            tw_pool_slice((o->R + 3) / 4, ith, nth, &u0, &u1);
+            if (u0 < u1)
+                oa_cols(o, (int)u0 * 4, u1 * 4 < o->R ? (int)u1 * 4 : o->R, 0, o->n_col);
+        } else {
+            tw_pool_slice((o->n_col + 15) / 16, ith, nth, &u0, &u1);
+            if (u0 < u1)
+                oa_cols(o, 0, o->R, (int)u0 * 16, u1 * 16 < o->n_col ? (int)u1 * 16 : o->n_col);
+        }
+    }
+}
+
+static void oa_run(struct oa_job *j, struct tw_pool *pool)
+{
+    if (j->n)
+        tw_pool_run(pool, oa_worker, j);
+}
+
 /* ---- matmul backward through the kq kernels ---- */
 
-/* Output rows per block: the transposed block [n_in][MMB] stays small whatever n_out is. */
+/* Output rows dequantized per block (quantized W): the block [MMB][n_in] stays small. */
 #define MMB 256
 
 size_t train_matmul_bwd_kq_scratch(int n_tok, int n_in)
 {
-    return (size_t)n_in * MMB * 3 + (size_t)n_tok * MMB + 2 * (size_t)n_tok * n_in;
+    (void)n_tok;
+    return (size_t)n_in * MMB;
 }
 
 struct mmb_ctx {
     enum gguf_ttype type;
     const unsigned char *w;
     size_t row_bytes;
-    const float *x, *dy;
-    float *dx, *dw;
-    int n_tok, n_in, n_out;
-    int o0, ob;  // the current block of output rows
-    float *rows; // [ob][n_in] dequantized rows (quantized W only)
-    float *wt;   // [n_in][ob] the block transposed
-    float *dyb;  // [n_tok][ob] dy's columns of the block (or [ob][n_tok] for dW)
-    float *tmp;  // [n_tok][n_in] the block's share of dx
-    float *xt;   // [n_in][n_tok] x transposed
-    float *dwb;  // [ob][n_in] the block's share of dW
+    int n_in, o0, ob; // the current block of output rows
+    float *rows;      // [ob][n_in] dequantized rows
 };
 
 static void mmb_dequant(void *arg, int ith, int nth)
@@ -98,107 +226,74 @@ static void mmb_dequant(void *arg, int ith, int nth)
                    c->rows + (size_t)k * c->n_in, c->n_in);
 }
 
-static void mmb_transpose(void *arg, int ith, int nth)
-{
-    const struct mmb_ctx *c = arg;
-    const float *rows =
-        c->type == GGUF_T_F32 ? (const float *)c->w + (size_t)c->o0 * c->n_in : c->rows;
-    long i0, i1;
-    tw_pool_slice(c->n_in, ith, nth, &i0, &i1);
-    for (long i = i0; i < i1; i++)
-        for (int k = 0; k < c->ob; k++)
-            c->wt[(size_t)i * c->ob + k] = rows[(size_t)k * c->n_in + i];
-}
-
-static void mmb_add_dx(void *arg, int ith, int nth)
-{
-    const struct mmb_ctx *c = arg;
-    long i0, i1;
-    tw_pool_slice(c->n_in, ith, nth, &i0, &i1);
-    for (int t = 0; t < c->n_tok; t++)
-        for (long i = i0; i < i1; i++)
-            c->dx[(size_t)t * c->n_in + i] += c->tmp[(size_t)t * c->n_in + i];
-}
-
-static void mmb_transpose_x(void *arg, int ith, int nth)
-{
-    const struct mmb_ctx *c = arg;
-    long i0, i1;
-    tw_pool_slice(c->n_in, ith, nth, &i0, &i1);
-    for (long i = i0; i < i1; i++)
-        for (int t = 0; t < c->n_tok; t++)
-            c->xt[(size_t)i * c->n_tok + t] = c->x[(size_t)t * c->n_in + i];
-}
-
-static void mmb_add_dw(void *arg, int ith, int nth)
-{
-    const struct mmb_ctx *c = arg;
-    long k0, k1;
-    tw_pool_slice(c->ob, ith, nth, &k0, &k1);
-    for (long k = k0; k < k1; k++) {
-        float *restrict d = c->dw + (size_t)(c->o0 + k) * c->n_in;
-        const float *restrict s = c->dwb + (size_t)k * c->n_in;
-        for (int i = 0; i < c->n_in; i++)
-            d[i] += s[i];
-    }
-}
-
-/* dx += dy W as, block by block of MMB output rows, (W_blk^T) dy_blk with the blocks transposed
- * (and dequantized) into scratch; dW += dy^T x as dy_blk^T x^T; both through kq_matmul (F32). */
+/* dx += dy W and dW += dy^T x as outer-product sums (oa_cols), straight from W for F32; a
+ * quantized W is dequantized MMB rows at a time into scratch and summed block after block, so
+ * every element still adds its terms in row order. */
 void train_matmul_bwd_kq(enum gguf_ttype t, const void *w, const float *x, const float *dy,
                          int n_tok, int n_in, int n_out, float *dx, float *dw, float *db,
                          float *scratch, struct tw_pool *pool)
 {
-    struct mmb_ctx c = {.type = t,
-                        .w = w,
-                        .x = x,
-                        .dy = dy,
-                        .dx = dx,
-                        .dw = dw,
-                        .n_tok = n_tok,
-                        .n_in = n_in,
-                        .n_out = n_out};
+    struct oa_job j = {.n = 0};
     TW_ASSERT(kq_type_supported(t) && (!dw || t == GGUF_T_F32));
-    c.row_bytes = gguf_row_size(t, n_in);
-    c.rows = scratch;
-    c.wt = c.rows + (size_t)n_in * MMB;
-    c.dyb = c.wt + (size_t)n_in * MMB;
-    c.tmp = c.dyb + (size_t)n_tok * MMB;
-    c.xt = c.tmp + (size_t)n_tok * n_in;
-    c.dwb = c.xt + (size_t)n_in * n_tok;
-    TW_ASSERT(c.dwb + (size_t)n_in * MMB == scratch + train_matmul_bwd_kq_scratch(n_tok, n_in));
+    if (dx)
+        j.o[j.n++] = (struct oa_ctx){.R = n_tok,
+                                     .K = n_out,
+                                     .n_col = n_in,
+                                     .kb = OA_KB_DX,
+                                     .a = dy,
+                                     .a_r = (size_t)n_out,
+                                     .a_k = 1,
+                                     .b = w,
+                                     .ldb = (size_t)n_in,
+                                     .y = dx,
+                                     .ldy = (size_t)n_in};
     if (dw)
-        tw_pool_run(pool, mmb_transpose_x, &c);
-    for (c.o0 = 0; c.o0 < n_out; c.o0 += MMB) {
-        c.ob = n_out - c.o0 < MMB ? n_out - c.o0 : MMB;
-        if (dx) {
-            if (t != GGUF_T_F32)
-                tw_pool_run(pool, mmb_dequant, &c);
-            tw_pool_run(pool, mmb_transpose, &c);
-            for (int tt = 0; tt < n_tok; tt++)
-                memcpy(c.dyb + (size_t)tt * c.ob, dy + (size_t)tt * n_out + c.o0,
-                       (size_t)c.ob * sizeof(float));
-            kq_matmul(GGUF_T_F32, c.wt, c.ob, n_in, c.dyb, n_tok, c.tmp, pool);
-            tw_pool_run(pool, mmb_add_dx, &c);
-        }
-        if (dw) {
-            for (int k = 0; k < c.ob; k++)
-                for (int tt = 0; tt < n_tok; tt++)
-                    c.dyb[(size_t)k * n_tok + tt] = dy[(size_t)tt * n_out + c.o0 + k];
-            kq_matmul(GGUF_T_F32, c.xt, n_tok, n_in, c.dyb, c.ob, c.dwb, pool);
-            tw_pool_run(pool, mmb_add_dw, &c);
+        j.o[j.n++] = (struct oa_ctx){.R = n_out,
+                                     .K = n_tok,
+                                     .n_col = n_in,
+                                     .kb = OA_KB_DW,
+                                     .a = dy,
+                                     .a_r = 1,
+                                     .a_k = (size_t)n_out,
+                                     .b = x,
+                                     .ldb = (size_t)n_in,
+                                     .y = dw,
+                                     .ldy = (size_t)n_in};
+    if (t == GGUF_T_F32) {
+        oa_run(&j, pool);
+    } else if (dx) {
+        struct mmb_ctx c = {.type = t, .w = w, .n_in = n_in, .rows = scratch};
+        c.row_bytes = gguf_row_size(t, n_in);
+        j.o[0].b = scratch;
+        for (c.o0 = 0; c.o0 < n_out; c.o0 += MMB) {
+            c.ob = n_out - c.o0 < MMB ? n_out - c.o0 : MMB;
+            tw_pool_run(pool, mmb_dequant, &c);
+            j.o[0].a = dy + c.o0;
+            j.o[0].K = c.ob;
+            oa_run(&j, pool);
         }
     }
     for (int tt = 0; db && tt < n_tok; tt++)
-        for (int o = 0; o < n_out; o++)
-            db[o] += dy[(size_t)tt * n_out + o];
+        for (int oo = 0; oo < n_out; oo++)
+            db[oo] += dy[(size_t)tt * n_out + oo];
 }
 
-/* ---- attention through the kq kernels ---- */
+/* ---- attention through the kq kernels ----
+ *
+ * Each thread takes whole heads (forward: (sequence, head) pairs; backward: (sequence, kv head)
+ * pairs with their query heads, since those share dK and dV) and runs their small matmuls on
+ * its own, in its own slice of the scratch: two pool barriers per call instead of several per
+ * head. A head's arithmetic does not depend on the thread that runs it. */
 
-size_t train_attn_kq_scratch(int T, int hd)
+/* Floats of scratch per thread. */
+static size_t akq_per_thread(int T, int hd)
 {
     return 3 * (size_t)T * T + 8 * (size_t)T * hd;
+}
+
+size_t train_attn_kq_scratch(int T, int hd, int n_threads)
+{
+    return akq_per_thread(T, hd) * (size_t)(n_threads > 1 ? n_threads : 1);
 }
 
 struct akq {
@@ -237,48 +332,6 @@ static void akq_gather(const float *src, size_t stride, int T, int hd, float *ou
     }
 }
 
-void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T, int n_head,
-                       int n_head_kv, int hd, float *att, float *lse, float *out, float *scratch,
-                       struct tw_pool *pool)
-{
-    struct akq s;
-    size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    int group = n_head / n_head_kv;
-    akq_carve(&s, scratch, T, hd);
-    for (int sq = 0; sq < n_seq; sq++)
-        for (int h = 0; h < n_head; h++) {
-            size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
-            float *p = att ? att + (((size_t)sq * n_head + h) * T) * T : s.s2;
-            float *lh = lse ? lse + ((size_t)sq * n_head + h) * T : NULL;
-            akq_gather(q + (size_t)sq * T * qs + (size_t)h * hd, qs, T, hd, s.a, NULL);
-            akq_gather(k + kvo, ks, T, hd, s.b, NULL);
-            akq_gather(v + kvo, ks, T, hd, s.c, s.ct);
-            kq_matmul(GGUF_T_F32, s.b, hd, T, s.a, T, s.s1, pool); // s1[i][j] = q_i . k_j
-            for (int i = 0; i < T; i++) {
-                const float *si = s.s1 + (size_t)i * T;
-                float *pi = p + (size_t)i * T, mx = -INFINITY, sum = 0;
-                for (int j = 0; j <= i; j++)
-                    if (si[j] * scale > mx)
-                        mx = si[j] * scale;
-                for (int j = 0; j <= i; j++) {
-                    pi[j] = expf(si[j] * scale - mx);
-                    sum += pi[j];
-                }
-                for (int j = 0; j <= i; j++)
-                    pi[j] /= sum;
-                for (int j = i + 1; j < T; j++)
-                    pi[j] = 0;
-                if (lh)
-                    lh[i] = mx + logf(sum);
-            }
-            kq_matmul(GGUF_T_F32, s.ct, T, hd, p, T, s.d, pool); // o_i = sum_j p_ij v_j
-            for (int t = 0; t < T; t++)
-                memcpy(out + ((size_t)sq * T + t) * qs + (size_t)h * hd, s.d + (size_t)t * hd,
-                       (size_t)hd * sizeof(float));
-        }
-}
-
 static void akq_scatter_add(float *dst, size_t stride, int T, int hd, const float *src)
 {
     for (int t = 0; t < T; t++)
@@ -293,64 +346,167 @@ static void akq_transpose(const float *src, int rows, int cols, float *dst)
             dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
 }
 
+struct akq_ctx {
+    const float *q, *k, *v, *att_in, *lse_in, *dout;
+    float *att, *lse, *out, *dq, *dk, *dv, *scratch;
+    int n_seq, T, n_head, n_head_kv, hd;
+};
+
+static void akq_fwd_head(const struct akq_ctx *c, struct akq *s, int sq, int h)
+{
+    int T = c->T, hd = c->hd, n_head = c->n_head, group = c->n_head / c->n_head_kv;
+    size_t qs = (size_t)n_head * hd, ks = (size_t)c->n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
+    float *p = c->att ? c->att + (((size_t)sq * n_head + h) * T) * T : s->s2;
+    float *lh = c->lse ? c->lse + ((size_t)sq * n_head + h) * T : NULL;
+    akq_gather(c->q + (size_t)sq * T * qs + (size_t)h * hd, qs, T, hd, s->a, NULL);
+    akq_gather(c->k + kvo, ks, T, hd, s->b, NULL);
+    akq_gather(c->v + kvo, ks, T, hd, s->c, s->ct);
+    kq_matmul(GGUF_T_F32, s->b, hd, T, s->a, T, s->s1, NULL); // s1[i][j] = q_i . k_j
+    for (int i = 0; i < T; i++) {
+        const float *si = s->s1 + (size_t)i * T;
+        float *pi = p + (size_t)i * T, mx = -INFINITY, sum = 0;
+        for (int j = 0; j <= i; j++)
+            if (si[j] * scale > mx)
+                mx = si[j] * scale;
+        for (int j = 0; j <= i; j++) {
+            pi[j] = expf(si[j] * scale - mx);
+            sum += pi[j];
+        }
+        for (int j = 0; j <= i; j++)
+            pi[j] /= sum;
+        for (int j = i + 1; j < T; j++)
+            pi[j] = 0;
+        if (lh)
+            lh[i] = mx + logf(sum);
+    }
+    kq_matmul(GGUF_T_F32, s->ct, T, hd, p, T, s->d, NULL); // o_i = sum_j p_ij v_j
+    for (int t = 0; t < T; t++)
+        memcpy(c->out + ((size_t)sq * T + t) * qs + (size_t)h * hd, s->d + (size_t)t * hd,
+               (size_t)hd * sizeof(float));
+}
+
+static void akq_fwd_worker(void *arg, int ith, int nth)
+{
+    const struct akq_ctx *c = arg;
+    struct akq s;
+    long u0, u1;
+    akq_carve(&s, c->scratch + akq_per_thread(c->T, c->hd) * (size_t)ith, c->T, c->hd);
+    tw_pool_slice((long)c->n_seq * c->n_head, ith, nth, &u0, &u1);
+    for (long u = u0; u < u1; u++)
+        akq_fwd_head(c, &s, (int)(u / c->n_head), (int)(u % c->n_head));
+}
+
+void train_attn_fwd_kq(const float *q, const float *k, const float *v, int n_seq, int T, int n_head,
+                       int n_head_kv, int hd, float *att, float *lse, float *out, float *scratch,
+                       struct tw_pool *pool)
+{
+    struct akq_ctx c = {.q = q,
+                        .k = k,
+                        .v = v,
+                        .att = att,
+                        .lse = lse,
+                        .out = out,
+                        .scratch = scratch,
+                        .n_seq = n_seq,
+                        .T = T,
+                        .n_head = n_head,
+                        .n_head_kv = n_head_kv,
+                        .hd = hd};
+    tw_pool_run(pool, akq_fwd_worker, &c);
+}
+
+static void akq_bwd_head(const struct akq_ctx *c, struct akq *s, int sq, int h)
+{
+    int T = c->T, hd = c->hd, n_head = c->n_head, group = c->n_head / c->n_head_kv;
+    size_t qs = (size_t)n_head * hd, ks = (size_t)c->n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t qo = (size_t)sq * T * qs + (size_t)h * hd;
+    size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
+    const float *p = c->att_in ? c->att_in + (((size_t)sq * n_head + h) * T) * T : s->s3;
+    akq_gather(c->q + qo, qs, T, hd, s->a, s->at);
+    akq_gather(c->k + kvo, ks, T, hd, s->b, s->bt);
+    if (!c->att_in) { // recompute P = exp(q.k scale - lse) instead of keeping T^2 per head
+        const float *lh = c->lse_in + ((size_t)sq * n_head + h) * T;
+        kq_matmul(GGUF_T_F32, s->b, hd, T, s->a, T, s->s3, NULL);
+        for (int i = 0; i < T; i++) {
+            float *pi = s->s3 + (size_t)i * T;
+            for (int j = 0; j <= i; j++)
+                pi[j] = expf(pi[j] * scale - lh[i]);
+            for (int j = i + 1; j < T; j++)
+                pi[j] = 0;
+        }
+    }
+    akq_gather(c->v + kvo, ks, T, hd, s->c, NULL);
+    akq_gather(c->dout + qo, qs, T, hd, s->d, s->dt);
+    /* dP = dO V^T; dS = P (dP - rowsum(P dP)) scale, in s1 */
+    kq_matmul(GGUF_T_F32, s->c, hd, T, s->d, T, s->s1, NULL);
+    for (int i = 0; i < T; i++) {
+        const float *pi = p + (size_t)i * T;
+        float *di = s->s1 + (size_t)i * T, sum = 0;
+        for (int j = 0; j <= i; j++)
+            sum += pi[j] * di[j];
+        for (int j = 0; j <= i; j++)
+            di[j] = pi[j] * (di[j] - sum) * scale;
+        for (int j = i + 1; j < T; j++)
+            di[j] = 0;
+    }
+    if (c->dq) { // dQ = dS K
+        kq_matmul(GGUF_T_F32, s->bt, T, hd, s->s1, T, s->a, NULL);
+        akq_scatter_add(c->dq + qo, qs, T, hd, s->a);
+    }
+    /* s1 holds dS, p (att or s3) P; s2 takes each transpose in turn */
+    if (c->dv) { // dV = P^T dO
+        akq_transpose(p, T, T, s->s2);
+        kq_matmul(GGUF_T_F32, s->dt, T, hd, s->s2, T, s->c, NULL);
+        akq_scatter_add(c->dv + kvo, ks, T, hd, s->c);
+    }
+    if (c->dk) { // dK = dS^T Q
+        akq_transpose(s->s1, T, T, s->s2);
+        kq_matmul(GGUF_T_F32, s->at, T, hd, s->s2, T, s->b, NULL);
+        akq_scatter_add(c->dk + kvo, ks, T, hd, s->b);
+    }
+}
+
+/* A unit is a (sequence, kv head) pair: its query heads go in order, so dK and dV gather their
+ * terms in the same order whatever the split. */
+static void akq_bwd_worker(void *arg, int ith, int nth)
+{
+    const struct akq_ctx *c = arg;
+    struct akq s;
+    int group = c->n_head / c->n_head_kv;
+    long u0, u1;
+    akq_carve(&s, c->scratch + akq_per_thread(c->T, c->hd) * (size_t)ith, c->T, c->hd);
+    tw_pool_slice((long)c->n_seq * c->n_head_kv, ith, nth, &u0, &u1);
+    for (long u = u0; u < u1; u++) {
+        int sq = (int)(u / c->n_head_kv), kv = (int)(u % c->n_head_kv);
+        for (int h = kv * group; h < (kv + 1) * group; h++)
+            akq_bwd_head(c, &s, sq, h);
+    }
+}
+
 void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const float *v,
                        const float *att, const float *lse, int n_seq, int T, int n_head,
                        int n_head_kv, int hd, float *dq, float *dk, float *dv, float *scratch,
                        struct tw_pool *pool)
 {
-    struct akq s;
-    size_t qs = (size_t)n_head * hd, ks = (size_t)n_head_kv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    int group = n_head / n_head_kv;
-    akq_carve(&s, scratch, T, hd);
-    for (int sq = 0; sq < n_seq; sq++)
-        for (int h = 0; h < n_head; h++) {
-            size_t qo = (size_t)sq * T * qs + (size_t)h * hd;
-            size_t kvo = (size_t)sq * T * ks + (size_t)(h / group) * hd;
-            const float *p = att ? att + (((size_t)sq * n_head + h) * T) * T : s.s3;
-            akq_gather(q + qo, qs, T, hd, s.a, s.at);
-            akq_gather(k + kvo, ks, T, hd, s.b, s.bt);
-            if (!att) { // recompute P = exp(q.k scale - lse) instead of keeping T^2 per head
-                const float *lh = lse + ((size_t)sq * n_head + h) * T;
-                kq_matmul(GGUF_T_F32, s.b, hd, T, s.a, T, s.s3, pool);
-                for (int i = 0; i < T; i++) {
-                    float *pi = s.s3 + (size_t)i * T;
-                    for (int j = 0; j <= i; j++)
-                        pi[j] = expf(pi[j] * scale - lh[i]);
-                    for (int j = i + 1; j < T; j++)
-                        pi[j] = 0;
-                }
-            }
-            akq_gather(v + kvo, ks, T, hd, s.c, NULL);
-            akq_gather(dout + qo, qs, T, hd, s.d, s.dt);
-            /* dP = dO V^T; dS = P (dP - rowsum(P dP)) scale, in s1 */
-            kq_matmul(GGUF_T_F32, s.c, hd, T, s.d, T, s.s1, pool);
-            for (int i = 0; i < T; i++) {
-                const float *pi = p + (size_t)i * T;
-                float *di = s.s1 + (size_t)i * T, sum = 0;
-                for (int j = 0; j <= i; j++)
-                    sum += pi[j] * di[j];
-                for (int j = 0; j <= i; j++)
-                    di[j] = pi[j] * (di[j] - sum) * scale;
-                for (int j = i + 1; j < T; j++)
-                    di[j] = 0;
-            }
-            if (dq) { // dQ = dS K
-                kq_matmul(GGUF_T_F32, s.bt, T, hd, s.s1, T, s.a, pool);
-                akq_scatter_add(dq + qo, qs, T, hd, s.a);
-            }
-            /* s1 holds dS, p (att or s3) P; s2 takes each transpose in turn */
-            if (dv) { // dV = P^T dO
-                akq_transpose(p, T, T, s.s2);
-                kq_matmul(GGUF_T_F32, s.dt, T, hd, s.s2, T, s.c, pool);
-                akq_scatter_add(dv + kvo, ks, T, hd, s.c);
-            }
-            if (dk) { // dK = dS^T Q
-                akq_transpose(s.s1, T, T, s.s2);
-                kq_matmul(GGUF_T_F32, s.at, T, hd, s.s2, T, s.b, pool);
-                akq_scatter_add(dk + kvo, ks, T, hd, s.b);
-            }
-        }
+    struct akq_ctx c = {.q = q,
+                        .k = k,
+                        .v = v,
+                        .att_in = att,
+                        .lse_in = lse,
+                        .dout = dout,
+                        .dq = dq,
+                        .dk = dk,
+                        .dv = dv,
+                        .scratch = scratch,
+                        .n_seq = n_seq,
+                        .T = T,
+                        .n_head = n_head,
+                        .n_head_kv = n_head_kv,
+                        .hd = hd};
+    tw_pool_run(pool, akq_bwd_worker, &c);
 }
 
 /* ---- LoRA through the kq kernels ---- */
@@ -358,12 +514,15 @@ void train_attn_bwd_kq(const float *dout, const float *q, const float *k, const 
 size_t train_lora_kq_scratch(int n_tok, int n_in, int n_out, int r)
 {
     size_t t = (size_t)n_tok, i = (size_t)n_in, o = (size_t)n_out, k = (size_t)r;
-    size_t mx = i > o ? i : o;
-    return t * i + t * mx + i * t + o * t + k * o + 2 * k * t + i * k + t * k + o * k + k * i;
+    return 2 * t * i + k * o + 2 * t * k;
 }
 
 struct lkq {
-    float *xd, *tmp, *xdt, *dyt, *bt, *ut, *dut, *at, *du, *dbt, *dat;
+    float *xd;  // [n_tok][n_in] the dropped-out input
+    float *tmp; // [n_tok][n_in] (du A) before the dropout mask
+    float *bt;  // [r][n_out] B transposed
+    float *us;  // [n_tok][r] scale * u
+    float *du;  // [n_tok][r]
 };
 
 static void lkq_carve(struct lkq *s, float *p, int n_tok, int n_in, int n_out, int r)
@@ -371,15 +530,9 @@ static void lkq_carve(struct lkq *s, float *p, int n_tok, int n_in, int n_out, i
     size_t t = (size_t)n_tok, i = (size_t)n_in, o = (size_t)n_out, k = (size_t)r;
     s->xd = p;
     s->tmp = s->xd + t * i;
-    s->xdt = s->tmp + t * (i > o ? i : o);
-    s->dyt = s->xdt + i * t;
-    s->bt = s->dyt + o * t;
-    s->ut = s->bt + k * o;
-    s->dut = s->ut + k * t;
-    s->at = s->dut + k * t;
-    s->du = s->at + i * k;
-    s->dbt = s->du + t * k;
-    s->dat = s->dbt + o * k;
+    s->bt = s->tmp + t * i;
+    s->us = s->bt + k * o;
+    s->du = s->us + t * k;
 }
 
 /* x * drop (or x) into dst; returns what to use as the adapter's input. */
@@ -392,6 +545,9 @@ static const float *lkq_input(const float *x, const float *drop, size_t n, float
     return dst;
 }
 
+/* u = A xd through kq_matmul (r rows); y += (scale u) B^T and the whole backward as outer-product
+ * sums (train_matmul_bwd_kq, F32): threaded, no transposes but B's, every element's terms in a
+ * fixed order whatever the thread count. */
 void train_lora_fwd_kq(const float *x, const float *drop, int n_tok, int n_in, int n_out, int r,
                        const float *a, const float *b, float scale, float *u, float *y,
                        float *scratch, struct tw_pool *pool)
@@ -400,10 +556,12 @@ void train_lora_fwd_kq(const float *x, const float *drop, int n_tok, int n_in, i
     const float *xd;
     lkq_carve(&s, scratch, n_tok, n_in, n_out, r);
     xd = lkq_input(x, drop, (size_t)n_tok * n_in, s.xd);
-    kq_matmul(GGUF_T_F32, a, n_in, r, xd, n_tok, u, pool);     // u = A xd
-    kq_matmul(GGUF_T_F32, b, r, n_out, u, n_tok, s.tmp, pool); // B u
-    for (size_t e = 0; e < (size_t)n_tok * n_out; e++)
-        y[e] += scale * s.tmp[e];
+    kq_matmul(GGUF_T_F32, a, n_in, r, xd, n_tok, u, pool); // u = A xd
+    akq_transpose(b, n_out, r, s.bt);
+    for (size_t e = 0; e < (size_t)n_tok * r; e++)
+        s.us[e] = scale * u[e];
+    /* y[t][o] += sum_k us[t][k] B[o][k]: "dx += dy W" with W = B^T (r rows of n_out) */
+    train_matmul_bwd_kq(GGUF_T_F32, s.bt, NULL, s.us, n_tok, n_out, r, y, NULL, NULL, NULL, pool);
 }
 
 void train_lora_bwd_kq(const float *dy, const float *x, const float *drop, const float *u,
@@ -415,28 +573,22 @@ void train_lora_bwd_kq(const float *dy, const float *x, const float *drop, const
     const float *xd;
     lkq_carve(&s, scratch, n_tok, n_in, n_out, r);
     xd = lkq_input(x, drop, (size_t)n_tok * n_in, s.xd);
-    akq_transpose(b, n_out, r, s.bt);
-    kq_matmul(GGUF_T_F32, s.bt, n_out, r, dy, n_tok, s.du, pool); // du = scale B^T dy
+    for (size_t e = 0; e < (size_t)n_tok * r; e++) {
+        s.us[e] = scale * u[e];
+        s.du[e] = 0;
+    }
+    /* du = dy B (then scaled), dB += dy^T (scale u): W = B, n_out rows of r */
+    train_matmul_bwd_kq(GGUF_T_F32, b, s.us, dy, n_tok, r, n_out, s.du, db, NULL, NULL, pool);
     for (size_t e = 0; e < (size_t)n_tok * r; e++)
         s.du[e] *= scale;
-    if (db) { // dB += scale dy^T u
-        akq_transpose(dy, n_tok, n_out, s.dyt);
-        akq_transpose(u, n_tok, r, s.ut);
-        kq_matmul(GGUF_T_F32, s.ut, n_tok, r, s.dyt, n_out, s.dbt, pool);
-        for (size_t e = 0; e < (size_t)n_out * r; e++)
-            db[e] += scale * s.dbt[e];
+    /* dx += (du A) * drop, dA += du^T xd: W = A, r rows of n_in */
+    float *dxa = dx;
+    if (dx && drop) {
+        memset(s.tmp, 0, (size_t)n_tok * n_in * sizeof(float));
+        dxa = s.tmp;
     }
-    if (da) { // dA += du^T xd
-        akq_transpose(xd, n_tok, n_in, s.xdt);
-        akq_transpose(s.du, n_tok, r, s.dut);
-        kq_matmul(GGUF_T_F32, s.xdt, n_tok, n_in, s.dut, r, s.dat, pool);
-        for (size_t e = 0; e < (size_t)r * n_in; e++)
-            da[e] += s.dat[e];
-    }
-    if (dx) { // dx += (du A) * drop
-        akq_transpose(a, r, n_in, s.at);
-        kq_matmul(GGUF_T_F32, s.at, r, n_in, s.du, n_tok, s.tmp, pool);
+    train_matmul_bwd_kq(GGUF_T_F32, a, xd, s.du, n_tok, n_in, r, dxa, da, NULL, NULL, pool);
+    if (dx && drop)
         for (size_t e = 0; e < (size_t)n_tok * n_in; e++)
-            dx[e] += drop ? s.tmp[e] * drop[e] : s.tmp[e];
-    }
+            dx[e] += s.tmp[e] * drop[e];
 }

@@ -446,7 +446,8 @@ static int one_step(struct ft_run *r, long step, const struct train_sched *sched
         counts[a] = gather(r, step * o->accum + a);
         total += counts[a];
     }
-    train_grad_zero(r->p, r->n_p);
+    /* The gradients are zero here: the model starts with zero gradients and train_optim_step
+     * leaves them zero after every step. */
     for (int a = 0; a < o->accum; a++) {
         float loss;
         if (counts[a] == 0)
@@ -457,8 +458,7 @@ static int one_step(struct ft_run *r, long step, const struct train_sched *sched
             return tw_err_ctx(err, "training step %ld", step + 1);
         loss_sum += (double)loss * (double)counts[a];
     }
-    ev->grad_norm = train_clip_grad_norm(r->p, r->n_p, o->clip);
-    train_adamw_step(opt, lr, step + 1, r->p, r->n_p);
+    ev->grad_norm = train_optim_step(opt, lr, step + 1, r->p, r->n_p, o->clip, r->pool);
     ev->kind = FT_EV_STEP;
     ev->step = step + 1;
     ev->loss = (float)(loss_sum / (double)total);

@@ -19,7 +19,7 @@ for f in adapter.gguf metrics.jsonl run.json checkpoint.gguf; do
     [ -s "$tmp/lora/$f" ] || { echo "missing $f"; exit 1; }
 done
 [ "$(grep -c '"loss"' "$tmp/lora/metrics.jsonl")" = 100 ] || { echo "metrics lines"; exit 1; }
-first=$(grep '"loss"' "$tmp/lora/metrics.jsonl" | head -1 | jq '.loss')
+first=$(grep -m1 '"loss"' "$tmp/lora/metrics.jsonl" | jq '.loss')
 last=$(tail -1 "$tmp/lora/metrics.jsonl" | jq '.loss')
 jq -e '.mode == "lora" and .step == 100 and (.dataset_sha256 | length) == 64' \
     "$tmp/lora/run.json" >/dev/null || { echo "run.json"; cat "$tmp/lora/run.json"; exit 1; }
@@ -27,9 +27,12 @@ awk -v f="$first" -v l="$last" 'BEGIN { exit !(f > 8 && l < 1.5) }' ||
     { echo "loss $first -> $last"; exit 1; }
 gen() { "$TWIN_BIN" generate -m "$M" --chat -p "What does Chris write about?" -n 24 --temp 0 \
     -t 1 "$@" 2>/dev/null; }
-gen --lora "$tmp/lora/adapter.gguf" | grep -q "Emacs, C and fractals" ||
-    { echo "adapter did not learn the answer"; exit 1; }
-if gen | grep -q "fractals"; then echo "base already knows it"; exit 1; fi
+# capture, then grep: a grep -q that stops reading early would SIGPIPE generate (pipefail)
+tuned=$(gen --lora "$tmp/lora/adapter.gguf")
+grep -q "Emacs, C and fractals" <<<"$tuned" ||
+    { echo "adapter did not learn the answer: $tuned"; exit 1; }
+base=$(gen)
+if grep -q "fractals" <<<"$base"; then echo "base already knows it"; exit 1; fi
 
 # resume equals uninterrupted
 common=(--base "$M" --dataset "$POST" --ctx 32 --steps 6 --batch 2 --accum 2 --lora-rank 4

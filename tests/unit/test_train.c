@@ -562,7 +562,7 @@ TEST(train_adamw_matches_the_reference_update)
         g[0] = (float)gg[0];
         g[1] = (float)gg[1];
         ng = (float)gn;
-        train_adamw_step(&opt, 0.1f, t, p, 2);
+        train_adamw_step(&opt, 0.1f, t, p, 2, NULL);
         for (int i = 0; i < 2; i++) {
             rw[i] -= 0.1 * 0.1 * rw[i];
             rm[i] = b1 * rm[i] + (1 - b1) * gg[i];
@@ -586,14 +586,96 @@ TEST(train_clip_scales_to_the_global_norm)
     struct train_param p[3] = {{.name = "a", .w = w, .g = g1, .n = 2},
                                {.name = "frozen", .w = w, .n = 1},
                                {.name = "b", .w = w, .g = g2, .n = 1}};
-    CHECK_NEAR(train_clip_grad_norm(p, 3, 10.0), 5.0, 1e-12);
+    CHECK_NEAR(train_clip_grad_norm(p, 3, 10.0, NULL), 5.0, 1e-12);
     CHECK(g1[0] == 3 && g2[0] == 4); // under the limit: untouched
-    CHECK_NEAR(train_clip_grad_norm(p, 3, 1.0), 5.0, 1e-12);
+    CHECK_NEAR(train_clip_grad_norm(p, 3, 1.0, NULL), 5.0, 1e-12);
     CHECK_NEAR(g1[0], 0.6, 1e-6);
     CHECK_NEAR(g2[0], 0.8, 1e-6);
-    CHECK_NEAR(train_clip_grad_norm(p, 3, 0), 1.0, 1e-6);
-    train_grad_zero(p, 3);
+    CHECK_NEAR(train_clip_grad_norm(p, 3, 0, NULL), 1.0, 1e-6);
+    train_grad_zero(p, 3, NULL);
     CHECK(g1[0] == 0 && g1[1] == 0 && g2[0] == 0);
+}
+
+/* The optimizer passes split tensors into fixed pieces across the pool: tensors of several
+ * pieces (one of them frozen, one tiny) give the same norm, clipped gradients and AdamW update,
+ * bit for bit, on 1 and 3 threads; the norm is the double sum of squares. train_optim_step, the
+ * fused pass, gives those very bits and leaves the gradients zero. */
+TEST(train_optimizer_threaded_equal_single_thread)
+{
+    enum { NA = 100003, NB = 7, NC = 40000 };
+    static const size_t len[3] = {NA, NB, NC};
+    struct tw_pool *pool = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng rng;
+    struct train_adamw opt = {0.9f, 0.999f, 1e-8f, 0.1f};
+    struct train_param p[3][4];
+    float *buf[3];
+    size_t total = NA + NB + NC;
+    double ss = 0, n1, n3, nf;
+    int zero = 1;
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    train_rng_seed(&rng, 12);
+    for (int r = 0; r < 3; r++) {
+        float *b = buf[r] = tw_mallocarray(total * 4, sizeof(float));
+        size_t off = 0;
+        CHECK(b != NULL);
+        if (!b)
+            return;
+        for (int k = 0; k < 3; k++) {
+            p[r][k] = (struct train_param){.name = "t",
+                                           .w = b + off,
+                                           .g = b + total + off,
+                                           .m = b + 2 * total + off,
+                                           .v = b + 3 * total + off,
+                                           .n = len[k],
+                                           .decay = k != 1};
+            off += len[k];
+        }
+        p[r][3] = (struct train_param){.name = "frozen", .w = b, .n = 5};
+    }
+    for (size_t i = 0; i < total; i++) {
+        buf[0][i] = train_rng_float(&rng) - 0.5f;                   // w
+        buf[0][total + i] = 0.01f * (train_rng_float(&rng) - 0.5f); // g
+        buf[0][2 * total + i] = buf[0][3 * total + i] = 0;
+        ss += (double)buf[0][total + i] * buf[0][total + i];
+    }
+    memcpy(buf[1], buf[0], total * 4 * sizeof(float));
+    memcpy(buf[2], buf[0], total * 4 * sizeof(float));
+    n1 = train_clip_grad_norm(p[0], 4, 0.5, NULL);
+    n3 = train_clip_grad_norm(p[1], 4, 0.5, pool);
+    CHECK(n1 == n3);
+    CHECK_NEAR(n1, sqrt(ss), 1e-9 * sqrt(ss));
+    CHECK(n1 > 0.5); // so the gradients were scaled
+    train_adamw_step(&opt, 1e-2f, 1, p[0], 4, NULL);
+    train_adamw_step(&opt, 1e-2f, 1, p[1], 4, pool);
+    nf = train_optim_step(&opt, 1e-2f, 1, p[2], 4, 0.5, pool);
+    CHECK(nf == n1);
+    for (size_t i = 0; i < total; i++)
+        zero &= buf[2][total + i] == 0;
+    CHECK(zero);
+    train_grad_zero(p[1], 4, pool);
+    CHECK(memcmp(buf[1], buf[2], total * 4 * sizeof(float)) == 0); // w, g = 0, m, v
+    for (long t = 2; t <= 3; t++) {
+        for (size_t i = 0; i < total; i++) // fresh gradients, under the clipping norm now
+            buf[0][total + i] = buf[1][total + i] = buf[2][total + i] =
+                1e-4f * (train_rng_float(&rng) - 0.5f);
+        train_clip_grad_norm(p[0], 4, 0.5, NULL);
+        train_adamw_step(&opt, 1e-2f, t, p[0], 4, NULL);
+        train_clip_grad_norm(p[1], 4, 0.5, pool);
+        train_adamw_step(&opt, 1e-2f, t, p[1], 4, pool);
+        train_optim_step(&opt, 1e-2f, t, p[2], 4, 0.5, NULL);
+    }
+    CHECK(memcmp(buf[0], buf[1], total * 4 * sizeof(float)) == 0);
+    CHECK(buf[0][2 * total] != 0 && buf[0][2 * total + total - 1] != 0); // moments moved
+    train_grad_zero(p[1], 4, pool);
+    CHECK(memcmp(buf[1], buf[2], total * 4 * sizeof(float)) == 0);
+    zero = 1;
+    for (size_t i = 0; i < total; i++)
+        zero &= buf[1][total + i] == 0;
+    CHECK(zero);
+    for (int r = 0; r < 3; r++)
+        tw_free(buf[r]);
+    tw_pool_free(pool);
 }
 
 TEST(train_schedule_warms_up_then_decays)
@@ -749,11 +831,11 @@ TEST(train_qmatmul_backward_through_frozen_quantized_weights)
     }
 }
 
-/* The fast backward (kq kernels, blocks of 256 output rows) against the plain definition, on odd
+/* The fast backward (outer products; blocks of 256 dequantized rows) against the definition, on odd
  * shapes with more than one block, dense and through a real Q4_K tensor, over 1 and 3 threads. */
 TEST(train_matmul_bwd_kq_matches_the_definition)
 {
-    enum { T = 7, NI = 45, NO = 300 };
+    enum { T = 7, NI = 150, NO = 300 }; // NI: two 64-column tiles, one of 16, 6 single columns
     struct tw_pool *pool = NULL;
     struct tw_err err = TW_ERR_INIT;
     struct train_rng rng;
@@ -824,8 +906,41 @@ TEST(train_matmul_bwd_kq_matches_the_definition)
     CHECK(same);
 }
 
+/* A weight narrower than 64 columns with many rows (dW split across threads by bands of rows):
+ * the same bits over 1 and 3 threads, and the definition's values. */
+TEST(train_matmul_bwd_kq_narrow_weight)
+{
+    enum { T = 9, NI = 20, NO = 150 };
+    struct tw_pool *pool = NULL;
+    struct tw_err err = TW_ERR_INIT;
+    struct train_rng rng;
+    float x[T * NI], w[NO * NI], dy[T * NO], dx0[T * NI] = {0}, dx1[T * NI] = {0};
+    float dx3[T * NI] = {0}, dw0[NO * NI] = {0}, dw1[NO * NI] = {0}, dw3[NO * NI] = {0};
+    float scratch[NI * 256];
+    double d = 0, mx = 0;
+    CHECK(train_matmul_bwd_kq_scratch(T, NI) <= sizeof(scratch) / sizeof(float));
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    train_rng_seed(&rng, 14);
+    fill(&rng, x, NULL, T * NI, 1);
+    fill(&rng, w, NULL, NO * NI, 1);
+    fill(&rng, dy, NULL, T * NO, 1);
+    train_matmul_bwd(dy, x, w, T, NI, NO, dx0, dw0, NULL, NULL);
+    train_matmul_bwd_kq(GGUF_T_F32, w, x, dy, T, NI, NO, dx1, dw1, NULL, scratch, NULL);
+    train_matmul_bwd_kq(GGUF_T_F32, w, x, dy, T, NI, NO, dx3, dw3, NULL, scratch, pool);
+    tw_pool_free(pool);
+    for (int i = 0; i < NO * NI; i++) {
+        d = fmax(d, fabs(dw0[i] - dw1[i]));
+        mx = fmax(mx, fabs(dw0[i]));
+    }
+    for (int i = 0; i < T * NI; i++)
+        d = fmax(d, fabs(dx0[i] - dx1[i]));
+    CHECK(mx > 0.1 && d <= 1e-5 * mx);
+    CHECK(!memcmp(dw1, dw3, sizeof(dw1)) && !memcmp(dx1, dx3, sizeof(dx1)));
+}
+
 /* Attention through the kq kernels against the plain definition (GQA, two sequences, odd sizes),
- * keeping the probabilities or only the log-sum-exp, over 1 and 3 threads. */
+ * keeping the probabilities or only the log-sum-exp, over 1 and 3 threads (heads split across
+ * them: the same bits). */
 TEST(train_attention_kq_matches_the_definition)
 {
     enum { S = 2, T = 13, H = 6, KV = 2, HD = 5 };
@@ -836,7 +951,8 @@ TEST(train_attention_kq_matches_the_definition)
     float q[QN], k[KN], v[KN], dout[QN], att0[AN], att1[AN], o0[QN], o1[QN], o3[QN];
     float dq0[QN] = {0}, dk0[KN] = {0}, dv0[KN] = {0}, dq1[QN] = {0}, dk1[KN] = {0};
     float dv1[KN] = {0}, dq3[QN] = {0}, dk3[KN] = {0}, dv3[KN] = {0}, lse[S * H * T];
-    float *scratch = tw_mallocarray(train_attn_kq_scratch(T, HD), sizeof(float));
+    float dq4[QN] = {0}, dk4[KN] = {0}, dv4[KN] = {0};
+    float *scratch = tw_mallocarray(train_attn_kq_scratch(T, HD, 3), sizeof(float));
     double d = 0, d3 = 0, mx = 0;
     CHECK(scratch != NULL);
     CHECK_OK(tw_pool_new(3, &pool, &err), &err);
@@ -852,6 +968,7 @@ TEST(train_attention_kq_matches_the_definition)
     train_attn_bwd_kq(dout, q, k, v, att1, NULL, S, T, H, KV, HD, dq1, dk1, dv1, scratch, NULL);
     /* from the log-sum-exp alone (probabilities recomputed), over 3 threads */
     train_attn_bwd_kq(dout, q, k, v, NULL, lse, S, T, H, KV, HD, dq3, dk3, dv3, scratch, pool);
+    train_attn_bwd_kq(dout, q, k, v, NULL, lse, S, T, H, KV, HD, dq4, dk4, dv4, scratch, NULL);
     for (int i = 0; i < AN; i++)
         d = fmax(d, fabs(att0[i] - att1[i]));
     for (int i = 0; i < QN; i++) {
@@ -871,6 +988,9 @@ TEST(train_attention_kq_matches_the_definition)
     tw_free(scratch);
     CHECK(mx > 0.1 && d <= 1e-5 && d3 <= 1e-5);
     CHECK(!memcmp(o1, o3, sizeof(o1)));
+    /* heads split across threads: the same bits as on one */
+    CHECK(!memcmp(dq3, dq4, sizeof(dq3)) && !memcmp(dk3, dk4, sizeof(dk3)));
+    CHECK(!memcmp(dv3, dv4, sizeof(dv3)));
 }
 
 /* The LoRA layer through the kq kernels against the definition, with dropout, over 1 and 3

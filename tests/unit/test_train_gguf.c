@@ -154,10 +154,10 @@ TEST(train_lora_save_load_roundtrip)
     CHECK_OK(train_llama_add_lora(a, TRAIN_LORA_ALL, 2, 4.0f, 0.0f, 5, &err), &err);
     pa = train_llama_params(a, &n);
     for (int step = 1; step <= 3; step++) {
-        train_grad_zero(pa, n);
+        train_grad_zero(pa, n, NULL);
         CHECK_OK(train_llama_forward(a, ids, ids + 1, NULL, 1, 8, NULL, &loss, &err), &err);
         CHECK_OK(train_llama_backward(a, 1.0f, &err), &err);
-        train_adamw_step(&opt, 1e-2f, step, pa, n);
+        train_adamw_step(&opt, 1e-2f, step, pa, n, NULL);
     }
     CHECK_OK(train_llama_lora_save(a, "llama", path, &err), &err);
     CHECK_OK(gguf_open(path, &f, &err), &err);
@@ -229,7 +229,7 @@ static double real_gradcheck(struct train_llama *m, const char *const *names, in
     float loss;
     int n, nd;
     p = train_llama_params(m, &n);
-    train_grad_zero(p, n);
+    train_grad_zero(p, n, NULL);
     if (train_llama_forward(m, ids, ids + 1, NULL, 1, 12, NULL, &loss, &err) < 0 ||
         train_llama_backward(m, 1.0f, &err) < 0 || train_llama_f64_from(m, &d, &err) < 0) {
         fprintf(stderr, "  %s\n", err.msg);
@@ -320,13 +320,13 @@ TEST(train_stories260K_lora_learns_a_sequence)
     CHECK_OK(train_llama_add_lora(m, TRAIN_LORA_ALL, 8, 16.0f, 0.0f, 7, &err), &err);
     p = train_llama_params(m, &n);
     for (int step = 0; step < 60; step++) {
-        train_grad_zero(p, n);
+        train_grad_zero(p, n, NULL);
         CHECK_OK(train_llama_forward(m, ids, ids + 1, NULL, 1, 17, NULL, &loss, &err), &err);
         CHECK_OK(train_llama_backward(m, 1.0f, &err), &err);
         if (step == 0)
             first = loss;
-        train_clip_grad_norm(p, n, 1.0);
-        train_adamw_step(&opt, train_sched_lr(&sched, step), step + 1, p, n);
+        train_clip_grad_norm(p, n, 1.0, NULL);
+        train_adamw_step(&opt, train_sched_lr(&sched, step), step + 1, p, n, NULL);
     }
     printf("  stories260K LoRA r=8: loss %.4f -> %.4f in 60 steps\n", first, loss);
     train_llama_free(m);
@@ -348,11 +348,11 @@ static int lora_steps(struct train_llama *m, struct train_rng *rng, long from, i
     p = train_llama_params(m, &n);
     opt.weight_decay = 0.01f;
     for (long s = from; s < from + n_steps; s++) {
-        train_grad_zero(p, n);
+        train_grad_zero(p, n, NULL);
         if (train_llama_forward(m, ids, ids + 1, NULL, 1, 12, rng, &loss, &err) < 0 ||
             train_llama_backward(m, 1.0f, &err) < 0)
             return -1;
-        train_adamw_step(&opt, 1e-2f, s + 1, p, n);
+        train_adamw_step(&opt, 1e-2f, s + 1, p, n, NULL);
     }
     return 0;
 }
@@ -640,12 +640,12 @@ TEST(train_full_finetune_saves_a_loadable_model)
     CHECK_OK(train_llama_from_llm(lm, 0, &m, &err), &err);
     p = train_llama_params(m, &n);
     for (int step = 1; step <= 5; step++) {
-        train_grad_zero(p, n);
+        train_grad_zero(p, n, NULL);
         CHECK_OK(train_llama_forward(m, ids, ids + 1, NULL, 1, 12, NULL, &loss, &err), &err);
         CHECK_OK(train_llama_backward(m, 1.0f, &err), &err);
         if (step == 1)
             first = loss;
-        train_adamw_step(&opt, 1e-3f, step, p, n);
+        train_adamw_step(&opt, 1e-3f, step, p, n, NULL);
     }
     CHECK_OK(train_llama_save_model(m, llm_model_gguf(lm), 0, path, &err), &err);
     CHECK_OK(train_llama_logits(m, ids, 1, 12, NULL, a, &err), &err);
@@ -698,10 +698,10 @@ TEST(train_from_scratch_saves_a_loadable_model)
     CHECK_OK(train_llama_new(&cfg, 3, &m, &err), &err);
     p = train_llama_params(m, &n);
     for (int step = 1; step <= 3; step++) {
-        train_grad_zero(p, n);
+        train_grad_zero(p, n, NULL);
         CHECK_OK(train_llama_forward(m, ids, ids + 1, NULL, 1, 12, NULL, &loss, &err), &err);
         CHECK_OK(train_llama_backward(m, 1.0f, &err), &err);
-        train_adamw_step(&opt, 1e-2f, step, p, n);
+        train_adamw_step(&opt, 1e-2f, step, p, n, NULL);
     }
     CHECK_OK(gguf_open(test_shared(MODEL), &base, &err), &err);
     CHECK_OK(train_llama_save_model(m, base, 0, path, &err), &err);

@@ -222,12 +222,12 @@ TEST(train_model_gradient_accumulation_equals_full_batch)
         total += p[i].n;
     full = tw_mallocarray(total, sizeof(float));
     CHECK(full != NULL);
-    train_grad_zero(p, n);
+    train_grad_zero(p, n, NULL);
     CHECK_OK(train_llama_forward(m, tok2, tgt2, NULL, 2, SEQ, NULL, &loss_full, &err), &err);
     CHECK_OK(train_llama_backward(m, 1.0f, &err), &err);
     for (int i = 0; i < n; i++, off += p[i - 1].n)
         memcpy(full + off, p[i].g, p[i].n * sizeof(float));
-    train_grad_zero(p, n);
+    train_grad_zero(p, n, NULL);
     CHECK_OK(train_llama_forward(m, tok2, tgt2, NULL, 1, SEQ, NULL, &l0, &err), &err);
     CHECK_OK(train_llama_backward(m, 0.5f, &err), &err);
     CHECK_OK(train_llama_forward(m, tok2 + SEQ, tgt2 + SEQ, NULL, 1, SEQ, NULL, &l1, &err), &err);
@@ -269,12 +269,12 @@ TEST(train_model_accumulation_with_masks_weights_by_token_share)
         total += p[i].n;
     full = tw_mallocarray(total, sizeof(float));
     CHECK(full != NULL);
-    train_grad_zero(p, n);
+    train_grad_zero(p, n, NULL);
     CHECK_OK(train_llama_forward(m, tok2, tgt2, mask3, 2, SEQ, NULL, &loss_full, &err), &err);
     CHECK_OK(train_llama_backward(m, 1.0f, &err), &err);
     for (int i = 0; i < n; off += p[i].n, i++)
         memcpy(full + off, p[i].g, p[i].n * sizeof(float));
-    train_grad_zero(p, n);
+    train_grad_zero(p, n, NULL);
     CHECK_OK(train_llama_forward(m, tok2, tgt2, mask3, 1, SEQ, NULL, &l0, &err), &err);
     CHECK_OK(train_llama_backward(m, 7.0f / 12, &err), &err);
     CHECK_OK(train_llama_forward(m, tok2 + SEQ, tgt2 + SEQ, mask3 + SEQ, 1, SEQ, NULL, &l1, &err),
@@ -309,7 +309,7 @@ static int overfit(struct train_llama *m, int max_steps, float lr, float *first,
     opt.weight_decay = 0.01f;
     for (int step = 0; step < max_steps; step++) {
         float loss;
-        train_grad_zero(p, n);
+        train_grad_zero(p, n, NULL);
         if (train_llama_forward(m, tok2, tgt2, NULL, 1, SEQ, &rng, &loss, &err) < 0 ||
             train_llama_backward(m, 1.0f, &err) < 0)
             return -1;
@@ -318,8 +318,8 @@ static int overfit(struct train_llama *m, int max_steps, float lr, float *first,
         *last = loss;
         if (loss < 0.05f)
             return step;
-        train_clip_grad_norm(p, n, 1.0);
-        train_adamw_step(&opt, train_sched_lr(&sched, step), step + 1, p, n);
+        train_clip_grad_norm(p, n, 1.0, NULL);
+        train_adamw_step(&opt, train_sched_lr(&sched, step), step + 1, p, n, NULL);
     }
     return -1;
 }
@@ -497,11 +497,11 @@ static int train_steps(struct train_llama *m, struct train_rng *rng, int from, i
     float loss;
     p = train_llama_params(m, &n);
     for (int s = from; s < from + steps; s++) {
-        train_grad_zero(p, n);
+        train_grad_zero(p, n, NULL);
         if (train_llama_forward(m, tok2, tgt2, mask2, 2, SEQ, rng, &loss, &err) < 0 ||
             train_llama_backward(m, 1.0f, &err) < 0)
             return -1;
-        train_adamw_step(&opt, 1e-2f, s + 1, p, n);
+        train_adamw_step(&opt, 1e-2f, s + 1, p, n, NULL);
     }
     return 0;
 }
@@ -588,6 +588,60 @@ TEST(train_model_threads_do_not_change_results)
     tw_pool_free(pool);
     CHECK(memcmp(&la, &lb, sizeof(la)) == 0);
     CHECK(same);
+}
+
+/* Full fine-tuning over 3 threads (every tensor trainable: RMSNorm's weight gradient is split by
+ * columns, the matmul gradients by 16-column units, the optimizer by pieces): the same loss,
+ * gradients and, after two optimizer steps, weights and moments as on one thread. */
+TEST(train_model_full_threads_do_not_change_results)
+{
+    struct train_llama_cfg cfg = tiny_cfg();
+    struct tw_err err = TW_ERR_INIT;
+    struct train_llama *m[2] = {NULL, NULL};
+    struct tw_pool *pool = NULL;
+    struct train_adamw opt = {0.9f, 0.999f, 1e-8f, 0.01f};
+    struct train_param *p[2];
+    float loss[2][2];
+    int n, same_g = 1, same_w = 1;
+    CHECK_OK(tw_pool_new(3, &pool, &err), &err);
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(train_llama_new(&cfg, 5, &m[k], &err), &err);
+        if (!m[k])
+            return;
+        randomize(m[k], 21, 0);
+    }
+    train_llama_set_pool(m[1], pool);
+    for (int step = 0; step < 2; step++) {
+        for (int k = 0; k < 2; k++) {
+            CHECK_OK(train_llama_forward(m[k], tok2, tgt2, mask2, 2, SEQ, NULL, &loss[k][step],
+                                         &err),
+                     &err);
+            CHECK_OK(train_llama_backward(m[k], 1.0f, &err), &err);
+            p[k] = train_llama_params(m[k], &n);
+        }
+        for (int i = 0; i < n; i++)
+            same_g &= memcmp(p[0][i].g, p[1][i].g, p[0][i].n * sizeof(float)) == 0;
+        train_optim_step(&opt, 1e-2f, step + 1, p[1], n, 0.5, pool);
+        if (step == 0) { // one thread, the unfused passes: the same bits as the fused one
+            train_clip_grad_norm(p[0], n, 0.5, NULL);
+            train_adamw_step(&opt, 1e-2f, step + 1, p[0], n, NULL);
+            train_grad_zero(p[0], n, NULL);
+        } else {
+            train_optim_step(&opt, 1e-2f, step + 1, p[0], n, 0.5, NULL);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        same_w &= memcmp(p[0][i].w, p[1][i].w, p[0][i].n * sizeof(float)) == 0;
+        same_w &= memcmp(p[0][i].m, p[1][i].m, p[0][i].n * sizeof(float)) == 0;
+        same_w &= memcmp(p[0][i].v, p[1][i].v, p[0][i].n * sizeof(float)) == 0;
+    }
+    CHECK(memcmp(loss[0], loss[1], sizeof(loss[0])) == 0);
+    CHECK(loss[0][1] < loss[0][0]); // the steps did something
+    CHECK(same_g);
+    CHECK(same_w);
+    train_llama_free(m[0]);
+    train_llama_free(m[1]);
+    tw_pool_free(pool);
 }
 
 /* Without an rng the forward is an evaluation: no dropout, the same loss every time and the
