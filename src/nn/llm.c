@@ -672,7 +672,7 @@ static void rope_apply(const struct llm_hparams *hp, float *x, int n_heads, cons
 
 /* Below this many multiply-adds a matmul or attention step runs on the calling thread: waking
  * the workers costs more than it saves (tens of microseconds on a busy machine). */
-#define LLM_PAR_MIN_WORK (1 << 18)
+#define LLM_PAR_MIN_WORK (1 << 16)
 
 /* The first link of weight w, or NULL. */
 static const struct llm_lora_link *lora_first(const struct llm_model *m,
