@@ -588,15 +588,26 @@ static const struct x16_piece x16_q6_K[] = {
 /* F32: a transpose of 16 rows x n columns. */
 static void x16_copy_f32(int64_t n, float *g, float *w, size_t w_stride, int to_group)
 {
-    for (int r = 0; r < KQ_PANEL_R; r++) {
-        float *row = (float *)(void *)((unsigned char *)w + (size_t)r * w_stride);
-        for (int64_t i = 0; i < n; i++) {
+    float *row[KQ_PANEL_R];
+    for (int r = 0; r < KQ_PANEL_R; r++)
+        row[r] = (float *)(void *)((unsigned char *)w + (size_t)r * w_stride);
+    for (int64_t i = 0; i < n; i++) // 16 sequential streams one way, one the other
+        for (int r = 0; r < KQ_PANEL_R; r++) {
             if (to_group)
-                g[i * KQ_PANEL_R + r] = row[i];
+                g[i * KQ_PANEL_R + r] = row[r][i];
             else
-                row[i] = g[i * KQ_PANEL_R + r];
+                row[r][i] = g[i * KQ_PANEL_R + r];
         }
-    }
+}
+
+/* n bytes (2 or 4) from a to z: a fixed-size copy the compiler inlines (a run-time size made
+ * every piece a library call: 130 MB/s of packing). */
+static inline void x16_move(unsigned char *z, const unsigned char *a, unsigned n)
+{
+    if (n == 4)
+        memcpy(z, a, 4);
+    else
+        memcpy(z, a, 2);
 }
 
 static void x16_copy(enum gguf_ttype t, int64_t n, unsigned char *g, unsigned char *w,
@@ -628,9 +639,9 @@ static void x16_copy(enum gguf_ttype t, int64_t n, unsigned char *g, unsigned ch
                     unsigned char *z = dst + pc[k].dst_off + (size_t)i * pc[k].dst_step +
                                        (size_t)r * pc[k].size;
                     if (to_group)
-                        memcpy(z, a, pc[k].size);
+                        x16_move(z, a, pc[k].size);
                     else
-                        memcpy(a, z, pc[k].size);
+                        x16_move(a, z, pc[k].size);
                 }
         }
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LLM_MAX_EMBD 65536
 #define LLM_MAX_LAYER 1024
@@ -290,12 +291,12 @@ static int packed_cmp(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-static void pack_one(struct llm_model *m, const struct gguf_tensor *t)
+static void pack_one(struct llm_model *m, const struct gguf_tensor *t, struct tw_pool *pool)
 {
     for (int i = 0; i < m->n_packed; i++)
         if (m->packed[i].t == t)
             return;
-    struct kq_packed *p = kq_pack(t->type, t->data, t->ne[0], t->ne[1], NULL, NULL);
+    struct kq_packed *p = kq_pack(t->type, t->data, t->ne[0], t->ne[1], pool, NULL);
     if (!p)
         return;
     m->packed[m->n_packed++] = (struct llm_packed){t, p};
@@ -304,25 +305,32 @@ static void pack_one(struct llm_model *m, const struct gguf_tensor *t)
     gguf_drop_pages(m->f, t->data, t->nbytes);
 }
 
-/* Repacks every matrix the kernels have a faster layout for (kq_pack), unless TWIN_REPACK=0.
- * Out of memory is not an error: the weights are then used in place. */
+/* Repacks every matrix the kernels have a faster layout for (kq_pack), unless TWIN_REPACK=0,
+ * on a pool of one thread per online CPU (a model has no pool of its own; packing is load
+ * time). Out of memory is not an error: the weights are then used in place. */
 static void pack_weights(struct llm_model *m)
 {
     const char *env = getenv("TWIN_REPACK");
     const int n = 7 * m->hp.n_layer + 1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    struct tw_pool *pool = NULL;
+    struct tw_err err = TW_ERR_INIT;
     if (env && !strcmp(env, "0"))
         return;
     m->packed = tw_calloc((size_t)n, sizeof(*m->packed));
     if (!m->packed)
         return;
-    pack_one(m, m->output);
+    if (tw_pool_new(cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus, &pool, &err) < 0)
+        pool = NULL; // pack on this thread
+    pack_one(m, m->output, pool);
     for (int i = 0; i < m->hp.n_layer; i++) {
         const struct llm_layer *l = &m->layers[i];
         const struct gguf_tensor *w[7] = {l->wq, l->wk, l->wv, l->wo, l->w_gate, l->w_up,
                                           l->w_down};
         for (int k = 0; k < 7; k++)
-            pack_one(m, w[k]);
+            pack_one(m, w[k], pool);
     }
+    tw_pool_free(pool);
     qsort(m->packed, (size_t)m->n_packed, sizeof(*m->packed), packed_cmp);
 }
 
