@@ -62,7 +62,8 @@ size_t attn_scratch_size(const struct attn_dims *a)
 {
     size_t rows = scratch_rows(a);
     return round64((size_t)a->d * ATTN_BK * sizeof(float)) +
-           round64(rows * (size_t)a->d * sizeof(float)) + round64(rows * ATTN_BK * sizeof(float)) + round64(rows * a->dp * sizeof(float)) +
+           round64(rows * (size_t)a->d * sizeof(float)) +
+           round64(rows * ATTN_BK * sizeof(float)) + round64(rows * a->dp * sizeof(float)) +
            round64(rows * sizeof(float)) + round64(rows * sizeof(double));
 }
 
@@ -179,37 +180,6 @@ static inline float minf(float a, float b)
 #define VISRA1(x) ((x) >> 1)
 #define VISLL23(x) ((int32_t)((uint32_t)(x) << 23))
 #include "nn/attn_kern.inc"
-#undef SFX
-#undef TGT
-#undef V
-#undef VI
-#undef VW
-#undef KR
-#undef VC
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VZERO
-#undef VFMA
-#undef VMUL
-#undef VADD
-#undef VSUB
-#undef VDIV
-#undef VMAX
-#undef VMIN
-#undef VLOADH
-#undef VROUNDH
-#undef VSTOREH
-#undef HMAX
-#undef VANYGT
-#undef HSUM
-#undef VCASTI
-#undef VCASTF
-#undef VIADD
-#undef VISUB
-#undef VISET1
-#undef VISRA1
-#undef VISLL23
 
 #ifdef ATTN_X86
 
@@ -266,37 +236,6 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #define VISRA1(x) _mm256_srai_epi32(x, 1)
 #define VISLL23(x) _mm256_slli_epi32(x, 23)
 #include "nn/attn_kern.inc"
-#undef SFX
-#undef TGT
-#undef V
-#undef VI
-#undef VW
-#undef KR
-#undef VC
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VZERO
-#undef VFMA
-#undef VMUL
-#undef VADD
-#undef VSUB
-#undef VDIV
-#undef VMAX
-#undef VMIN
-#undef VLOADH
-#undef VROUNDH
-#undef VSTOREH
-#undef HMAX
-#undef VANYGT
-#undef HSUM
-#undef VCASTI
-#undef VCASTF
-#undef VIADD
-#undef VISUB
-#undef VISET1
-#undef VISRA1
-#undef VISLL23
 
 /* ---- AVX-512 ---- */
 
@@ -335,37 +274,6 @@ TGT_AVX2 static inline float hsum_avx2(__m256 v)
 #define VISRA1(x) _mm512_srai_epi32(x, 1)
 #define VISLL23(x) _mm512_slli_epi32(x, 23)
 #include "nn/attn_kern.inc"
-#undef SFX
-#undef TGT
-#undef V
-#undef VI
-#undef VW
-#undef KR
-#undef VC
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VZERO
-#undef VFMA
-#undef VMUL
-#undef VADD
-#undef VSUB
-#undef VDIV
-#undef VMAX
-#undef VMIN
-#undef VLOADH
-#undef VROUNDH
-#undef VSTOREH
-#undef HMAX
-#undef VANYGT
-#undef HSUM
-#undef VCASTI
-#undef VCASTF
-#undef VIADD
-#undef VISUB
-#undef VISET1
-#undef VISRA1
-#undef VISLL23
 
 #endif /* ATTN_X86 */
 
