@@ -110,8 +110,9 @@ struct kq_type_ops {
     void (*x16_panel16)(int64_t n, const void *g, void *panel);
 };
 
-/* The x16 layout: the bytes of 16 GGUF rows of an F32, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K weight, reordered so that one
- * 64-byte load holds 4 quant bytes of each of the 16 rows and the rows' scales are vectors.
+/* The x16 layout: the bytes of 16 GGUF rows of an F32, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K weight,
+ * reordered so that one 64-byte load holds 4 quant bytes (F32: one value) of each of the 16
+ * rows and the rows' scales are vectors.
  * Same size as the rows. Block by block (b = block index, r = row 0..15, j = 0..3):
  *
  *   F32 (64 bytes per column):   4r              column i of row r (16 rows' values of a column
@@ -132,9 +133,10 @@ struct kq_type_ops {
  *                                  s = 0: ql[64h + 4k + j], 1: ql[64h + 32 + 4k + j],
  *                                  2: qh[32h + 4k + j] of row r (read in this order)
  *
- * so a Q8_0 vector holds weights 4k..4k+3 of 16 rows, a Q4 vector's low nibbles weights 4k'..4k'+3 of a sub-block (Q4_0: k' = k; Q4_K: sub-block
- * 2(k/8), k' = k%8) and its high nibbles the same weights of the next half (Q4_0: +16; Q4_K:
- * sub-block 2(k/8)+1). llama.cpp repacks Q4_0/Q4_K the same way (8 rows, "q4_0_8x8"). */
+ * so a Q8_0 vector holds weights 4k..4k+3 of 16 rows, a Q4 vector's low nibbles weights
+ * 4k'..4k'+3 of a sub-block (Q4_0: k' = k; Q4_K: sub-block 2(k/8), k' = k%8) and its high
+ * nibbles the same weights of the next half (Q4_0: +16; Q4_K: sub-block 2(k/8)+1). llama.cpp
+ * repacks Q4_0/Q4_K the same way (8 rows, "q4_0_8x8"). */
 #define KQ_X16_TOK 4
 /* True if t has an x16 layout; kq__pack_x16/unpack convert 16 rows of n weights (stride in
  * bytes) to one group and back. */
