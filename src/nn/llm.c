@@ -4,6 +4,7 @@
  * float multiplication, softmax sums in double. */
 #include "nn/llm.h"
 
+#include "base/log.h"
 #include "base/mem.h"
 #include "base/pool.h"
 #include "nn/attn.h"
@@ -291,14 +292,19 @@ static int packed_cmp(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
+/* Each matrix is named once (output.weight, or token_embd.weight when tied, then each layer's
+ * seven), so none is packed twice. */
 static void pack_one(struct llm_model *m, const struct gguf_tensor *t, struct tw_pool *pool)
 {
-    for (int i = 0; i < m->n_packed; i++)
-        if (m->packed[i].t == t)
-            return;
-    struct kq_packed *p = kq_pack(t->type, t->data, t->ne[0], t->ne[1], pool, NULL);
-    if (!p)
+    int nomem = 0;
+    struct kq_packed *p = kq_pack(t->type, t->data, t->ne[0], t->ne[1], pool, &nomem);
+    if (!p) {
+        if (nomem)
+            tw_log(TW_LOG_WARN, "llm",
+                   "no memory to repack '%.*s' (%.1f MiB): it is used in the file's layout",
+                   (int)t->name.len, t->name.ptr, (double)t->nbytes / (1 << 20));
         return;
+    }
     m->packed[m->n_packed++] = (struct llm_packed){t, p};
     /* a tied token_embd still gives rows to the embedding lookup: they come back from the
      * page cache when read */
